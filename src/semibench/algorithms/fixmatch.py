@@ -1,0 +1,64 @@
+"""FixMatch (Sohn et al., NeurIPS 2020): weak-to-strong pseudo-labelling with a fixed
+confidence threshold.
+
+    p = softmax(f(weak(u)))                       (no gradient)
+    mask = 1[max p >= p_cutoff];  y_hat = argmax p (or p sharpened by T if not hard_label)
+    L = CE(f(weak(x)), y) + lambda_u * mean(mask * CE(f(strong(u)), y_hat))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean, pseudo_label
+
+
+@dataclass
+class FixMatchParams:
+    #: confidence threshold tau in (0, 1]
+    p_cutoff: float = 0.95
+    #: weight lambda_u of the unsupervised loss (>= 0)
+    lambda_u: float = 1.0
+    #: hard (argmax) pseudo-labels; otherwise soft labels sharpened by T
+    hard_label: bool = True
+    #: sharpening temperature for soft pseudo-labels (> 0)
+    T: float = 0.5
+
+    def check(self, name: str) -> None:
+        if not 0.0 < self.p_cutoff <= 1.0:
+            raise ValueError(f"algorithm_params.{name}.p_cutoff={self.p_cutoff}: must be in (0, 1]")
+        if self.lambda_u < 0:
+            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
+        if self.T <= 0:
+            raise ValueError(f"algorithm_params.{name}.T={self.T}: must be > 0")
+
+
+@ALGORITHMS.register("fixmatch")
+class FixMatch(Algorithm):
+    name = "fixmatch"
+    Params = FixMatchParams
+    lb_views = ("weak",)
+    ulb_views = ("weak", "strong")
+    target_views = frozenset({"ulb_weak"})
+
+    def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
+        # Labelled cross-entropy
+        sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
+
+        # Pseudo-labels from the weak view, confidence mask
+        probs = torch.softmax(out.logits["ulb_weak"].float(), dim=-1)
+        mask = fixed_threshold_mask(probs, self.p.p_cutoff)
+        target = pseudo_label(probs, hard=self.p.hard_label, temperature=self.p.T)
+
+        # Consistency on the strong view
+        unsup = masked_mean(ce_loss(out.logits["ulb_strong"].float(), target), mask)
+        loss = sup + self.p.lambda_u * unsup
+        return LossOutput(
+            loss=loss,
+            log={"sup_loss": sup.item(), "unsup_loss": unsup.item()},
+            mask=mask,
+            pseudo_label=probs.argmax(dim=-1),
+        )

@@ -1,0 +1,118 @@
+"""Text views on BERT-style token ids: identity weak view and a token-edit strong view.
+
+NOTE: the strong view is a STAND-IN for USB's strong text augmentation, not the same
+augmentation. USB's strong view is a back-translation of the sentence (precomputed with the WMT19
+en-de-en and en-ru-en translation models), i.e. a fluent paraphrase. Running translation models
+every step is out of reach here, so the strong view instead edits the token ids directly:
+
+1. random deletion of real tokens (each with ``delete_prob``; the survivors are re-packed to the
+   left and padded on the right; at least one real token always survives);
+2. random swaps of neighbouring real tokens (each adjacent pair with ``swap_prob``, in two
+   passes over disjoint pairs: even starts, then odd starts);
+3. random replacement of real tokens by ``mask_id`` (each with ``mask_prob``).
+
+"Real" tokens are all ids other than ``cls_id``, ``sep_id`` and ``pad_id``; those special tokens
+are never deleted, swapped or masked and keep their order, so ``[CLS]`` stays first and
+``[SEP]`` stays right after the last real token. Results obtained with this view are therefore
+not directly comparable with USB's published text numbers.
+
+As in USB, the weak view is the original text and ``eval`` is the identity.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from semibench.augment import ViewFn
+
+
+class TextViews:
+    """Holds the token ids and probabilities; ``eval``/``weak``/``strong`` are ``ViewFn``s."""
+
+    def __init__(
+        self,
+        *,
+        pad_id: int = 0,
+        cls_id: int = 101,
+        sep_id: int = 102,
+        mask_id: int = 103,
+        delete_prob: float = 0.1,
+        swap_prob: float = 0.1,
+        mask_prob: float = 0.15,
+    ) -> None:
+        for name, p in (
+            ("delete_prob", delete_prob),
+            ("swap_prob", swap_prob),
+            ("mask_prob", mask_prob),
+        ):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+        self.pad_id, self.cls_id, self.sep_id, self.mask_id = pad_id, cls_id, sep_id, mask_id
+        self.delete_prob, self.swap_prob, self.mask_prob = delete_prob, swap_prob, mask_prob
+
+    @staticmethod
+    def _check(x: torch.Tensor) -> None:
+        if x.dtype != torch.int64 or x.dim() != 2:
+            raise ValueError(f"expected int64 token ids [B, L], got {x.dtype} {tuple(x.shape)}")
+
+    def real_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """True where a token may be edited (not cls, sep or pad)."""
+        return (x != self.pad_id) & (x != self.cls_id) & (x != self.sep_id)
+
+    def eval(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        self._check(x)
+        return x.clone()
+
+    def weak(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """USB's weak text view is the original sentence."""
+        self._check(x)
+        return x.clone()
+
+    def _delete(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Drop real tokens with ``delete_prob`` (one survives per row) and re-pack left."""
+        real = self.real_mask(x)
+        drop = real & (u < self.delete_prob)
+        # rows that would lose every real token keep the one with the largest draw
+        emptied = real.any(1) & ~(real & ~drop).any(1)
+        if emptied.any():
+            keep = torch.where(real, u, torch.full_like(u, -1.0)).argmax(1)
+            rows = emptied.nonzero().squeeze(1)
+            drop[rows, keep[rows]] = False
+        kept = ~drop
+        # stable compaction: kept token j goes to position (number kept before j)
+        target = kept.long().cumsum(1) - 1
+        target = torch.where(kept, target, torch.full_like(target, x.shape[1]))
+        out = torch.full((x.shape[0], x.shape[1] + 1), self.pad_id, dtype=x.dtype, device=x.device)
+        out.scatter_(1, target, x)  # dropped tokens all land in the extra last column
+        return out[:, :-1]
+
+    def _swap(self, x: torch.Tensor, u: torch.Tensor, parity: int) -> torch.Tensor:
+        """Swap adjacent real pairs (i, i+1) with ``i % 2 == parity``, each with ``swap_prob``."""
+        length = x.shape[1]
+        if length < 2:
+            return x
+        real = self.real_mask(x)
+        start = real[:, :-1] & real[:, 1:] & (u[:, :-1] < self.swap_prob)
+        start &= (torch.arange(length - 1, device=x.device) % 2 == parity).unsqueeze(0)
+        perm = torch.arange(length, device=x.device).expand_as(x).clone()
+        perm[:, :-1] += start.long()
+        perm[:, 1:] -= start.long()
+        return x.gather(1, perm)
+
+    def strong(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Token-edit stand-in for back-translation: delete, swap neighbours, mask."""
+        self._check(x)
+        if x.numel() == 0:
+            return x.clone()
+        u = torch.rand((4, *x.shape), generator=gen, device=gen.device).to(x.device)
+        x = self._delete(x, u[0])
+        x = self._swap(x, u[1], parity=0)
+        x = self._swap(x, u[2], parity=1)
+        masked = self.real_mask(x) & (u[3] < self.mask_prob)
+        return torch.where(masked, torch.full_like(x, self.mask_id), x)
+
+
+def build_text_views(**spec: object) -> dict[str, ViewFn]:
+    """Build the text views from a task's ``augment`` spec (see ``TextViews`` for keys)."""
+    views = TextViews(**spec)  # type: ignore[arg-type]
+    return {"eval": views.eval, "weak": views.weak, "strong": views.strong}

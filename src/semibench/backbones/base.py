@@ -1,0 +1,55 @@
+"""The backbone interface (timm-style) and its registry.
+
+A backbone maps model inputs to pooled features (``forward_features``) and features to logits
+(``forward_head``); it names its no-weight-decay parameters and its layer groups (for layer-wise
+learning-rate decay) so the optimiser is built in one place for every architecture.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from semibench.registry import Registry
+
+BACKBONES: Registry[Any] = Registry("backbone")
+
+
+class Backbone(nn.Module):
+    num_features: int
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, feats: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return feats if pre_logits else self.head(feats)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def no_weight_decay(self) -> set[str]:
+        """Names of parameters that get no weight decay besides 1-D ones (norms, biases)."""
+        return set()
+
+    def group_matcher(self) -> dict[str, Any]:
+        """timm-style regexes mapping parameter names to layer groups (stem first)."""
+        return {"stem": r"^$", "blocks": [(r".*", None)]}
+
+    def prepare_inputs(self, raw: Any) -> torch.Tensor:
+        """Turn stored samples (a numpy array from the prepared data) into stored tensors."""
+        return torch.as_tensor(raw)
+
+    def view_spec(self) -> dict[str, Any]:
+        """Extra keys the domain's views need from the backbone (e.g. special token ids)."""
+        return {}
+
+
+def create_backbone(name: str, num_classes: int, **kwargs: Any) -> Backbone:
+    """The only constructor of backbones; ``None`` kwargs mean "use the default"."""
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return BACKBONES.get(name)(num_classes=num_classes, **kwargs)

@@ -1,0 +1,184 @@
+"""The ``semibench`` command: one subcommand per pipeline step, called by the Snakemake rules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _fetch(args: argparse.Namespace) -> None:
+    from semibench.tasks import create_task
+
+    create_task(args.task).fetch(Path(args.raw_dir))
+
+
+def _prepare(args: argparse.Namespace) -> None:
+    from semibench.tasks import create_task
+
+    create_task(args.task).prepare(Path(args.raw_dir), Path(args.out_dir))
+
+
+def _split(args: argparse.Namespace) -> None:
+    from semibench.splits import make_split, write_split
+    from semibench.tasks import create_task, load_prepared
+
+    task = create_task(args.task)
+    data = load_prepared(args.prepared)
+    split = make_split(
+        data.train_y,
+        task=args.task,
+        num_classes=data.meta["num_classes"],
+        num_labels=args.num_labels,
+        val_per_class=task.val_per_class,
+        seed=args.seed,
+    )
+    write_split(split, args.out)
+
+
+def _train(args: argparse.Namespace) -> None:
+    import torch
+
+    from semibench.train.loop import train_run
+
+    torch.set_num_threads(args.threads)
+    run = json.loads(args.run_config)
+    metrics = train_run(run, Path(args.prepared), Path(args.split), Path(args.out_dir))
+    best, last = metrics["best"], metrics["last"]
+    print(
+        f"{run['task']}/{run['num_labels']}/{run['algorithm']}/seed{run['seed']}: "
+        f"test error {best['test_error']:.2f}% (best on validation, it {best['iteration']}), "
+        f"{last['test_error']:.2f}% (last); {metrics['wall_time_s']:.0f} s on {metrics['device']}",
+        file=sys.stderr,
+    )
+
+
+def _aggregate(args: argparse.Namespace) -> None:
+    from semibench.report.aggregate import collect_runs, write_tables
+
+    write_tables(collect_runs([Path(p) for p in args.metrics]), Path(args.out_dir))
+
+
+def _figures(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from semibench.report.figures import write_figures
+
+    runs = pd.read_csv(args.runs)
+    curves = {}
+    for metrics_path in runs["metrics_path"]:
+        m = json.loads(Path(metrics_path).read_text())
+        key = (m["task"], m["num_labels"], m["algorithm"], m["seed"])
+        curves[key] = Path(metrics_path).with_name("curve.csv")
+    write_figures(runs, curves, Path(args.out_dir))
+
+
+def _report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from semibench.report.html import write_html
+
+    config = json.loads(args.config_json) if args.config_json else None
+    figures = sorted(Path(args.figures_dir).glob("*.png"))
+    write_html(pd.read_csv(args.runs), Path(args.summary_md), figures, Path(args.out),
+               title=args.title, config=config)
+
+
+def _list(args: argparse.Namespace) -> None:
+    from semibench.algorithms import ALGORITHMS
+    from semibench.backbones import BACKBONES
+    from semibench.tasks import TASKS, create_task
+
+    print("tasks:")
+    for name in TASKS:
+        t = create_task(name)
+        print(f"  {name:<12} {t.domain:<6} {t.num_classes:>3} classes  labels {list(t.label_budgets)}"
+              f"  backbone {t.backbone}")
+    print("algorithms:", ", ".join(ALGORITHMS.names()))
+    print("backbones:", ", ".join(BACKBONES.names()))
+
+
+def _check_config(args: argparse.Namespace) -> None:
+    import yaml
+
+    from semibench.config import check_config, run_grid
+
+    config = check_config(yaml.safe_load(Path(args.configfile).read_text()))
+    print(f"{args.configfile}: valid; {len(run_grid(config))} training runs")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="semibench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch", help="put a task's verified source files into a raw directory")
+    p.add_argument("--task", required=True)
+    p.add_argument("--raw-dir", required=True)
+    p.set_defaults(func=_fetch)
+
+    p = sub.add_parser("prepare", help="convert raw files into the prepared format")
+    p.add_argument("--task", required=True)
+    p.add_argument("--raw-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("split", help="labelled/unlabelled/validation split for one seed")
+    p.add_argument("--task", required=True)
+    p.add_argument("--prepared", required=True)
+    p.add_argument("--num-labels", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_split)
+
+    p = sub.add_parser("train", help="train one (task, num_labels, algorithm, seed) run")
+    p.add_argument("--run-config", required=True, help="the resolved run settings, as JSON")
+    p.add_argument("--prepared", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("aggregate", help="tables of every run's metrics")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_aggregate)
+
+    p = sub.add_parser("figures", help="one figure per task")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=_figures)
+
+    p = sub.add_parser("report", help="the self-contained HTML report")
+    p.add_argument("--runs", required=True)
+    p.add_argument("--summary-md", required=True)
+    p.add_argument("--figures-dir", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--title", default="SemiBench report")
+    p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("list", help="registered tasks, algorithms and backbones")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("check-config", help="validate a benchmark config file")
+    p.add_argument("configfile")
+    p.set_defaults(func=_check_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from semibench.config import ConfigError
+    from semibench.train.loop import NonFiniteLossError
+
+    try:
+        args.func(args)
+    except (ConfigError, NonFiniteLossError) as err:
+        print(f"semibench {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Benchmark configuration: schema validation with one-line errors, checks against the
+registries, and the resolved settings of every training run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from semibench.algorithms import ALGORITHMS, make_params
+from semibench.tasks import TASKS, create_task
+from semibench.train.config import TrainConfig
+
+DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message is one line naming the key and what is allowed."""
+
+
+def _path(parts: Any) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "<config>"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    where = _path(error.absolute_path)
+    schema, value = error.schema, error.instance
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed))
+        return f"{where}: unknown key(s) {', '.join(map(str, extra))}; allowed: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{where}={value!r}: allowed values: {', '.join(map(str, schema['enum']))}"
+    if error.validator == "type":
+        return f"{where}={value!r}: must be of type {schema['type']}"
+    if error.validator == "oneOf" and where.endswith("algorithms"):
+        return f"{where}={value!r}: must be a list of algorithm names or \"all\""
+    if error.validator == "required":
+        return f"{where}: {error.message}"
+    return f"{where}={value!r}: {error.message}"
+
+
+def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
+    return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+
+def _check_types(name: str, values: dict[str, Any]) -> None:
+    cls = ALGORITHMS.get(name).Params
+    for field in dataclasses.fields(cls):
+        if field.name not in values:
+            continue
+        value, default = values[field.name], field.default
+        ok = (isinstance(value, bool) if isinstance(default, bool)
+              else isinstance(value, int | float) and not isinstance(value, bool)
+              if isinstance(default, float)
+              else isinstance(value, type(default)) and not isinstance(value, bool)
+              if isinstance(default, int) else isinstance(value, type(default)))
+        if not ok:
+            raise ConfigError(f"algorithm_params.{name}.{field.name}={value!r}: must be of type "
+                              f"{type(default).__name__}")
+
+
+def algorithm_names(config: dict[str, Any]) -> list[str]:
+    algs = config["algorithms"]
+    return ALGORITHMS.names() if algs == "all" else list(algs)
+
+
+def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``."""
+    schema = schema or load_schema()
+    config = json.loads(json.dumps(config))  # plain copy, and YAML-only types are rejected
+    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(config))
+    if error is not None:
+        raise ConfigError(_one_line(error))
+    for key, spec in schema["properties"].items():
+        if "default" in spec:
+            config.setdefault(key, json.loads(json.dumps(spec["default"])))
+
+    for name in algorithm_names(config):
+        if name not in ALGORITHMS:
+            raise ConfigError(f"algorithms: unknown algorithm {name!r}; allowed: "
+                              f"{', '.join(ALGORITHMS.names())}")
+    for name, values in config["algorithm_params"].items():
+        if name not in ALGORITHMS:
+            raise ConfigError(f"algorithm_params.{name}: unknown algorithm; allowed: "
+                              f"{', '.join(ALGORITHMS.names())}")
+        _check_types(name, values)
+        try:
+            make_params(name, values)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(str(err)) from None
+
+    for name, settings in config["tasks"].items():
+        if name not in TASKS:
+            raise ConfigError(f"tasks.{name}: unknown task; allowed: {', '.join(TASKS.names())}")
+        task = create_task(name)
+        settings.setdefault("num_labels", list(task.label_budgets))
+        pool = task.pool_size()
+        for i, n in enumerate(settings["num_labels"]):
+            key = f"tasks.{name}.num_labels[{i}]={n}"
+            if n % task.num_classes:
+                raise ConfigError(f"{key}: must be a multiple of the {task.num_classes} classes "
+                                  f"of {name} (the same number of labels per class)")
+            if pool is not None and n >= pool:
+                raise ConfigError(f"{key}: must be smaller than the {pool} samples of the "
+                                  f"labelled/unlabelled pool of {name}")
+    return config
+
+
+def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorithm: str,
+               seed: int) -> dict[str, Any]:
+    """Everything one training run depends on (and nothing else, so that changing one
+    algorithm's hyper-parameter changes only that algorithm's runs)."""
+    task = create_task(task_name)
+    settings = config["tasks"][task_name]
+    train = {**task.train, **config["train"], **settings.get("train", {})}
+    params = make_params(algorithm, config["algorithm_params"].get(algorithm, {}))
+    run = {
+        "task": task_name,
+        "num_labels": int(num_labels),
+        "algorithm": algorithm,
+        "seed": int(seed),
+        "backbone": settings.get("backbone", task.backbone),
+        "backbone_args": {**task.backbone_args, **settings.get("backbone_args", {})},
+        "augment": {**task.augment, **settings.get("augment", {})},
+        "train": dataclasses.asdict(TrainConfig.from_dict(train)),
+        "algorithm_params": dataclasses.asdict(params),
+    }
+    return json.loads(json.dumps(run))  # plain JSON types, as it is stored and compared
+
+
+def run_grid(config: dict[str, Any]) -> list[tuple[str, int, str, int]]:
+    """Every (task, num_labels, algorithm, seed) of the benchmark."""
+    return [
+        (task, n, alg, seed)
+        for task, settings in config["tasks"].items()
+        for n in settings["num_labels"]
+        for alg in algorithm_names(config)
+        for seed in config["seeds"]
+    ]

@@ -1,0 +1,135 @@
+"""File helpers used everywhere results or downloads are written: checksums, atomic writes,
+safe archive extraction and checksummed downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+class ChecksumError(RuntimeError):
+    """A file's SHA-256 does not match the pinned value."""
+
+
+class UnsafeArchiveError(RuntimeError):
+    """An archive member would be written outside the extraction directory."""
+
+
+def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str) -> None:
+    actual = sha256_file(path)
+    if actual.lower() != expected.lower():
+        raise ChecksumError(
+            f"{path}: SHA-256 mismatch (expected {expected}, got {actual}); "
+            "the file is corrupt or truncated, delete it and fetch again"
+        )
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
+
+    A killed or failing writer therefore never leaves a partial file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are meant to be shared
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def _check_member(root: Path, name: str) -> Path:
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        raise UnsafeArchiveError(f"archive member {name!r} escapes {root}")
+    return target
+
+
+def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
+    """Extract a tar or zip archive, refusing absolute paths, ``..`` and links that escape."""
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            names = zf.namelist()
+            for name in names:
+                _check_member(root, name)
+            zf.extractall(root)
+        return names
+    with tarfile.open(archive) as tf:
+        members = tf.getmembers()
+        for member in members:
+            _check_member(root, member.name)
+        try:
+            # the "data" filter rejects absolute names, links leaving ``root`` and device files
+            tf.extractall(root, filter="data")
+        except tarfile.FilterError as err:
+            raise UnsafeArchiveError(f"{archive}: {err}") from err
+        return [m.name for m in members]
+
+
+def fetch_url(url: str, sha256: str, dest_dir: str | Path, filename: str | None = None) -> Path:
+    """Download ``url`` into ``dest_dir`` with pooch (resumable cache, retries) and verify it.
+
+    A file already present with the right checksum is not downloaded again.
+    """
+    import pooch
+
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        path = pooch.retrieve(
+            url=url,
+            known_hash=f"sha256:{sha256}",
+            path=dest_dir,
+            fname=filename,
+            progressbar=True,
+        )
+    except ValueError as err:  # pooch raises ValueError on hash mismatch
+        raise ChecksumError(f"{url}: {err}") from err
+    return Path(path)

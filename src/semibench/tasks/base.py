@@ -1,0 +1,163 @@
+"""The Task interface and the one prepared format every task is converted into.
+
+A task is one file under ``semibench/tasks/`` holding a ``Task`` subclass decorated with
+``@TASKS.register(name)``. It says what the data is (domain, classes), how to get it
+(``fetch``), how to turn it into the prepared format (``prepare``) and the defaults that a
+config may override (label budgets, backbone, augmentation, trainer settings).
+
+Prepared format (``data/prepared/<task>/``):
+
+* ``data.npz`` (no pickle): ``train_x``, ``train_y``, ``test_x``, ``test_y``. ``*_y`` are int64
+  class indices. ``*_x`` are uint8 images ``[N, C, H, W]`` (image), fixed-width unicode strings
+  ``[N]`` (text) or float32 mono waveforms ``[N, T]`` in [-1, 1] (audio).
+* ``meta.json``: name, domain, classes, num_classes, num_train, num_test, source,
+  raw_checksums (file -> SHA-256 of what ``fetch`` verified), data_sha256 and domain extras
+  (e.g. ``sample_rate``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from semibench.io import atomic_path, atomic_write_json, read_json, sha256_file, verify_sha256
+from semibench.registry import Registry
+
+DOMAINS = ("image", "text", "audio")
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+class Task(ABC):
+    """Metadata and data access for one benchmark task. Subclasses set the class attributes."""
+
+    name: ClassVar[str]
+    domain: ClassVar[str]
+    classes: ClassVar[tuple[str, ...]]
+    label_budgets: ClassVar[tuple[int, ...]]
+    #: validation samples per class, drawn from the training pool and never trained on
+    val_per_class: ClassVar[int]
+    backbone: ClassVar[str]
+    backbone_args: ClassVar[dict[str, Any]] = {}
+    #: domain augmentation settings passed to ``semibench.augment.build_views``
+    augment: ClassVar[dict[str, Any]] = {}
+    #: trainer defaults for this task (see ``semibench.train.config.TrainConfig``)
+    train: ClassVar[dict[str, Any]] = {}
+    source: ClassVar[str]
+    #: size of the prepared training set when it is fixed by the source (lets config
+    #: validation reject impossible label budgets before anything runs); None if unknown
+    num_train: ClassVar[int | None] = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def pool_size(self) -> int | None:
+        """Training samples left for the labelled/unlabelled pool after the validation split."""
+        if self.num_train is None:
+            return None
+        return self.num_train - self.val_per_class * self.num_classes
+
+    @abstractmethod
+    def fetch(self, raw_dir: Path) -> None:
+        """Put the verified source files into ``raw_dir`` and write ``raw_dir/manifest.json``."""
+
+    @abstractmethod
+    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
+        """Convert the files in ``raw_dir`` into the prepared format in ``out_dir``."""
+
+
+def create_task(name: str) -> Task:
+    """The only constructor of tasks; an unknown name lists the registered ones."""
+    return TASKS.get(name)()
+
+
+# --------------------------------------------------------------------------- raw manifests
+
+
+def write_manifest(raw_dir: Path, task: str, source: str, files: dict[str, str]) -> None:
+    """Record what ``fetch`` verified: file name (relative to raw_dir) -> SHA-256."""
+    atomic_write_json(raw_dir / "manifest.json", {"task": task, "source": source, "files": files})
+
+
+def read_manifest(raw_dir: Path) -> dict[str, Any]:
+    """Read the manifest and re-verify every file it lists (catches later corruption)."""
+    manifest = read_json(raw_dir / "manifest.json")
+    for rel, digest in manifest["files"].items():
+        verify_sha256(raw_dir / rel, digest)
+    return manifest
+
+
+# --------------------------------------------------------------------------- prepared data
+
+
+@dataclass
+class Prepared:
+    meta: dict[str, Any]
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+
+def write_prepared(
+    out_dir: Path,
+    *,
+    task: Task,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    raw_checksums: dict[str, str],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Check shapes and labels, then write ``data.npz`` and ``meta.json`` atomically."""
+    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+        if len(x) != len(y):
+            raise ValueError(f"{task.name}: {split}_x has {len(x)} rows but {split}_y has {len(y)}")
+        if len(y) and (y.min() < 0 or y.max() >= task.num_classes):
+            raise ValueError(f"{task.name}: {split}_y outside [0, {task.num_classes})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "data.npz") as tmp, open(tmp, "wb") as handle:
+        np.savez(
+            handle,
+            train_x=train_x,
+            train_y=train_y.astype(np.int64),
+            test_x=test_x,
+            test_y=test_y.astype(np.int64),
+        )
+    meta = {
+        "name": task.name,
+        "domain": task.domain,
+        "classes": list(task.classes),
+        "num_classes": task.num_classes,
+        "num_train": int(len(train_y)),
+        "num_test": int(len(test_y)),
+        "train_class_counts": np.bincount(train_y, minlength=task.num_classes).tolist(),
+        "source": task.source,
+        "raw_checksums": raw_checksums,
+        "data_sha256": sha256_file(out_dir / "data.npz"),
+        **(extra or {}),
+    }
+    atomic_write_json(out_dir / "meta.json", meta)
+
+
+def load_prepared(prepared_dir: str | Path) -> Prepared:
+    prepared_dir = Path(prepared_dir)
+    meta = read_json(prepared_dir / "meta.json")
+    with np.load(prepared_dir / "data.npz", allow_pickle=False) as data:
+        return Prepared(
+            meta=meta,
+            train_x=data["train_x"],
+            train_y=data["train_y"],
+            test_x=data["test_x"],
+            test_y=data["test_y"],
+        )

@@ -1,0 +1,45 @@
+"""Trainer settings: one dataclass, defaults overridden by the task and then the config."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    #: optimiser steps (USB counts iterations, not epochs)
+    iterations: int = 1000
+    #: evaluate on validation and test every this many iterations (and at the last one)
+    eval_every: int = 250
+    #: labelled batch size; the unlabelled batch is ``uratio`` times larger
+    batch_size: int = 32
+    uratio: int = 3
+    eval_batch_size: int = 256
+    #: "sgd" (Nesterov momentum) or "adamw"
+    optimizer: str = "sgd"
+    lr: float = 0.03
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    #: layer-wise learning-rate decay (1.0 = off)
+    layer_decay: float = 1.0
+    warmup_iterations: int = 0
+    #: EMA momentum of the evaluated model (0 = evaluate the live model, USB's default)
+    ema_m: float = 0.0
+    #: one forward pass over labelled + unlabelled views (batch norm sees the joint batch)
+    use_cat: bool = True
+    #: gradient-norm clipping (0 = off)
+    clip_grad: float = 0.0
+    #: "auto" (CUDA when available), "cpu" or "cuda"
+    device: str = "auto"
+    #: autocast dtype on CUDA: "bf16" or "none" (the CPU always runs float32)
+    amp: str = "bf16"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"train: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
+        return cls(**values)

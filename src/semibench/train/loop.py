@@ -1,0 +1,307 @@
+"""The training loop (USB's protocol): iterations, cosine schedule with warm-up, optional EMA,
+evaluation every ``eval_every`` iterations on validation and test, model selection on
+validation only, checkpoint + exact resume, ``metrics.json`` and ``curve.csv``.
+
+    for it in range(start, iterations):
+        batch   = sample labelled (and unlabelled) indices; apply the views the algorithm asks for
+        outputs = algorithm.forward(model, views)          # one shared forward pass
+        loss    = algorithm.compute_loss(outputs, batch)   # the algorithm's own maths
+        backward, clip, step, schedule, EMA
+        every eval_every: evaluate, keep the best-on-validation, checkpoint
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import platform
+import sys
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from semibench.algorithms import Algorithm, Batch, create_algorithm
+from semibench.augment import build_views
+from semibench.backbones import create_backbone
+from semibench.io import atomic_write_json, atomic_write_text
+from semibench.splits import read_split
+from semibench.tasks import load_prepared
+from semibench.train.checkpoint import load_checkpoint, save_checkpoint
+from semibench.train.config import TrainConfig
+from semibench.train.ema import ModelEMA
+from semibench.train.evaluate import EvalResult, evaluate
+from semibench.train.optim import make_optimizer, make_scheduler
+from semibench.train.sampling import BatchSampler, step_generator
+
+CURVE_COLUMNS = [
+    "iteration", "lr", "loss", "sup_loss", "unsup_loss", "mask_ratio", "pseudo_label_acc",
+    "val_error", "test_error", "elapsed_s",
+]  # fmt: skip
+STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH = 1, 2, 3, 4
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite: the run stops and writes no metrics."""
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("semibench", "torch", "torchvision", "torchaudio", "timm", "transformers", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path):
+        self.run = run
+        self.out_dir = Path(out_dir)
+        self.seed = int(run["seed"])
+        self.cfg = TrainConfig.from_dict(run["train"])
+        self.device = pick_device(self.cfg.device)
+        use_bf16 = self.device.type == "cuda" and self.cfg.amp == "bf16"
+        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+
+        torch.manual_seed(self.seed)
+        data = load_prepared(prepared_dir)
+        self.num_classes = data.meta["num_classes"]
+        self.meta = data.meta
+        self.model = create_backbone(
+            run["backbone"], self.num_classes, **run.get("backbone_args", {})
+        ).to(self.device)
+        self.views = build_views(data.meta["domain"], {**run.get("augment", {}),
+                                                       **self.model.view_spec()})
+        self.x_train = self.model.prepare_inputs(data.train_x)
+        self.y_train = torch.as_tensor(data.train_y)
+        self.x_test = self.model.prepare_inputs(data.test_x)
+        self.y_test = torch.as_tensor(data.test_y)
+
+        split = read_split(split_path)
+        self.val_idx = torch.tensor(split.validation, dtype=torch.long)
+        ulb = torch.tensor(split.unlabelled, dtype=torch.long)
+        lb = torch.tensor(split.labelled, dtype=torch.long)
+        self.algorithm: Algorithm = create_algorithm(
+            run["algorithm"],
+            run.get("algorithm_params", {}),
+            num_classes=self.num_classes,
+            num_iterations=self.cfg.iterations,
+            num_ulb=len(ulb),
+        )
+        if self.algorithm.uses_all_labels:
+            lb = torch.unique(torch.cat([lb, ulb]))
+        self.lb_sampler = BatchSampler(lb, self.cfg.batch_size, self.seed, STREAM_LB)
+        # positions inside the unlabelled pool are the algorithm's per-sample indices
+        self.ulb_pool = ulb
+        self.ulb_sampler = BatchSampler(torch.arange(len(ulb)), self.cfg.batch_size * self.cfg.uratio,
+                                        self.seed, STREAM_ULB)
+
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg)
+        self.ema = ModelEMA(self.model, self.cfg.ema_m) if self.cfg.ema_m > 0 else None
+
+        self.start_iteration = 0
+        self.curve: list[dict[str, float]] = []
+        self.best: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None
+        self.elapsed_before = 0.0
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ checkpoint
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.out_dir / "checkpoint.pt"
+
+    def _state(self, next_iteration: int, elapsed: float) -> dict[str, Any]:
+        return {
+            "config": self.run,
+            "next_iteration": next_iteration,
+            "model": self.model.state_dict(),
+            "ema": self.ema.model.state_dict() if self.ema else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "algorithm": self.algorithm.state_dict(),
+            "curve": self.curve,
+            "best": self.best,
+            "last": self.last,
+            "elapsed_s": elapsed,
+        }
+
+    def _maybe_resume(self) -> None:
+        if not self.checkpoint_path.exists():
+            return
+        state = load_checkpoint(self.checkpoint_path)
+        if state["config"] != self.run:
+            print("checkpoint.pt belongs to another configuration; starting afresh",
+                  file=sys.stderr)
+            return
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.model.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.curve, self.best, self.last = state["curve"], state["best"], state["last"]
+        self.start_iteration = state["next_iteration"]
+        self.elapsed_before = state["elapsed_s"]
+        print(f"resumed from iteration {self.start_iteration}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ one step
+    def make_batch(self, step: int) -> Batch:
+        gen = step_generator(self.seed, STREAM_VIEWS, step)
+        lb = self.lb_sampler.batch(step)
+        x_lb = {v: self.views[v](self.x_train[lb], gen) for v in self.algorithm.lb_views}
+        batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb])
+        if self.algorithm.ulb_views:
+            pos = self.ulb_sampler.batch(step)
+            ulb = self.ulb_pool[pos]
+            batch.x_ulb = {v: self.views[v](self.x_train[ulb], gen) for v in self.algorithm.ulb_views}
+            batch.idx_ulb, batch.y_ulb = pos, self.y_train[ulb]
+        return batch
+
+    def _to_device(self, batch: Batch) -> Batch:
+        move = {k: v.to(self.device, non_blocking=True) for k, v in batch.x_lb.items()}
+        batch.x_lb = move
+        batch.x_ulb = {k: v.to(self.device, non_blocking=True) for k, v in batch.x_ulb.items()}
+        batch.y_lb = batch.y_lb.to(self.device)
+        for name in ("idx_ulb", "y_ulb"):
+            value = getattr(batch, name)
+            if value is not None:
+                setattr(batch, name, value.to(self.device))
+        return batch
+
+    def train_step(self, step: int) -> dict[str, float]:
+        torch.manual_seed(step_generator(self.seed, STREAM_TORCH, step).initial_seed())
+        batch = self._to_device(self.make_batch(step))
+        inputs = {f"lb_{v}": x for v, x in batch.x_lb.items()}
+        inputs.update({f"ulb_{v}": x for v, x in batch.x_ulb.items()})
+        self.model.train()
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype,
+                            enabled=self.autocast_dtype is not None):
+            out = self.algorithm.forward(self.model, inputs, self.cfg.use_cat)
+            result = self.algorithm.compute_loss(out, batch, step)
+        loss = result.loss
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"non-finite loss {loss.item()} at iteration {step} "
+                f"({', '.join(f'{k}={v:.4g}' for k, v in result.log.items())}); "
+                "lower train.lr or check the data"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.cfg.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        log = {"loss": loss.item(), **result.log}
+        if result.mask is not None and batch.y_ulb is not None:
+            mask = result.mask.float()
+            log["mask_ratio"] = mask.mean().item()
+            if mask.sum() > 0 and result.pseudo_label is not None:
+                correct = (result.pseudo_label == batch.y_ulb).float()
+                log["pseudo_label_acc"] = ((mask * correct).sum() / mask.sum()).item()
+        return log
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, idx: torch.Tensor | None) -> EvalResult:
+        model = self.ema.model if self.ema is not None else self.model
+        x, y = (self.x_test, self.y_test) if idx is None else (self.x_train[idx], self.y_train[idx])
+        return evaluate(model, x, y, self.views["eval"], num_classes=self.num_classes,
+                        batch_size=self.cfg.eval_batch_size, device=self.device,
+                        autocast_dtype=self.autocast_dtype)
+
+    def _eval_record(self, iteration: int) -> dict[str, Any]:
+        val, test = self._evaluate(self.val_idx), self._evaluate(None)
+        return {"iteration": iteration, "val_error": val.error, "test_error": test.error,
+                "test_per_class_accuracy": test.per_class_accuracy}
+
+    # ------------------------------------------------------------------ the run
+    def fit(self) -> dict[str, Any]:
+        cfg = self.cfg
+        started = time.perf_counter()
+        sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
+        bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration,
+                   total=cfg.iterations, desc=f"{self.run['task']}/{self.run['algorithm']}",
+                   file=sys.stderr, mininterval=5.0)
+        for step in bar:
+            for k, v in self.train_step(step).items():
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+            iteration = step + 1
+            if iteration % cfg.eval_every == 0 or iteration == cfg.iterations:
+                record = self.last = self._eval_record(iteration)
+                elapsed = self.elapsed_before + time.perf_counter() - started
+                row = {k: sums[k] / counts[k] for k in sums}
+                row.update(iteration=iteration, lr=self.scheduler.get_last_lr()[-1],
+                           val_error=record["val_error"], test_error=record["test_error"],
+                           elapsed_s=elapsed)
+                self.curve.append(row)
+                sums, counts = {}, {}
+                if self.best is None or record["val_error"] < self.best["val_error"]:
+                    self.best = record
+                    model = self.ema.model if self.ema is not None else self.model
+                    save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
+                save_checkpoint(self.checkpoint_path, self._state(iteration, elapsed))
+                bar.set_postfix(val=f"{record['val_error']:.1f}", test=f"{record['test_error']:.1f}")
+        bar.close()
+        wall = self.elapsed_before + time.perf_counter() - started
+        return self._metrics(wall)
+
+    def _metrics(self, wall: float) -> dict[str, Any]:
+        device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return {
+            "task": self.run["task"],
+            "domain": self.meta["domain"],
+            "num_labels": self.run["num_labels"],
+            "algorithm": self.run["algorithm"],
+            "seed": self.seed,
+            "num_classes": self.num_classes,
+            "classes": self.meta["classes"],
+            "best": self.best,
+            "last": self.last,
+            "wall_time_s": wall,
+            "device": device,
+            "threads": torch.get_num_threads(),
+            "versions": package_versions(),
+            "config": {**self.run, "train": asdict(self.cfg)},
+        }
+
+
+def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CURVE_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if row.get(k) is None or (isinstance(row.get(k), float)
+                                                          and math.isnan(row[k])) else row[k])
+                         for k in CURVE_COLUMNS})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path) -> dict:
+    """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(run, prepared_dir, split_path, out_dir)
+    metrics = trainer.fit()
+    write_curve(out_dir / "curve.csv", trainer.curve)
+    atomic_write_json(out_dir / "metrics.json", metrics)  # last: its presence means "complete"
+    return metrics

@@ -1,0 +1,38 @@
+"""Shared fixtures: small prepared datasets written in the project's prepared format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def prepared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real offline MNIST task, fetched and prepared once per test session."""
+    from semibench.tasks import create_task
+
+    root = tmp_path_factory.mktemp("mnist")
+    task = create_task("mnist")
+    task.fetch(root / "raw")
+    task.prepare(root / "raw", root / "prepared")
+    return root / "prepared"
+
+
+def toy_labels(num_classes: int = 4, per_class: int = 30, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.permutation(np.repeat(np.arange(num_classes), per_class))

@@ -1,0 +1,221 @@
+"""Tests of the batched image views (normalisation, weak crop/flip, RandAugment + Cutout)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from semibench.augment import build_views
+from semibench.augment.image import (
+    ALL_OPS,
+    NO_COLOR_OPS,
+    ImageViews,
+)
+
+MEAN3, STD3 = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
+COLOUR_OPS = {"AutoContrast", "Color", "Contrast", "Posterize", "Solarize"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """The views run on one CPU thread in training; this also keeps timings stable under load."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def images(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    return torch.randint(0, 256, shape, generator=gen(seed), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (4, 3, 32, 32), (3, 3, 20, 24)])
+@pytest.mark.parametrize("view", ["eval", "weak", "strong"])
+def test_shapes_and_dtype(shape: tuple[int, ...], view: str) -> None:
+    c = shape[1]
+    views = build_views("image", {"mean": MEAN3[:c], "std": STD3[:c]})
+    out = views[view](images(shape), gen())
+    assert out.shape == shape
+    assert out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+
+
+def test_eval_normalises_constant_image() -> None:
+    views = build_views("image", {"mean": MEAN3, "std": STD3})
+    x = torch.full((2, 3, 8, 8), 200, dtype=torch.uint8)
+    out = views["eval"](x, gen())
+    expected = (200 / 255 - torch.tensor(MEAN3)) / torch.tensor(STD3)
+    torch.testing.assert_close(out[0, :, 3, 5], expected)
+    torch.testing.assert_close(out, expected.view(1, 3, 1, 1).expand_as(out))
+
+
+def test_eval_is_deterministic() -> None:
+    views = build_views("image", {"mean": (0.5,), "std": (0.5,)})
+    x = images((6, 1, 28, 28))
+    assert torch.equal(views["eval"](x, gen(1)), views["eval"](x, gen(2)))
+
+
+@pytest.mark.parametrize("view", ["weak", "strong"])
+def test_reproducible_per_generator(view: str) -> None:
+    views = build_views("image", {"mean": MEAN3, "std": STD3})
+    x = images((16, 3, 32, 32))
+    a = views[view](x, gen(7))
+    b = views[view](x, gen(7))
+    c = views[view](x, gen(8))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_global_rng_is_not_used() -> None:
+    views = build_views("image", {"mean": MEAN3, "std": STD3})
+    x = images((8, 3, 32, 32))
+    torch.manual_seed(0)
+    a = views["strong"](x, gen(3))
+    torch.manual_seed(1)
+    b = views["strong"](x, gen(3))
+    assert torch.equal(a, b)
+
+
+def test_weak_flip_only_keeps_pixel_multiset() -> None:
+    views = ImageViews(mean=(0.0,), std=(1.0,), crop_ratio=1.0, hflip=True, vflip=True)
+    x = images((32, 1, 10, 10))
+    out = (views.weak(x, gen()) * 255).round().to(torch.uint8)
+    assert not torch.equal(out, x)  # some samples were flipped
+    for a, b in zip(out, x, strict=True):
+        assert torch.equal(a.flatten().sort().values, b.flatten().sort().values)
+        flips = [b, b.flip(-1), b.flip(-2), b.flip(-1).flip(-2)]
+        assert any(torch.equal(a, f) for f in flips)
+
+
+def test_weak_crop_is_a_shift_of_the_reflect_padded_image() -> None:
+    views = ImageViews(mean=(0.0,), std=(1.0,), crop_ratio=0.875, hflip=False)
+    x = images((16, 1, 32, 32))
+    out = (views.weak(x, gen()) * 255).round().to(torch.uint8)
+    padded = torch.nn.functional.pad(x.float(), (4, 4, 4, 4), mode="reflect").to(torch.uint8)
+    for o, p in zip(out, padded, strict=True):
+        crops = [p[:, i : i + 32, j : j + 32] for i in range(9) for j in range(9)]
+        assert any(torch.equal(o, c) for c in crops)
+
+
+def test_strong_changes_images() -> None:
+    views = build_views("image", {"mean": (0.5,), "std": (0.5,), "crop_ratio": 1.0, "hflip": False})
+    x = images((64, 1, 28, 28))
+    changed = (views["strong"](x, gen()) != views["eval"](x, gen())).flatten(1).any(1)
+    assert changed.float().mean() > 0.9
+
+
+def test_identity_only_strong_equals_eval() -> None:
+    views = ImageViews(mean=MEAN3, std=STD3, crop_ratio=1.0, hflip=False, cutout=False)
+    views.ops = ("Identity",)
+    x = images((8, 3, 16, 16))
+    assert torch.equal(views.strong(x, gen()), views.eval(x))
+
+
+def test_rotate_fills_corners_black() -> None:
+    views = ImageViews(
+        mean=(0.0,), std=(1.0,), crop_ratio=1.0, hflip=False, cutout=False, randaugment_ops=1
+    )
+    views.ops = ("Rotate",)
+    x = torch.full((64, 1, 32, 32), 255, dtype=torch.uint8)
+    out = views.strong(x, gen())
+    corner_black = out[:, 0, 0, 0] == 0
+    assert corner_black.float().mean() > 0.5  # most |angle| are large enough to expose it
+    assert (out[:, 0, 16, 16] == 1.0).all()  # the centre stays
+
+
+def test_solarize_and_posterize_values() -> None:
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16).expand(32, 1, 16, 16)
+    views = ImageViews(
+        mean=(0.0,), std=(1.0,), crop_ratio=1.0, hflip=False, cutout=False, randaugment_ops=1
+    )
+    views.ops = ("Posterize",)
+    out = (views.strong(x, gen()) * 255).round().to(torch.uint8)
+    masks = [(255 << (8 - bits)) & 255 for bits in range(4, 9)]
+    for o, xi in zip(out, x, strict=True):
+        assert any(torch.equal(o, xi & m) for m in masks)  # keeps 4 to 8 high bits
+    assert not torch.equal(out, x)
+    views.ops = ("Solarize",)
+    out = (views.strong(x, gen()) * 255).round().long()
+    xs = x.long()
+    assert ((out == xs) | (out == 255 - xs)).all()
+    assert (out != xs).any()
+
+
+def _cutout_mask(out: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    return (out == fill.view(1, -1, 1, 1)).all(1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_cutout_leaves_fill_coloured_square(channels: int) -> None:
+    views = ImageViews(mean=(0.0,) * channels, std=(1.0,) * channels, randaugment_ops=0)
+    x = torch.zeros((64, channels, 32, 32), dtype=torch.uint8)
+    out = (views.strong(x, gen()) * 255).round()
+    fill_values = (125, 123, 114) if channels == 3 else (123,)  # USB's grey; its luminance
+    fill = torch.tensor(fill_values, dtype=torch.float32)
+    mask = _cutout_mask(out, fill)
+    assert ((out == 0).all(1) | mask).all()  # only black or fill pixels
+    nonempty = 0
+    for m in mask:
+        if not m.any():
+            continue
+        nonempty += 1
+        rows = m.any(1).nonzero().squeeze(1)
+        cols = m.any(0).nonzero().squeeze(1)
+        r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+        assert m[r0 : r1 + 1, c0 : c1 + 1].all()  # a solid rectangle
+        assert m.sum() == (r1 - r0 + 1) * (c1 - c0 + 1)
+        assert max(r1 - r0, c1 - c0) + 1 <= 16  # side <= 0.5 * width
+        if r0 > 0 and c0 > 0 and r1 < 31 and c1 < 31:  # unclipped: a square
+            assert r1 - r0 == c1 - c0
+    assert nonempty > 40
+
+
+def test_no_cutout_when_disabled() -> None:
+    views = ImageViews(mean=(0.0,), std=(1.0,), randaugment_ops=0, cutout=False)
+    x = torch.zeros((32, 1, 16, 16), dtype=torch.uint8)
+    assert (views.strong(x, gen()) == 0).all()
+
+
+def test_op_lists() -> None:
+    assert set(ALL_OPS) == set(NO_COLOR_OPS) | COLOUR_OPS
+    assert not COLOUR_OPS & set(NO_COLOR_OPS)
+    assert ImageViews(mean=(0.5,), std=(0.5,), exclude_color_aug=True).ops == NO_COLOR_OPS
+    assert ImageViews(mean=(0.5,), std=(0.5,)).ops == ALL_OPS
+
+
+@pytest.mark.parametrize("exclude", [True, False])
+def test_exclude_color_aug_never_calls_colour_ops(exclude: bool) -> None:
+    views = ImageViews(mean=MEAN3, std=STD3, exclude_color_aug=exclude)
+    called: set[str] = set()
+
+    def recorder(name: str):
+        original = views.pixel_ops[name]
+
+        def op(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+            called.add(name)
+            return original(x, v)
+
+        return op
+
+    for name in list(views.pixel_ops):
+        views.pixel_ops[name] = recorder(name)
+    views.strong(images((64, 3, 16, 16)), gen())
+    if exclude:
+        assert not called & COLOUR_OPS
+        assert called  # Brightness / Equalize / Sharpness still run
+    else:
+        assert called & COLOUR_OPS
+
+
+def test_rejects_bad_input() -> None:
+    views = ImageViews(mean=MEAN3, std=STD3)
+    with pytest.raises(ValueError):
+        views.eval(torch.zeros((2, 3, 8, 8)))
+    with pytest.raises(ValueError):
+        views.eval(torch.zeros((2, 1, 8, 8), dtype=torch.uint8).expand(2, 2, 8, 8))
+    with pytest.raises(TypeError):
+        build_views("image", {"mean": MEAN3, "std": STD3, "crop_ration": 0.9})

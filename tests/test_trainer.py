@@ -1,0 +1,114 @@
+"""The training loop on the real MNIST task at toy sizes: outputs, NaN handling, exact resume."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from semibench.config import check_config, run_config
+from semibench.splits import make_split, write_split
+from semibench.tasks import load_prepared
+from semibench.train import loop
+from semibench.train.loop import NonFiniteLossError, train_run
+
+TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
+         "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def split_path(prepared_mnist, tmp_path_factory):
+    data = load_prepared(prepared_mnist)
+    path = tmp_path_factory.mktemp("split") / "seed0.json"
+    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
+                           val_per_class=20, seed=0), path)
+    return path
+
+
+def settings(algorithm, **train):
+    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
+                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
+    return run_config(cfg, "mnist", 40, algorithm, 0)
+
+
+def test_outputs(prepared_mnist, split_path, tmp_path):
+    metrics = train_run(settings("fixmatch"), prepared_mnist, split_path, tmp_path)
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(metrics))
+    assert on_disk["best"]["iteration"] in (3, 6) and on_disk["last"]["iteration"] == 6
+    assert len(on_disk["last"]["test_per_class_accuracy"]) == 10
+    assert on_disk["device"] == "cpu" and on_disk["wall_time_s"] > 0
+    assert on_disk["versions"]["torch"].startswith("2.11")
+    assert on_disk["config"]["algorithm_params"]["p_cutoff"] == 0.95
+    rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
+    assert [int(r["iteration"]) for r in rows] == [3, 6]
+    assert all(0 <= float(r["mask_ratio"]) <= 1 for r in rows)
+    assert float(rows[-1]["test_error"]) == pytest.approx(on_disk["last"]["test_error"])
+    # the selected model is the one with the lowest validation error, never chosen on test
+    best_row = min(rows, key=lambda r: float(r["val_error"]))
+    assert float(best_row["test_error"]) == pytest.approx(on_disk["best"]["test_error"])
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "model_best.pt").exists()
+    state = torch.load(tmp_path / "model_best.pt", weights_only=True)
+    assert "head.weight" in state
+
+
+def test_supervised_has_no_pseudo_label_columns(prepared_mnist, split_path, tmp_path):
+    train_run(settings("supervised"), prepared_mnist, split_path, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
+    assert rows[0]["mask_ratio"] == "" and rows[0]["unsup_loss"] == ""
+
+
+def test_non_finite_loss_stops_without_metrics(prepared_mnist, split_path, tmp_path, monkeypatch):
+    from semibench.algorithms.fixmatch import FixMatch
+
+    original = FixMatch.compute_loss
+
+    def poisoned(self, out, batch, iteration):
+        res = original(self, out, batch, iteration)
+        if iteration == 4:
+            res.loss = res.loss * float("nan")
+        return res
+
+    monkeypatch.setattr(FixMatch, "compute_loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at iteration 4"):
+        train_run(settings("fixmatch"), prepared_mnist, split_path, tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+    assert not (tmp_path / "curve.csv").exists()
+
+
+def test_killed_run_resumes_exactly(prepared_mnist, split_path, tmp_path, monkeypatch):
+    run = settings("fixmatch")
+    reference = train_run(run, prepared_mnist, split_path, tmp_path / "ref")
+
+    original = loop.Trainer.train_step
+
+    def killed(self, step):
+        if step == 4:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, step)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, prepared_mnist, split_path, tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / "metrics.json").exists()  # nothing looks complete
+    monkeypatch.setattr(loop.Trainer, "train_step", original)
+
+    resumed = train_run(run, prepared_mnist, split_path, tmp_path / "resumed")
+    assert resumed["best"] == reference["best"] and resumed["last"] == reference["last"]
+    ref_curve = (tmp_path / "ref" / "curve.csv").read_text().splitlines()
+    new_curve = (tmp_path / "resumed" / "curve.csv").read_text().splitlines()
+    strip = [lambda rows: [",".join(r.split(",")[:-1]) for r in rows]][0]  # drop elapsed_s
+    assert strip(new_curve) == strip(ref_curve)
+
+
+def test_same_seed_same_metrics_on_cpu(prepared_mnist, split_path, tmp_path):
+    a = train_run(settings("supervised"), prepared_mnist, split_path, tmp_path / "a")
+    b = train_run(settings("supervised"), prepared_mnist, split_path, tmp_path / "b")
+    assert a["best"] == b["best"] and a["last"] == b["last"]
+
+
+def test_checkpoint_of_other_config_is_not_resumed(prepared_mnist, split_path, tmp_path):
+    train_run(settings("supervised", lr=0.01), prepared_mnist, split_path, tmp_path)
+    fresh = train_run(settings("supervised", lr=0.02), prepared_mnist, split_path, tmp_path / "x")
+    again = train_run(settings("supervised", lr=0.02), prepared_mnist, split_path, tmp_path)
+    assert again["last"] == fresh["last"]

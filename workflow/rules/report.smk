@@ -1,0 +1,49 @@
+rule aggregate:
+    input:
+        metrics=all_metrics(),
+    output:
+        runs=f"{TABLES_DIR}/runs.csv",
+        summary=f"{TABLES_DIR}/summary.csv",
+        markdown=f"{TABLES_DIR}/summary.md",
+    log:
+        f"logs/aggregate/{BENCHMARK}.log",
+    shell:
+        "semibench aggregate --metrics {input.metrics} --out-dir {TABLES_DIR} 2> {log}"
+
+
+rule figures:
+    input:
+        runs=f"{TABLES_DIR}/runs.csv",
+        curves=[f"results/runs/{t}/{n}/{a}/seed{s}/curve.csv" for t, n, a, s in GRID],
+    output:
+        bars=report(
+            expand(f"{FIGURES_DIR}/{{task}}.png", task=TASK_NAMES),
+            caption="../report/errors.rst",
+            category="Test error",
+        ),
+        curves=report(
+            expand(f"{FIGURES_DIR}/{{task}}_curves.png", task=TASK_NAMES),
+            caption="../report/curves.rst",
+            category="Learning curves",
+        ),
+    log:
+        f"logs/figures/{BENCHMARK}.log",
+    shell:
+        "semibench figures --runs {input.runs} --out-dir {FIGURES_DIR} 2> {log}"
+
+
+rule report:
+    input:
+        runs=f"{TABLES_DIR}/runs.csv",
+        markdown=f"{TABLES_DIR}/summary.md",
+        figures=rules.figures.output.bars + rules.figures.output.curves,
+    output:
+        html=REPORT_HTML,
+    params:
+        config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
+    log:
+        f"logs/report/{BENCHMARK}.log",
+    shell:
+        "semibench report --runs {input.runs} --summary-md {input.markdown}"
+        " --figures-dir {FIGURES_DIR} --out {output.html} --title 'SemiBench: {BENCHMARK}'"
+        " --config-json {params.config_json} 2> {log}"

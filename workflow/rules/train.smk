@@ -1,0 +1,21 @@
+rule train:
+    input:
+        meta="data/prepared/{task}/meta.json",
+        data="data/prepared/{task}/data.npz",
+        split="data/splits/{task}/{num_labels}/seed{seed}.json",
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        curve=f"{RUN_DIR}/curve.csv",
+    params:
+        run=run_settings,
+        out_dir=RUN_DIR,
+    threads: config["threads"]
+    resources:
+        gpu=config["gpus_per_job"],
+    log:
+        "logs/train/{task}/{num_labels}/{algorithm}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{task}/{num_labels}/{algorithm}/seed{seed}.tsv"
+    shell:
+        "semibench train --run-config {params.run} --prepared data/prepared/{wildcards.task}"
+        " --split {input.split} --out-dir {params.out_dir} --threads {threads} 2> {log}"
