@@ -1,6 +1,8 @@
 rule fetch:
     output:
         manifest="data/raw/{task}/manifest.json",
+    conda:
+        "../../envs/semibench.yaml"
     log:
         "logs/fetch/{task}.log",
     benchmark:
@@ -15,6 +17,8 @@ rule prepare:
     output:
         data="data/prepared/{task}/data.npz",
         meta="data/prepared/{task}/meta.json",
+    conda:
+        "../../envs/semibench.yaml"
     log:
         "logs/prepare/{task}.log",
     benchmark:
@@ -30,6 +34,8 @@ rule split:
         data="data/prepared/{task}/data.npz",
     output:
         "data/splits/{task}/{num_labels}/seed{seed}.json",
+    conda:
+        "../../envs/semibench.yaml"
     log:
         "logs/split/{task}/{num_labels}/seed{seed}.log",
     shell:

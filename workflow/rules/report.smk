@@ -5,6 +5,8 @@ rule aggregate:
         runs=f"{TABLES_DIR}/runs.csv",
         summary=f"{TABLES_DIR}/summary.csv",
         markdown=f"{TABLES_DIR}/summary.md",
+    conda:
+        "../../envs/semibench.yaml"
     log:
         f"logs/aggregate/{BENCHMARK}.log",
     shell:
@@ -26,6 +28,8 @@ rule figures:
             caption="../report/curves.rst",
             category="Learning curves",
         ),
+    conda:
+        "../../envs/semibench.yaml"
     log:
         f"logs/figures/{BENCHMARK}.log",
     shell:
@@ -41,6 +45,8 @@ rule report:
         html=REPORT_HTML,
     params:
         config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
+    conda:
+        "../../envs/semibench.yaml"
     log:
         f"logs/report/{BENCHMARK}.log",
     shell:

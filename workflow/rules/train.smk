@@ -12,6 +12,8 @@ rule train:
     threads: config["threads"]
     resources:
         gpu=config["gpus_per_job"],
+    conda:
+        "../../envs/semibench.yaml"
     log:
         "logs/train/{task}/{num_labels}/{algorithm}/seed{seed}.log",
     benchmark:

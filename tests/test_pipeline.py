@@ -1,0 +1,106 @@
+"""End to end: the whole Snakemake DAG on a tiny config in a temporary directory."""
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BIN = Path(sys.executable).parent
+TINY_TRAIN = {"iterations": 4, "eval_every": 2, "batch_size": 4, "uratio": 2,
+              "eval_batch_size": 256}
+
+
+def tiny_config(**algorithm_params):
+    return {
+        "benchmark": "tiny",
+        "seeds": [0, 1],
+        "algorithms": ["supervised", "fixmatch"],
+        "tasks": {
+            "mnist": {"num_labels": [20], "train": TINY_TRAIN},
+            "keywords": {"num_labels": [20], "train": TINY_TRAIN},
+            "newsgroups": {
+                "num_labels": [40],
+                "backbone_args": {"max_length": 16},
+                "train": {**TINY_TRAIN, "eval_batch_size": 128},
+            },
+        },
+        "algorithm_params": algorithm_params,
+        "train": {"device": "cpu"},
+        "threads": 1,
+    }
+
+
+def snakemake(workdir: Path, repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(repo / "Snakefile"), "--directory",
+         str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=1200,
+    )
+
+
+def write(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def train_jobs(dry_run_output: str) -> list[str]:
+    """(task, algorithm, seed) of every train job a dry run lists."""
+    return sorted(re.findall(r"wildcards: task=(\w+), num_labels=\d+, algorithm=(\w+), "
+                             r"seed=(\d+)", dry_run_output))
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end(tmp_path, repo_root):
+    cfg = write(tmp_path / "tiny.yaml", tiny_config())
+    run = snakemake(tmp_path, repo_root, "--configfile", str(cfg))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    html = tmp_path / "reports" / "tiny" / "index.html"
+    assert html.exists() and "data:image/png;base64," in html.read_text()
+    rows = list(csv.DictReader((tmp_path / "results/tables/tiny/summary.csv").open()))
+    got = sorted((r["task"], int(r["num_labels"]), r["algorithm"], int(r["n_seeds"])) for r in rows)
+    expected = sorted((t, n, a, 2) for t, n in [("mnist", 20), ("keywords", 20), ("newsgroups", 40)]
+                      for a in ["supervised", "fixmatch"])
+    assert got == expected
+    for r in rows:
+        assert 0.0 <= float(r["best_test_error_mean"]) <= 100.0
+    for task in ["mnist", "keywords", "newsgroups"]:
+        assert (tmp_path / f"results/figures/tiny/{task}.png").stat().st_size > 1000
+    split = yaml.safe_load((tmp_path / "data/splits/mnist/20/seed0.json").read_text())
+    assert len(split["labelled"]) == 20
+
+    # a second run right after the first does nothing
+    again = snakemake(tmp_path, repo_root, "--configfile", str(cfg), "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+    # one algorithm's hyper-parameter changes: only that algorithm's runs (and the report) rerun
+    changed = write(tmp_path / "changed.yaml", tiny_config(fixmatch={"p_cutoff": 0.9}))
+    dry = snakemake(tmp_path, repo_root, "--configfile", str(changed), "-n")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    jobs = train_jobs(dry.stdout + dry.stderr)
+    assert jobs == sorted((t, "fixmatch", s) for t in ["keywords", "mnist", "newsgroups"]
+                          for s in ["0", "1"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tasks": {"mnist": {"num_labels": [25]}}}, "tasks.mnist.num_labels[0]=25: must be a multiple"),
+        ({"algorithms": ["fixmatch", "nomatch"]}, "unknown algorithm 'nomatch'"),
+        ({"train": {"iterations": 0}}, "train.iterations=0"),
+    ],
+)
+def test_invalid_config_stops_before_any_job(tmp_path, repo_root, change, message):
+    cfg = write(tmp_path / "bad.yaml", {**tiny_config(), **change})
+    run = snakemake(tmp_path, repo_root, "--configfile", str(cfg))
+    assert run.returncode != 0
+    lines = [ln for ln in (run.stdout + run.stderr).splitlines() if "SemiBench config error" in ln]
+    assert len(lines) == 1 and message in lines[0]
+    assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
