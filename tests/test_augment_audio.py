@@ -38,13 +38,15 @@ def gen(seed: int) -> torch.Generator:
 
 
 def test_views_and_shapes() -> None:
-    views = build_views("audio", SpokenKeywords.augment)  # the task's spec is accepted
+    spec = SpokenKeywords.augment
+    views = build_views("audio", spec)  # the task's spec is accepted
     assert set(views) == {"eval", "weak", "strong"}
+    frames = 1 + SR // spec["hop_length"]
     for length in (SR, 12000, 20000):  # exact, shorter (padded) and longer (cropped) inputs
         x = clips(length=length)
         for name, view in views.items():
             out = view(x, gen(0))
-            assert out.shape == (4, 1, 40, 101), (name, length)
+            assert out.shape == (4, 1, spec["n_mels"], frames), (name, length)
             assert out.dtype == torch.float32
             assert torch.isfinite(out).all()
 

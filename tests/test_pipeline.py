@@ -22,7 +22,7 @@ def tiny_config(**algorithm_params):
         "algorithms": ["supervised", "fixmatch"],
         "tasks": {
             "mnist": {"num_labels": [20], "train": TINY_TRAIN},
-            "keywords": {"num_labels": [20], "train": TINY_TRAIN},
+            "keywords": {"num_labels": [50], "train": TINY_TRAIN},
             "newsgroups": {
                 "num_labels": [40],
                 "backbone_args": {"max_length": 16},
@@ -65,7 +65,7 @@ def test_pipeline_end_to_end(tmp_path, repo_root):
     assert html.exists() and "data:image/png;base64," in html.read_text()
     rows = list(csv.DictReader((tmp_path / "results/tables/tiny/summary.csv").open()))
     got = sorted((r["task"], int(r["num_labels"]), r["algorithm"], int(r["n_seeds"])) for r in rows)
-    expected = sorted((t, n, a, 2) for t, n in [("mnist", 20), ("keywords", 20), ("newsgroups", 40)]
+    expected = sorted((t, n, a, 2) for t, n in [("mnist", 20), ("keywords", 50), ("newsgroups", 40)]
                       for a in ["supervised", "fixmatch"])
     assert got == expected
     for r in rows:

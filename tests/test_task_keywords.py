@@ -36,8 +36,8 @@ def test_registered() -> None:
     assert isinstance(task, SpokenKeywords)
     assert task.domain == "audio"
     assert task.classes == ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-    assert task.label_budgets == (20, 50)
-    assert task.backbone == "audio_cnn"
+    assert task.label_budgets == (50, 100)
+    assert task.backbone == "cnn_small"
     assert task.augment["sample_rate"] == 16000
     assert "espeak-ng" in task.source
 
