@@ -63,7 +63,7 @@ def test_pipeline_end_to_end(tmp_path, repo_root):
 
     html = tmp_path / "reports" / "tiny" / "index.html"
     assert html.exists() and "data:image/png;base64," in html.read_text()
-    rows = list(csv.DictReader((tmp_path / "results/tables/tiny/summary.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "results/tiny/tables/summary.csv").open()))
     got = sorted((r["task"], int(r["num_labels"]), r["algorithm"], int(r["n_seeds"])) for r in rows)
     expected = sorted((t, n, a, 2) for t, n in [("mnist", 20), ("keywords", 50), ("newsgroups", 40)]
                       for a in ["supervised", "fixmatch"])
@@ -71,7 +71,7 @@ def test_pipeline_end_to_end(tmp_path, repo_root):
     for r in rows:
         assert 0.0 <= float(r["best_test_error_mean"]) <= 100.0
     for task in ["mnist", "keywords", "newsgroups"]:
-        assert (tmp_path / f"results/figures/tiny/{task}.png").stat().st_size > 1000
+        assert (tmp_path / f"results/tiny/figures/{task}.png").stat().st_size > 1000
     split = yaml.safe_load((tmp_path / "data/splits/mnist/20/seed0.json").read_text())
     assert len(split["labelled"]) == 20
 

@@ -33,6 +33,8 @@ def _split(args: argparse.Namespace) -> None:
         num_labels=args.num_labels,
         val_per_class=task.val_per_class,
         seed=args.seed,
+        validation_source=task.validation_source,
+        fixed_labelled=task.fixed_labelled,
     )
     write_split(split, args.out)
 

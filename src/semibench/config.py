@@ -105,6 +105,8 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         pool = task.pool_size()
         for i, n in enumerate(settings["num_labels"]):
             key = f"tasks.{name}.num_labels[{i}]={n}"
+            if task.fixed_labelled:
+                continue  # checked against the prepared data by the split step
             if n % task.num_classes:
                 raise ConfigError(f"{key}: must be a multiple of the {task.num_classes} classes "
                                   f"of {name} (the same number of labels per class)")
@@ -120,8 +122,10 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
     algorithm's hyper-parameter changes only that algorithm's runs)."""
     task = create_task(task_name)
     settings = config["tasks"][task_name]
-    train = {**task.train, **config["train"], **settings.get("train", {})}
-    params = make_params(algorithm, config["algorithm_params"].get(algorithm, {}))
+    needs = ALGORITHMS.get(algorithm).train_defaults
+    train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
+             **config["train"], **settings.get("train", {})}
+    params = make_params(algorithm, config["algorithm_params"].get(algorithm, {}), task.domain)
     run = {
         "task": task_name,
         "num_labels": int(num_labels),

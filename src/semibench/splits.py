@@ -5,6 +5,11 @@ Per class, the pool is shuffled once with ``numpy.random.default_rng(seed)``; th
 set. So, for a fixed seed, validation does not depend on the label budget and a smaller
 labelled set is a subset of a larger one. As in USB (``include_lb_to_ulb``), the unlabelled set
 is the whole pool minus validation, labelled samples included. The test set is the source's.
+
+Two source-given variants: ``validation_source="prepared"`` uses the source's development
+split (``val_x``/``val_y`` in the prepared data) and draws no validation from the pool; a
+``fixed_labelled`` task (Semi-Aves, FSDnoisy18k) uses every labelled sample as the labelled set
+for every seed. Samples labelled -1 (no label) only ever join the unlabelled set.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ class Split:
     unlabelled: list[int]
     validation: list[int]
     include_labelled_in_unlabelled: bool
+    #: "pool": ``validation`` indexes the training pool; "prepared": the source's dev split
+    validation_source: str = "pool"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True) + "\n"
@@ -45,7 +52,16 @@ def make_split(
     val_per_class: int,
     seed: int,
     include_labelled_in_unlabelled: bool = True,
+    validation_source: str = "pool",
+    fixed_labelled: bool = False,
 ) -> Split:
+    if validation_source not in ("pool", "prepared"):
+        raise ValueError(f"validation_source={validation_source!r}; allowed: pool, prepared")
+    if validation_source == "prepared":
+        val_per_class = 0
+    if fixed_labelled:
+        return _fixed_split(labels, task=task, num_labels=num_labels, seed=seed,
+                            validation_source=validation_source)
     if num_labels <= 0 or num_labels % num_classes:
         raise SplitError(
             f"{task}: num_labels={num_labels} must be a positive multiple of its "
@@ -67,7 +83,8 @@ def make_split(
         labelled.append(idx[val_per_class:need])
         rest.append(idx[need:])
     lb = np.sort(np.concatenate(labelled))
-    ulb = np.concatenate(rest + (labelled if include_labelled_in_unlabelled else []))
+    no_label = [np.flatnonzero(labels < 0)]
+    ulb = np.concatenate(rest + no_label + (labelled if include_labelled_in_unlabelled else []))
     return Split(
         task=task,
         num_labels=num_labels,
@@ -76,7 +93,22 @@ def make_split(
         unlabelled=np.sort(ulb).tolist(),
         validation=np.sort(np.concatenate(validation)).tolist(),
         include_labelled_in_unlabelled=include_labelled_in_unlabelled,
+        validation_source=validation_source,
     )
+
+
+def _fixed_split(labels: np.ndarray, *, task: str, num_labels: int, seed: int,
+                 validation_source: str) -> Split:
+    """Every labelled sample is labelled; unlabelled = the samples without a label."""
+    lb = np.flatnonzero(labels >= 0)
+    if num_labels != len(lb):
+        raise SplitError(f"{task}: its labelled set is fixed at {len(lb)} samples; "
+                         f"num_labels={num_labels} must equal it")
+    if validation_source != "prepared":
+        raise SplitError(f"{task}: a fixed labelled set needs the source's validation split")
+    return Split(task=task, num_labels=num_labels, seed=seed, labelled=lb.tolist(),
+                 unlabelled=np.flatnonzero(labels < 0).tolist(), validation=[],
+                 include_labelled_in_unlabelled=False, validation_source=validation_source)
 
 
 def write_split(split: Split, path: str | Path) -> None:

@@ -16,9 +16,10 @@ validate(config, SCHEMA, set_default=True)
 
 BENCHMARK = config["benchmark"]
 GRID = run_grid(config)
-RUN_DIR = "results/runs/{task}/{num_labels}/{algorithm}/seed{seed}"
-TABLES_DIR = f"results/tables/{BENCHMARK}"
-FIGURES_DIR = f"results/figures/{BENCHMARK}"
+# runs live under their benchmark: two configs may train the same task with other settings
+RUN_DIR = f"results/{BENCHMARK}/runs/{{task}}/{{num_labels}}/{{algorithm}}/seed{{seed}}"
+TABLES_DIR = f"results/{BENCHMARK}/tables"
+FIGURES_DIR = f"results/{BENCHMARK}/figures"
 REPORT_HTML = f"reports/{BENCHMARK}/index.html"
 TASK_NAMES = sorted(config["tasks"])
 
@@ -31,9 +32,11 @@ wildcard_constraints:
 
 
 def all_metrics():
-    return [
-        f"results/runs/{t}/{n}/{a}/seed{s}/metrics.json" for t, n, a, s in GRID
-    ]
+    return [run_file(t, n, a, s, "metrics.json") for t, n, a, s in GRID]
+
+
+def run_file(task, num_labels, algorithm, seed, name):
+    return RUN_DIR.format(task=task, num_labels=num_labels, algorithm=algorithm, seed=seed) + "/" + name
 
 
 def run_settings(wildcards):

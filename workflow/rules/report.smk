@@ -16,7 +16,7 @@ rule aggregate:
 rule figures:
     input:
         runs=f"{TABLES_DIR}/runs.csv",
-        curves=[f"results/runs/{t}/{n}/{a}/seed{s}/curve.csv" for t, n, a, s in GRID],
+        curves=[run_file(t, n, a, s, "curve.csv") for t, n, a, s in GRID],
     output:
         bars=report(
             expand(f"{FIGURES_DIR}/{{task}}.png", task=TASK_NAMES),

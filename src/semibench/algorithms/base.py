@@ -55,10 +55,29 @@ class Params:
     """Hyper-parameters shared by every algorithm."""
 
 
+@dataclass
+class DataInfo:
+    """What an algorithm may know about the run's data (never the unlabelled labels)."""
+
+    domain: str
+    num_classes: int
+    num_lb: int
+    num_ulb: int
+    #: labelled samples per class (e.g. ReMixMatch's target distribution)
+    lb_class_counts: torch.Tensor
+
+
 class Algorithm:
     name: ClassVar[str]
     Params: ClassVar[type] = Params
-    #: views of the labelled and unlabelled batch the algorithm needs
+    #: per-domain defaults of ``Params`` fields (USB's per-domain settings), e.g.
+    #: ``{"text": {"T": 0.2}}``; the config's ``algorithm_params`` still win
+    param_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: trainer settings this algorithm needs, per domain or ``"all"`` (e.g. MeanTeacher's
+    #: ``ema_m``, MixMatch's ``uratio``); the task's and the config's ``train`` still win
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: views of the labelled and unlabelled batch the algorithm needs; a trailing number
+    #: asks for another independent draw of the same view ("strong2" = a second strong view)
     lb_views: ClassVar[tuple[str, ...]] = ("weak",)
     ulb_views: ClassVar[tuple[str, ...]] = ()
     #: outputs computed without gradients (pseudo-label / teacher inputs)
@@ -71,6 +90,20 @@ class Algorithm:
         self.num_classes = num_classes
         self.num_iterations = num_iterations
         self.num_ulb = num_ulb
+        self.model: nn.Module | None = None
+        self.ema_model: nn.Module | None = None
+        self.info: DataInfo | None = None
+
+    # ------------------------------------------------------------------ set-up
+    def build_modules(self, num_features: int) -> dict[str, nn.Module]:
+        """Extra trainable modules (projection or rotation heads). The trainer attaches them to
+        the model as ``model.ssl_heads[name]`` so that the optimiser, EMA and checkpoints see
+        them; they are not used at evaluation."""
+        return {}
+
+    def attach(self, model: nn.Module, ema_model: nn.Module | None, info: DataInfo) -> None:
+        """Called once by the trainer: the live model, the EMA model (None if ema_m = 0)."""
+        self.model, self.ema_model, self.info = model, ema_model, info
 
     # ------------------------------------------------------------------ forward pass
     def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:
@@ -115,9 +148,16 @@ class Algorithm:
             raise ValueError(f"{self.name} has no state but the checkpoint holds {list(state)}")
 
 
-def make_params(name: str, values: dict[str, Any] | None) -> Any:
-    """Build an algorithm's typed parameters; unknown keys name the algorithm and the key."""
-    cls = ALGORITHMS.get(name).Params
+def base_view(name: str) -> str:
+    """"strong2" -> "strong": numbered views are further independent draws of a view."""
+    return name.rstrip("0123456789")
+
+
+def make_params(name: str, values: dict[str, Any] | None, domain: str | None = None) -> Any:
+    """Build an algorithm's typed parameters from its per-domain defaults and ``values``;
+    unknown keys name the algorithm and the key."""
+    alg = ALGORITHMS.get(name)
+    cls = alg.Params
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values or {}) - known)
     if unknown:
@@ -125,14 +165,18 @@ def make_params(name: str, values: dict[str, Any] | None) -> Any:
             f"algorithm_params.{name}: unknown parameter(s) {', '.join(unknown)}; "
             f"allowed: {', '.join(sorted(known)) or 'none'}"
         )
-    params = cls(**(values or {}))
+    merged = {**alg.param_defaults.get("all", {}), **alg.param_defaults.get(domain or "", {}),
+              **(values or {})}
+    params = cls(**merged)
     check = getattr(params, "check", None)
     if check is not None:
         check(name)
     return params
 
 
-def create_algorithm(name: str, params: dict[str, Any] | None = None, **kwargs: Any) -> Algorithm:
+def create_algorithm(
+    name: str, params: dict[str, Any] | None = None, domain: str | None = None, **kwargs: Any
+) -> Algorithm:
     """The only constructor of algorithms."""
     cls = ALGORITHMS.get(name)
-    return cls(make_params(name, params), **kwargs)
+    return cls(make_params(name, params, domain), **kwargs)

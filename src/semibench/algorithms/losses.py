@@ -31,3 +31,31 @@ def pseudo_label(
 def fixed_threshold_mask(probs: torch.Tensor, threshold: float) -> torch.Tensor:
     """1 where the maximum class probability reaches ``threshold``."""
     return (probs.max(dim=-1).values >= threshold).to(probs.dtype)
+
+
+def sharpen(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MixMatch's Sharpen: p^(1/T) / sum p^(1/T)."""
+    return pseudo_label(probs, hard=False, temperature=temperature)
+
+
+def mse_probs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-sample mean over classes of (softmax(logits) - targets)^2 (Pi-model, MeanTeacher)."""
+    return (torch.softmax(logits, dim=-1) - targets).pow(2).mean(dim=-1)
+
+
+def kl_div(target_probs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Per-sample KL(target || softmax(logits))."""
+    log_q = F.log_softmax(logits, dim=-1)
+    return (target_probs * (torch.log(target_probs.clamp_min(1e-12)) - log_q)).sum(dim=-1)
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Per-sample entropy H(p)."""
+    return -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=-1)
+
+
+def linear_ramp(iteration: int, num_iterations: int, warm_up: float) -> float:
+    """USB's unsupervised warm-up: clip(it / (warm_up * num_iterations), 0, 1)."""
+    if warm_up <= 0:
+        return 1.0
+    return min(max(iteration / (warm_up * num_iterations), 0.0), 1.0)

@@ -29,6 +29,15 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The continuous input that adversarial perturbations (VAT) act on: the input itself,
+        or the token embeddings for text."""
+        return x
+
+    def forward_embedded(self, e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features from ``embed(x)`` (possibly perturbed); ``x`` gives e.g. the mask."""
+        return self.forward_features(e)
+
     def reset_classifier(self, num_classes: int) -> None:
         self.head = nn.Linear(self.num_features, num_classes)
 

@@ -78,9 +78,27 @@ class TextEncoder(Backbone):
     def forward_features(self, input_ids: torch.Tensor) -> torch.Tensor:
         mask = (input_ids != self.tokenizer.pad_token_id).long()
         hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self._pool(hidden, mask)
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return self.drop(pooled)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The embedding layer's output (token + position + type, normalised): VAT perturbs it
+        (USB's ``vat_embed``)."""
+        return self.encoder.embeddings(input_ids=input_ids)
+
+    def forward_embedded(self, e: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = (input_ids != self.tokenizer.pad_token_id).long()
+        attention = create_bidirectional_mask(
+            config=self.encoder.config, inputs_embeds=e, attention_mask=mask
+        )
+        hidden = self.encoder.encoder(e, attention_mask=attention).last_hidden_state
+        return self._pool(hidden, mask)
 
     def no_weight_decay(self) -> set[str]:
         return {n for n, _ in self.named_parameters() if "position_embeddings" in n}
@@ -92,14 +110,17 @@ class TextEncoder(Backbone):
         }
 
     def prepare_inputs(self, raw: np.ndarray) -> torch.Tensor:
+        """Token ids ``[N, L]`` for texts ``[N]``, or ``[N, K, L]`` for ``[N, K]`` (e.g. an
+        original and its back-translations)."""
+        flat = np.asarray(raw).reshape(-1)
         encoded = self.tokenizer(
-            [str(t) for t in raw],
+            [str(t) for t in flat],
             max_length=self.max_length,
             truncation=True,
             padding="max_length",
             return_tensors="pt",
         )
-        return encoded["input_ids"]
+        return encoded["input_ids"].reshape(*np.shape(raw), self.max_length)
 
     def view_spec(self) -> dict[str, Any]:
         tok = self.tokenizer

@@ -7,12 +7,16 @@ config may override (label budgets, backbone, augmentation, trainer settings).
 
 Prepared format (``data/prepared/<task>/``):
 
-* ``data.npz`` (no pickle): ``train_x``, ``train_y``, ``test_x``, ``test_y``. ``*_y`` are int64
-  class indices. ``*_x`` are uint8 images ``[N, C, H, W]`` (image), fixed-width unicode strings
-  ``[N]`` (text) or float32 mono waveforms ``[N, T]`` in [-1, 1] (audio).
+* ``data.npz`` (no pickle): ``train_x``, ``train_y``, ``test_x``, ``test_y`` and, where the
+  source has its own development split, ``val_x``, ``val_y``. ``*_y`` are int64 class
+  indices; in ``train_y``, -1 marks a sample without a label (e.g. STL-10's unlabelled
+  images), which only ever enters the unlabelled set. ``*_x`` are uint8 images
+  ``[N, C, H, W]`` (image), fixed-width unicode strings ``[N]`` or ``[N, K]`` (text; extra
+  columns are e.g. back-translations) or float32 mono waveforms ``[N, T]`` in [-1, 1] (audio).
 * ``meta.json``: name, domain, classes, num_classes, num_train, num_test, source,
   raw_checksums (file -> SHA-256 of what ``fetch`` verified), data_sha256 and domain extras
-  (e.g. ``sample_rate``).
+  (e.g. ``sample_rate``). ``labelled_set: "fixed"`` says that every labelled training sample
+  is in the labelled set for every seed (Semi-Aves, FSDnoisy18k); otherwise it is sampled.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ class Task(ABC):
     label_budgets: ClassVar[tuple[int, ...]]
     #: validation samples per class, drawn from the training pool and never trained on
     val_per_class: ClassVar[int]
+    #: "pool" (validation drawn per seed from the training pool) or "prepared" (the source's
+    #: development split, ``val_x``/``val_y``, e.g. USB's NLP and audio dev sets)
+    validation_source: ClassVar[str] = "pool"
+    #: every labelled training sample is labelled for every seed (Semi-Aves, FSDnoisy18k)
+    fixed_labelled: ClassVar[bool] = False
     backbone: ClassVar[str]
     backbone_args: ClassVar[dict[str, Any]] = {}
     #: domain augmentation settings passed to ``semibench.augment.build_views``
@@ -60,6 +69,8 @@ class Task(ABC):
         """Training samples left for the labelled/unlabelled pool after the validation split."""
         if self.num_train is None:
             return None
+        if self.validation_source == "prepared":
+            return self.num_train
         return self.num_train - self.val_per_class * self.num_classes
 
     @abstractmethod
@@ -102,6 +113,8 @@ class Prepared:
     train_y: np.ndarray
     test_x: np.ndarray
     test_y: np.ndarray
+    val_x: np.ndarray | None = None
+    val_y: np.ndarray | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -118,22 +131,25 @@ def write_prepared(
     test_y: np.ndarray,
     raw_checksums: dict[str, str],
     extra: dict[str, Any] | None = None,
+    val_x: np.ndarray | None = None,
+    val_y: np.ndarray | None = None,
 ) -> None:
     """Check shapes and labels, then write ``data.npz`` and ``meta.json`` atomically."""
-    for split, x, y in (("train", train_x, train_y), ("test", test_x, test_y)):
+    splits = [("train", train_x, train_y, -1), ("test", test_x, test_y, 0)]
+    if val_x is not None:
+        splits.append(("val", val_x, val_y, 0))
+    for split, x, y, lowest in splits:
         if len(x) != len(y):
             raise ValueError(f"{task.name}: {split}_x has {len(x)} rows but {split}_y has {len(y)}")
-        if len(y) and (y.min() < 0 or y.max() >= task.num_classes):
-            raise ValueError(f"{task.name}: {split}_y outside [0, {task.num_classes})")
+        if len(y) and (y.min() < lowest or y.max() >= task.num_classes):
+            raise ValueError(f"{task.name}: {split}_y outside [{lowest}, {task.num_classes})")
+    arrays = {"train_x": train_x, "train_y": train_y.astype(np.int64),
+              "test_x": test_x, "test_y": test_y.astype(np.int64)}
+    if val_x is not None:
+        arrays.update(val_x=val_x, val_y=val_y.astype(np.int64))
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "data.npz") as tmp, open(tmp, "wb") as handle:
-        np.savez(
-            handle,
-            train_x=train_x,
-            train_y=train_y.astype(np.int64),
-            test_x=test_x,
-            test_y=test_y.astype(np.int64),
-        )
+        np.savez(handle, **arrays)
     meta = {
         "name": task.name,
         "domain": task.domain,
@@ -141,7 +157,10 @@ def write_prepared(
         "num_classes": task.num_classes,
         "num_train": int(len(train_y)),
         "num_test": int(len(test_y)),
-        "train_class_counts": np.bincount(train_y, minlength=task.num_classes).tolist(),
+        "num_val": None if val_y is None else int(len(val_y)),
+        "num_train_unlabelled_only": int((train_y < 0).sum()),
+        "train_class_counts": np.bincount(train_y[train_y >= 0],
+                                          minlength=task.num_classes).tolist(),
         "source": task.source,
         "raw_checksums": raw_checksums,
         "data_sha256": sha256_file(out_dir / "data.npz"),
@@ -160,4 +179,6 @@ def load_prepared(prepared_dir: str | Path) -> Prepared:
             train_y=data["train_y"],
             test_x=data["test_x"],
             test_y=data["test_y"],
+            val_x=data["val_x"] if "val_x" in data.files else None,
+            val_y=data["val_y"] if "val_y" in data.files else None,
         )

@@ -27,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from semibench.algorithms import Algorithm, Batch, create_algorithm
+from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
 from semibench.io import atomic_write_json, atomic_write_text
@@ -93,18 +94,31 @@ class Trainer:
         self.y_test = torch.as_tensor(data.test_y)
 
         split = read_split(split_path)
-        self.val_idx = torch.tensor(split.validation, dtype=torch.long)
+        if split.validation_source == "prepared":  # the source's own dev set
+            if data.val_x is None:
+                raise ValueError(f"{split_path}: validation_source=prepared but the prepared "
+                                 "data has no val_x/val_y")
+            self.x_val = self.model.prepare_inputs(data.val_x)
+            self.y_val = torch.as_tensor(data.val_y)
+        else:
+            val_idx = torch.tensor(split.validation, dtype=torch.long)
+            self.x_val, self.y_val = self.x_train[val_idx], self.y_train[val_idx]
         ulb = torch.tensor(split.unlabelled, dtype=torch.long)
         lb = torch.tensor(split.labelled, dtype=torch.long)
         self.algorithm: Algorithm = create_algorithm(
             run["algorithm"],
             run.get("algorithm_params", {}),
+            domain=data.meta["domain"],
             num_classes=self.num_classes,
             num_iterations=self.cfg.iterations,
             num_ulb=len(ulb),
         )
-        if self.algorithm.uses_all_labels:
-            lb = torch.unique(torch.cat([lb, ulb]))
+        if self.algorithm.uses_all_labels:  # every sample of the pool that has a label
+            pool = torch.unique(torch.cat([lb, ulb]))
+            lb = pool[self.y_train[pool] >= 0]
+        heads = self.algorithm.build_modules(self.model.num_features)
+        if heads:
+            self.model.ssl_heads = torch.nn.ModuleDict(heads).to(self.device)
         self.lb_sampler = BatchSampler(lb, self.cfg.batch_size, self.seed, STREAM_LB)
         # positions inside the unlabelled pool are the algorithm's per-sample indices
         self.ulb_pool = ulb
@@ -114,6 +128,10 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.scheduler = make_scheduler(self.optimizer, self.cfg)
         self.ema = ModelEMA(self.model, self.cfg.ema_m) if self.cfg.ema_m > 0 else None
+        self.algorithm.attach(self.model, self.ema.model if self.ema else None, DataInfo(
+            domain=data.meta["domain"], num_classes=self.num_classes, num_lb=len(lb),
+            num_ulb=len(ulb),
+            lb_class_counts=torch.bincount(self.y_train[lb], minlength=self.num_classes)))
 
         self.start_iteration = 0
         self.curve: list[dict[str, float]] = []
@@ -165,12 +183,13 @@ class Trainer:
     def make_batch(self, step: int) -> Batch:
         gen = step_generator(self.seed, STREAM_VIEWS, step)
         lb = self.lb_sampler.batch(step)
-        x_lb = {v: self.views[v](self.x_train[lb], gen) for v in self.algorithm.lb_views}
+        x_lb = {v: self.views[base_view(v)](self.x_train[lb], gen) for v in self.algorithm.lb_views}
         batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb])
         if self.algorithm.ulb_views:
             pos = self.ulb_sampler.batch(step)
             ulb = self.ulb_pool[pos]
-            batch.x_ulb = {v: self.views[v](self.x_train[ulb], gen) for v in self.algorithm.ulb_views}
+            batch.x_ulb = {v: self.views[base_view(v)](self.x_train[ulb], gen)
+                           for v in self.algorithm.ulb_views}
             batch.idx_ulb, batch.y_ulb = pos, self.y_train[ulb]
         return batch
 
@@ -214,21 +233,22 @@ class Trainer:
         if result.mask is not None and batch.y_ulb is not None:
             mask = result.mask.float()
             log["mask_ratio"] = mask.mean().item()
-            if mask.sum() > 0 and result.pseudo_label is not None:
+            known = (batch.y_ulb >= 0).float()  # unlabelled-only sources have no true label
+            weight = mask * known
+            if weight.sum() > 0 and result.pseudo_label is not None:
                 correct = (result.pseudo_label == batch.y_ulb).float()
-                log["pseudo_label_acc"] = ((mask * correct).sum() / mask.sum()).item()
+                log["pseudo_label_acc"] = ((weight * correct).sum() / weight.sum()).item()
         return log
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, idx: torch.Tensor | None) -> EvalResult:
+    def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> EvalResult:
         model = self.ema.model if self.ema is not None else self.model
-        x, y = (self.x_test, self.y_test) if idx is None else (self.x_train[idx], self.y_train[idx])
         return evaluate(model, x, y, self.views["eval"], num_classes=self.num_classes,
                         batch_size=self.cfg.eval_batch_size, device=self.device,
                         autocast_dtype=self.autocast_dtype)
 
     def _eval_record(self, iteration: int) -> dict[str, Any]:
-        val, test = self._evaluate(self.val_idx), self._evaluate(None)
+        val, test = self._evaluate(self.x_val, self.y_val), self._evaluate(self.x_test, self.y_test)
         return {"iteration": iteration, "val_error": val.error, "test_error": test.error,
                 "test_per_class_accuracy": test.per_class_accuracy}
 
