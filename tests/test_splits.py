@@ -61,3 +61,32 @@ def test_budget_not_multiple_of_classes(num_labels):
 def test_budget_larger_than_pool():
     with pytest.raises(SplitError, match="class 0 has 30"):
         split(toy_labels(), num_labels=4 * 27)
+
+
+def test_samples_without_label_only_join_the_unlabelled_set():
+    y = toy_labels()
+    y_with_unlabelled = np.concatenate([y, np.full(15, -1)])
+    s = split(y_with_unlabelled)
+    no_label = set(range(len(y), len(y) + 15))
+    assert no_label <= set(s.unlabelled)
+    assert not no_label & (set(s.labelled) | set(s.validation))
+    assert np.bincount(y_with_unlabelled[s.labelled]).tolist() == [2, 2, 2, 2]
+
+
+def test_source_validation_draws_nothing_from_the_pool():
+    y = toy_labels()
+    s = split(y, validation_source="prepared")
+    assert s.validation == [] and s.validation_source == "prepared"
+    assert len(s.unlabelled) == len(y)
+
+
+def test_fixed_labelled_set_is_the_same_for_every_seed():
+    y = np.array([0, 1, 2, 3, 0, 1, -1, -1, -1, 2, 3, -1])
+    a = split(y, num_labels=8, fixed_labelled=True, validation_source="prepared", seed=0)
+    b = split(y, num_labels=8, fixed_labelled=True, validation_source="prepared", seed=5)
+    assert a.labelled == b.labelled == [0, 1, 2, 3, 4, 5, 9, 10]
+    assert a.unlabelled == [6, 7, 8, 11]
+    with pytest.raises(SplitError, match="fixed at 8"):
+        split(y, num_labels=4, fixed_labelled=True, validation_source="prepared")
+    with pytest.raises(SplitError, match="validation split"):
+        split(y, num_labels=8, fixed_labelled=True)

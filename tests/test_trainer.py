@@ -112,3 +112,27 @@ def test_checkpoint_of_other_config_is_not_resumed(prepared_mnist, split_path, t
     fresh = train_run(settings("supervised", lr=0.02), prepared_mnist, split_path, tmp_path / "x")
     again = train_run(settings("supervised", lr=0.02), prepared_mnist, split_path, tmp_path)
     assert again["last"] == fresh["last"]
+
+
+def test_source_dev_split_and_unlabelled_only_samples(prepared_mnist, tmp_path):
+    from semibench.tasks import create_task
+    from semibench.tasks.base import write_prepared
+
+    data = load_prepared(prepared_mnist)
+    y = data.train_y[:1500].copy()
+    y[1000:] = -1  # unlabelled-only samples, as STL-10's
+    write_prepared(tmp_path / "prep", task=create_task("mnist"), train_x=data.train_x[:1500],
+                   train_y=y, test_x=data.test_x, test_y=data.test_y, raw_checksums={},
+                   val_x=data.train_x[3000:3100], val_y=data.train_y[3000:3100])
+    split = make_split(y, task="mnist", num_classes=10, num_labels=20, val_per_class=20, seed=0,
+                       validation_source="prepared")
+    write_split(split, tmp_path / "split.json")
+    assert split.validation == [] and set(range(1000, 1500)) <= set(split.unlabelled)
+    for algorithm in ("fixmatch", "fullysupervised"):
+        trainer = loop.Trainer(settings(algorithm), tmp_path / "prep", tmp_path / "split.json",
+                               tmp_path / algorithm)
+        assert len(trainer.y_val) == 100  # the source's dev set
+        assert (trainer.y_train[trainer.lb_sampler.pool] >= 0).all()  # never a -1 label
+        if algorithm == "fullysupervised":
+            assert len(trainer.lb_sampler.pool) == 1000
+        trainer.fit()
