@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -119,11 +120,13 @@ def test_source_dev_split_and_unlabelled_only_samples(prepared_mnist, tmp_path):
     from semibench.tasks.base import write_prepared
 
     data = load_prepared(prepared_mnist)
-    y = data.train_y[:1500].copy()
+    order = np.random.default_rng(0).permutation(len(data.train_y))
+    train, val = order[:1500], order[3000:3100]
+    y = data.train_y[train].copy()
     y[1000:] = -1  # unlabelled-only samples, as STL-10's
-    write_prepared(tmp_path / "prep", task=create_task("mnist"), train_x=data.train_x[:1500],
+    write_prepared(tmp_path / "prep", task=create_task("mnist"), train_x=data.train_x[train],
                    train_y=y, test_x=data.test_x, test_y=data.test_y, raw_checksums={},
-                   val_x=data.train_x[3000:3100], val_y=data.train_y[3000:3100])
+                   val_x=data.train_x[val], val_y=data.train_y[val])
     split = make_split(y, task="mnist", num_classes=10, num_labels=20, val_per_class=20, seed=0,
                        validation_source="prepared")
     write_split(split, tmp_path / "split.json")
