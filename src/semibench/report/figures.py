@@ -169,7 +169,7 @@ def _curve_figure(
             [_label(a) for a in algorithms if a in handles],
             title="algorithm",
             fontsize="small",
-            loc="outside right upper",
+            loc="outside right center",
         )
     else:
         axes[0].text(0.5, 0.5, "no curves", ha="center", va="center", transform=axes[0].transAxes)
