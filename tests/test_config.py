@@ -40,6 +40,7 @@ def test_default_config_is_valid(repo_root):
         (base(algorithm_params={"fixmatch": {"p_cutoff": "high"}}), "algorithm_params.fixmatch.p_cutoff='high': must be of type float"),
         (base(algorithm_params={"fixmatch": {"tau": 0.9}}), "algorithm_params.fixmatch: unknown parameter(s) tau"),
         (base(algorithm_params={"mixmatchh": {}}), "algorithm_params.mixmatchh: unknown algorithm"),
+        (base(tasks={"mnist": {"algorithms": ["fixmatch", "flexmach"]}}), "tasks.mnist.algorithms: unknown algorithm 'flexmach'"),
     ],
 )
 def test_bad_config_one_clear_line(cfg, message):
@@ -72,3 +73,11 @@ def test_run_config_precedence_and_isolation():
                              algorithm_params={"fixmatch": {"p_cutoff": 0.8}}))
     assert run_config(cfg2, "mnist", 40, "supervised", 1) == sup
     assert run_config(cfg2, "mnist", 40, "fixmatch", 1) != fm
+
+
+def test_task_level_algorithm_list():
+    cfg = check_config(base(tasks={"mnist": {"num_labels": [40], "algorithms": ["fixmatch"]},
+                                   "keywords": {"num_labels": [50]}}))
+    grid = run_grid(cfg)
+    assert {a for t, _, a, _ in grid if t == "mnist"} == {"fixmatch"}
+    assert {a for t, _, a, _ in grid if t == "keywords"} == {"supervised", "fixmatch"}

@@ -67,8 +67,11 @@ def _check_types(name: str, values: dict[str, Any]) -> None:
                               f"{type(default).__name__}")
 
 
-def algorithm_names(config: dict[str, Any]) -> list[str]:
+def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str]:
+    """The benchmark's algorithms, or a task's own list where it sets one."""
     algs = config["algorithms"]
+    if task is not None:
+        algs = config["tasks"][task].get("algorithms", algs)
     return ALGORITHMS.names() if algs == "all" else list(algs)
 
 
@@ -83,10 +86,15 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         if "default" in spec:
             config.setdefault(key, json.loads(json.dumps(spec["default"])))
 
-    for name in algorithm_names(config):
-        if name not in ALGORITHMS:
-            raise ConfigError(f"algorithms: unknown algorithm {name!r}; allowed: "
-                              f"{', '.join(ALGORITHMS.names())}")
+    lists = [("algorithms", algorithm_names(config))] + [
+        (f"tasks.{t}.algorithms", algorithm_names(config, t))
+        for t, settings in config["tasks"].items() if "algorithms" in settings
+    ]
+    for key, names in lists:
+        for name in names:
+            if name not in ALGORITHMS:
+                raise ConfigError(f"{key}: unknown algorithm {name!r}; allowed: "
+                                  f"{', '.join(ALGORITHMS.names())}")
     for name, values in config["algorithm_params"].items():
         if name not in ALGORITHMS:
             raise ConfigError(f"algorithm_params.{name}: unknown algorithm; allowed: "
@@ -146,6 +154,6 @@ def run_grid(config: dict[str, Any]) -> list[tuple[str, int, str, int]]:
         (task, n, alg, seed)
         for task, settings in config["tasks"].items()
         for n in settings["num_labels"]
-        for alg in algorithm_names(config)
+        for alg in algorithm_names(config, task)
         for seed in config["seeds"]
     ]
