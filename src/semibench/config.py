@@ -79,7 +79,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``."""
     schema = schema or load_schema()
     config = json.loads(json.dumps(config))  # plain copy, and YAML-only types are rejected
-    error = jsonschema.exceptions.best_match(jsonschema.Draft7Validator(schema).iter_errors(config))
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
     if error is not None:
         raise ConfigError(_one_line(error))
     for key, spec in schema["properties"].items():

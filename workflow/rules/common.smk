@@ -36,7 +36,8 @@ def all_metrics():
 
 
 def run_file(task, num_labels, algorithm, seed, name):
-    return RUN_DIR.format(task=task, num_labels=num_labels, algorithm=algorithm, seed=seed) + "/" + name
+    run_dir = RUN_DIR.format(task=task, num_labels=num_labels, algorithm=algorithm, seed=seed)
+    return f"{run_dir}/{name}"
 
 
 def run_settings(wildcards):

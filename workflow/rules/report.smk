@@ -7,10 +7,12 @@ rule aggregate:
         markdown=f"{TABLES_DIR}/summary.md",
     conda:
         "../../envs/semibench.yaml"
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.runs),
     log:
         f"logs/aggregate/{BENCHMARK}.log",
     shell:
-        "semibench aggregate --metrics {input.metrics} --out-dir {TABLES_DIR} 2> {log}"
+        "semibench aggregate --metrics {input.metrics} --out-dir {params.out_dir} 2> {log}"
 
 
 rule figures:
@@ -30,10 +32,12 @@ rule figures:
         ),
     conda:
         "../../envs/semibench.yaml"
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(output.bars[0]),
     log:
         f"logs/figures/{BENCHMARK}.log",
     shell:
-        "semibench figures --runs {input.runs} --out-dir {FIGURES_DIR} 2> {log}"
+        "semibench figures --runs {input.runs} --out-dir {params.out_dir} 2> {log}"
 
 
 rule report:
@@ -45,11 +49,13 @@ rule report:
         html=REPORT_HTML,
     params:
         config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
+        figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),
+        title=f"'SemiBench: {BENCHMARK}'",
     conda:
         "../../envs/semibench.yaml"
     log:
         f"logs/report/{BENCHMARK}.log",
     shell:
         "semibench report --runs {input.runs} --summary-md {input.markdown}"
-        " --figures-dir {FIGURES_DIR} --out {output.html} --title 'SemiBench: {BENCHMARK}'"
+        " --figures-dir {params.figures_dir} --out {output.html} --title {params.title}"
         " --config-json {params.config_json} 2> {log}"
