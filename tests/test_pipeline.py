@@ -104,3 +104,9 @@ def test_invalid_config_stops_before_any_job(tmp_path, repo_root, change, messag
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if "SemiBench config error" in ln]
     assert len(lines) == 1 and message in lines[0]
     assert not (tmp_path / "data").exists() and not (tmp_path / "results").exists()
+
+
+def test_workflow_lint_is_clean(repo_root, tmp_path):
+    run = snakemake(tmp_path, repo_root, "--lint")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Congratulations, your workflow is in a good condition" in run.stdout + run.stderr
