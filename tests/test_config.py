@@ -26,7 +26,7 @@ def test_default_config_is_valid(repo_root):
         (base(seeds="0"), "seeds='0': must be of type array"),
         (base(tasks={"mnist": {"lables": [40]}}), "tasks.mnist: unknown key(s) lables"),
         (base(tasks={"mnist": {"num_labels": ["40"]}}), "tasks.mnist.num_labels[0]='40': must be of type integer"),
-        (base(tasks={"cifar": {}}), "tasks.cifar: unknown task; allowed: keywords, mnist, newsgroups"),
+        (base(tasks={"notatask": {}}), "tasks.notatask: unknown task; allowed: "),
         (base(algorithms=["fixmatch", "fixmach"]), "algorithms: unknown algorithm 'fixmach'; allowed:"),
         (base(algorithms="some"), "algorithms='some': must be a list of algorithm names or \"all\""),
         (base(tasks={"mnist": {"num_labels": [45]}}), "tasks.mnist.num_labels[0]=45: must be a multiple of the 10 classes"),
@@ -40,6 +40,8 @@ def test_default_config_is_valid(repo_root):
         (base(algorithm_params={"fixmatch": {"p_cutoff": "high"}}), "algorithm_params.fixmatch.p_cutoff='high': must be of type float"),
         (base(algorithm_params={"fixmatch": {"tau": 0.9}}), "algorithm_params.fixmatch: unknown parameter(s) tau"),
         (base(algorithm_params={"mixmatchh": {}}), "algorithm_params.mixmatchh: unknown algorithm"),
+        (base(algorithm_train={"fixmatch": {"uratio": 0}}), "algorithm_train.fixmatch.uratio=0"),
+        (base(algorithm_train={"fixmach": {}}), "algorithm_train.fixmach: unknown algorithm"),
         (base(tasks={"mnist": {"algorithms": ["fixmatch", "flexmach"]}}), "tasks.mnist.algorithms: unknown algorithm 'flexmach'"),
     ],
 )
@@ -81,3 +83,11 @@ def test_task_level_algorithm_list():
     grid = run_grid(cfg)
     assert {a for t, _, a, _ in grid if t == "mnist"} == {"fixmatch"}
     assert {a for t, _, a, _ in grid if t == "keywords"} == {"supervised", "fixmatch"}
+
+
+def test_algorithm_train_overrides_win_for_that_algorithm_only():
+    cfg = check_config(base(tasks={"mnist": {"num_labels": [40], "train": {"uratio": 7}}},
+                            algorithm_train={"supervised": {"uratio": 1, "lr": 0.5}}))
+    assert run_config(cfg, "mnist", 40, "supervised", 0)["train"]["uratio"] == 1
+    assert run_config(cfg, "mnist", 40, "supervised", 0)["train"]["lr"] == 0.5
+    assert run_config(cfg, "mnist", 40, "fixmatch", 0)["train"]["uratio"] == 7

@@ -95,6 +95,10 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
             if name not in ALGORITHMS:
                 raise ConfigError(f"{key}: unknown algorithm {name!r}; allowed: "
                                   f"{', '.join(ALGORITHMS.names())}")
+    for name in config["algorithm_train"]:
+        if name not in ALGORITHMS:
+            raise ConfigError(f"algorithm_train.{name}: unknown algorithm; allowed: "
+                              f"{', '.join(ALGORITHMS.names())}")
     for name, values in config["algorithm_params"].items():
         if name not in ALGORITHMS:
             raise ConfigError(f"algorithm_params.{name}: unknown algorithm; allowed: "
@@ -132,7 +136,8 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
     settings = config["tasks"][task_name]
     needs = ALGORITHMS.get(algorithm).train_defaults
     train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
-             **config["train"], **settings.get("train", {})}
+             **config["train"], **settings.get("train", {}),
+             **config["algorithm_train"].get(algorithm, {})}
     params = make_params(algorithm, config["algorithm_params"].get(algorithm, {}), task.domain)
     run = {
         "task": task_name,
