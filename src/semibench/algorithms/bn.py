@@ -6,24 +6,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import torch
 from torch import nn
 
 
 @contextmanager
 def bn_frozen(model: nn.Module) -> Iterator[None]:
-    """Run the block in train mode (batch statistics normalise) but restore every batch-norm
-    running mean, variance and batch count afterwards."""
-    saved = [
-        (m, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    """Inside the block, batch-norm layers in train mode normalise with the batch's statistics
+    but leave their running statistics untouched.
+
+    USB backs the running statistics up and restores them in place afterwards; with autograd
+    that breaks ``backward()`` ("modified by an inplace operation"), so instead tracking is
+    switched off for the block. Layers in eval mode are left alone: without tracking they would
+    normalise with batch statistics.
+    """
+    switched = [
+        m for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
     ]
+    for m in switched:
+        m.track_running_stats = False
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, mean, var, count in saved:
-                m.running_mean.copy_(mean)
-                m.running_var.copy_(var)
-                m.num_batches_tracked.copy_(count)
+        for m in switched:
+            m.track_running_stats = True

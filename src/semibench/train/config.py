@@ -27,6 +27,8 @@ class TrainConfig:
     warmup_iterations: int = 0
     #: EMA momentum of the evaluated model (0 = evaluate the live model, USB's default)
     ema_m: float = 0.0
+    #: ramp the EMA momentum up as min(ema_m, (1 + t) / (10 + t)) (USB: fixed ema_m)
+    ema_warmup: bool = True
     #: one forward pass over labelled + unlabelled views (batch norm sees the joint batch)
     use_cat: bool = True
     #: gradient-norm clipping (0 = off)

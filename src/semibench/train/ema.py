@@ -9,17 +9,28 @@ from torch import nn
 
 
 class ModelEMA:
-    """shadow = m * shadow + (1 - m) * param after every step; buffers are copied as they are."""
+    """shadow = m * shadow + (1 - m) * param after every step; buffers are copied as they are.
 
-    def __init__(self, model: nn.Module, momentum: float):
+    With ``warmup``, step t uses m_t = min(m, (1 + t) / (10 + t)) (as TensorFlow's
+    ExponentialMovingAverage with ``num_updates``), so that a short run's EMA is not stuck near
+    its initial weights; after a few thousand steps m_t = m. USB uses a fixed m throughout.
+    """
+
+    def __init__(self, model: nn.Module, momentum: float, warmup: bool = True):
         self.momentum = momentum
+        self.warmup = warmup
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
 
+    def momentum_at(self, step: int) -> float:
+        if not self.warmup:
+            return self.momentum
+        return min(self.momentum, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        m = self.momentum
+    def update(self, model: nn.Module, step: int) -> None:
+        m = self.momentum_at(step)
         for shadow, live in zip(self.model.parameters(), model.parameters(), strict=True):
             shadow.mul_(m).add_(live.detach(), alpha=1.0 - m)
         for shadow, live in zip(self.model.buffers(), model.buffers(), strict=True):

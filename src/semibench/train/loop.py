@@ -127,7 +127,8 @@ class Trainer:
 
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.scheduler = make_scheduler(self.optimizer, self.cfg)
-        self.ema = ModelEMA(self.model, self.cfg.ema_m) if self.cfg.ema_m > 0 else None
+        self.ema = (ModelEMA(self.model, self.cfg.ema_m, self.cfg.ema_warmup)
+                    if self.cfg.ema_m > 0 else None)
         self.algorithm.attach(self.model, self.ema.model if self.ema else None, DataInfo(
             domain=data.meta["domain"], num_classes=self.num_classes, num_lb=len(lb),
             num_ulb=len(ulb),
@@ -228,7 +229,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update(self.model)
+            self.ema.update(self.model, step)
         log = {"loss": loss.item(), **result.log}
         if result.mask is not None and batch.y_ulb is not None:
             mask = result.mask.float()
