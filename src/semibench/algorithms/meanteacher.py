@@ -1,0 +1,92 @@
+"""Mean Teacher (Tarvainen & Valpola, NeurIPS 2017; USB's ``meanteacher``): the student must agree
+with a teacher whose weights are the exponential moving average of the student's.
+
+    z_t = f_ema(weak(u))     (teacher: EMA weights, train mode, no gradient, BN statistics frozen)
+    z_s = f(weak2(u))        (student: a second weak view, BN statistics frozen)
+    ramp = clip(it / (unsup_warm_up * iterations), 0, 1)
+    L = CE(f(weak(x)), y) + lambda_u * ramp * mean_i mean_c (softmax(z_s) - softmax(z_t))^2
+
+This is USB's intended behaviour (0.3.1). USB's HEAD computes the "student" logits from the
+teacher's pass again, so its consistency loss is identically 0 and it trains as the supervised
+baseline (USB issues #102, #226); SemiBench does not reproduce that bug.
+
+The trainer's EMA model (``train.ema_m``, 0.999 by default for this algorithm in every domain)
+is the teacher, run in train mode as USB does (dropout on, batch statistics normalise). USB's
+NLP configs set ema_m 0.0 (a config-generator slip), which makes the teacher the student; here
+that only happens if the user sets ``train.ema_m: 0``: the live model is then the teacher, still
+under no_grad. As in USB, every view is its own forward pass whatever ``train.use_cat`` says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
+from semibench.algorithms.pimodel import forward_per_view
+
+
+@contextmanager
+def train_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run ``module`` in train mode and restore its previous mode (the EMA model is kept in
+    eval mode for evaluation)."""
+    was_training = module.training
+    module.train()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+@dataclass
+class MeanTeacherParams:
+    #: weight lambda_u of the consistency loss (>= 0)
+    lambda_u: float = 50.0
+    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
+    unsup_warm_up: float = 0.4
+
+    def check(self, name: str) -> None:
+        if self.lambda_u < 0:
+            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
+        if self.unsup_warm_up < 0:
+            raise ValueError(
+                f"algorithm_params.{name}.unsup_warm_up={self.unsup_warm_up}: must be >= 0"
+            )
+
+
+@ALGORITHMS.register("meanteacher")
+class MeanTeacher(Algorithm):
+    name = "meanteacher"
+    Params = MeanTeacherParams
+    train_defaults = {"all": {"ema_m": 0.999}}
+    lb_views = ("weak",)
+    ulb_views = ("weak", "weak2")
+    target_views = frozenset({"ulb_weak"})
+
+    def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:
+        out = forward_per_view(model, {"lb_weak": x["lb_weak"]})
+        teacher = self.ema_model if self.ema_model is not None else model
+        with train_mode(teacher):
+            t = forward_per_view(teacher, {"ulb_weak": x["ulb_weak"]}, no_grad={"ulb_weak"})
+        s = forward_per_view(model, {"ulb_weak2": x["ulb_weak2"]})
+        out.logits.update(t.logits | s.logits)
+        out.feats.update(t.feats | s.feats)
+        return out
+
+    def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
+        # Labelled cross-entropy
+        sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
+
+        # Student (second weak view) against the EMA teacher (first weak view)
+        teacher_probs = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
+        unsup = mse_probs(out.logits["ulb_weak2"].float(), teacher_probs).mean()
+
+        ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
+        loss = sup + self.p.lambda_u * ramp * unsup
+        return LossOutput(loss=loss, log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
+                                          "unsup_ramp": ramp})

@@ -1,0 +1,100 @@
+"""Π-model (Laine & Aila, ICLR 2017; USB's ``pimodel``): two stochastic passes over two
+independent weak views of an unlabelled sample must agree.
+
+    z_w = f(weak(u)),  z_2 = f(weak2(u))      (both passes train-mode, BN statistics frozen)
+    ramp = clip(it / (unsup_warm_up * iterations), 0, 1)
+    L = CE(f(weak(x)), y) + lambda_u * ramp * mean_i mean_c (softmax(z_2) - softmax(z_w).detach())^2
+
+As in USB, the target side is detached (the paper lets the gradient flow through both sides),
+every view is its own forward pass whatever ``train.use_cat`` says, and only the labelled pass
+updates the batch-norm running statistics. USB's NLP configs also evaluate the Π-model's EMA
+weights (ema_m 0.999, a config-generator slip meant for MeanTeacher); SemiBench keeps the
+trainer's default (no EMA): set ``train.ema_m: 0.999`` to reproduce that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
+
+
+@contextmanager
+def bn_frozen(model: nn.Module) -> Iterator[None]:
+    """Batch norm in train mode normalises with the batch statistics but does not update its
+    running statistics inside the block. Unlike ``bn.bn_frozen`` (which restores the statistics
+    in place afterwards, bumping the version of tensors autograd saved, so that backward through
+    the block fails), it stops the tracking for the block, so gradients flow normally."""
+    tracking = [m for m in model.modules()
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                and m.track_running_stats]
+    for m in tracking:
+        m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m in tracking:
+            m.track_running_stats = True
+
+
+def forward_per_view(
+    model: nn.Module, x: dict[str, torch.Tensor], no_grad: Collection[str] = ()
+) -> Outputs:
+    """One forward pass per view (USB's Π-model, MeanTeacher, PseudoLabel, VAT): labelled views
+    update the batch-norm running statistics, unlabelled (``ulb_*``) views run with them frozen
+    (each still normalised by its own batch statistics); views in ``no_grad`` keep no graph."""
+    logits: dict[str, torch.Tensor] = {}
+    feats: dict[str, torch.Tensor] = {}
+    for key, xk in x.items():
+        frozen = bn_frozen(model) if key.startswith("ulb_") else nullcontext()
+        grad = torch.no_grad() if key in no_grad else nullcontext()
+        with frozen, grad:
+            feats[key] = model.forward_features(xk)
+            logits[key] = model.forward_head(feats[key])
+    return Outputs(logits=logits, feats=feats)
+
+
+@dataclass
+class PiModelParams:
+    #: weight lambda_u of the consistency loss (>= 0)
+    lambda_u: float = 10.0
+    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
+    unsup_warm_up: float = 0.4
+
+    def check(self, name: str) -> None:
+        if self.lambda_u < 0:
+            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
+        if self.unsup_warm_up < 0:
+            raise ValueError(
+                f"algorithm_params.{name}.unsup_warm_up={self.unsup_warm_up}: must be >= 0"
+            )
+
+
+@ALGORITHMS.register("pimodel")
+class PiModel(Algorithm):
+    name = "pimodel"
+    Params = PiModelParams
+    lb_views = ("weak",)
+    ulb_views = ("weak", "weak2")
+
+    def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:
+        return forward_per_view(model, x)  # USB ignores use_cat here: separate passes
+
+    def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
+        # Labelled cross-entropy
+        sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
+
+        # Consistency between the two weak views, the first one as a fixed target
+        target = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
+        unsup = mse_probs(out.logits["ulb_weak2"].float(), target).mean()
+
+        ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
+        loss = sup + self.p.lambda_u * ramp * unsup
+        return LossOutput(loss=loss, log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
+                                          "unsup_ramp": ramp})

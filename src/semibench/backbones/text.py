@@ -1,0 +1,208 @@
+"""BERT-base (uncased) fine-tuned as in USB's NLP tasks: the last hidden state with dropout 0.1,
+mean-pooled, then ``Linear(768,768)-GELU-Linear(768,C)``.
+
+Weights come from ``pretrained_dir`` or from the hub cache (``google-bert/bert-base-uncased`` or
+its old id ``bert-base-uncased``), never from the network. ``pretrained=False`` builds the same
+architecture with random weights (``BertConfig``'s defaults are bert-base-uncased's), and
+``config_overrides`` shrinks it for tests; the tokenizer then comes from ``tokenizer_dir`` (a
+directory with a WordPiece ``vocab.txt`` is enough), else from the weights' source. Texts are
+truncated and padded to ``max_length`` tokens (USB's 512 by default).
+
+Deviations from USB, on purpose:
+
+* ``pool="masked"`` (default) averages over the non-padding positions. USB averages over *all*
+  positions (``pool="all"``), but USB pads each batch only to its longest text, so there a
+  text's features depend on the other texts of its batch; SemiBench stores texts padded to
+  ``max_length``, where the all-position mean would be dominated by padding. The masked mean
+  equals USB's value for the longest text of a USB batch. The dropout is applied to the hidden
+  states before pooling, as USB does.
+* No pooler layer is built (USB's ``BertModel`` has one that its forward pass never uses; it
+  received no gradient). Its checkpoint weights are ignored on loading.
+* (Not a deviation, a fact:) USB's ``no_weight_decay()`` is empty for BERT, so its 2-D position
+  embeddings are decayed; the same here. Only 1-D parameters (norms, biases) skip decay.
+* One stored version of USB's ``nets/bert/bert.py`` silently loads ``FacebookAI/roberta-base``
+  for the name ``bert_base_uncased``; SemiBench loads BERT, as the name, the USB paper and the
+  protocol notes say.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from semibench.backbones._hf import (
+    build_config,
+    check_overrides,
+    mean_pool,
+    mlp_head,
+    resolve_model_dir,
+)
+from semibench.backbones.base import BACKBONES, Backbone
+
+BERT_REPO_IDS = ("google-bert/bert-base-uncased", "bert-base-uncased")
+POOLS = ("masked", "all")
+
+
+class PretrainedTextBackbone(Backbone):
+    """A BERT-family encoder (``self.encoder``) with its tokenizer, USB's pooling and head.
+
+    Inputs are token ids ``[B, L]`` (``prepare_inputs`` tokenises stored texts); the attention
+    mask is recovered from the padding id so that views (token deletion, swaps) keep it right.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        encoder: nn.Module,
+        tokenizer: Any,
+        max_length: int = 512,
+        drop: float = 0.1,
+        pool: str = "masked",
+        trainable_layers: int | None = None,
+    ):
+        super().__init__()
+        if pool not in POOLS:
+            raise ValueError(f"pool={pool!r}; allowed: {', '.join(POOLS)}")
+        if tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer has no padding token")
+        positions = getattr(encoder.config, "max_position_embeddings", max_length)
+        if max_length > positions:
+            raise ValueError(f"max_length={max_length} exceeds the encoder's {positions} positions")
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.pool = pool
+        self.num_features = encoder.config.hidden_size
+        self.drop = nn.Dropout(drop)
+        self.reset_classifier(num_classes)
+        if trainable_layers is not None:
+            self.freeze_below(trainable_layers)
+
+    def freeze_below(self, trainable_layers: int) -> None:
+        """Fine-tune only the top ``trainable_layers`` layers (and the head): a budget measure
+        that USB does not take (it fine-tunes everything)."""
+        layers = self.encoder.encoder.layer
+        if not 0 <= trainable_layers <= len(layers):
+            raise ValueError(f"trainable_layers={trainable_layers}: must be in [0, {len(layers)}]")
+        for module in [self.encoder.embeddings, *layers[: len(layers) - trainable_layers]]:
+            for p in module.parameters():
+                p.requires_grad_(False)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head = mlp_head(self.num_features, num_classes)
+
+    def _mask(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return (input_ids != self.tokenizer.pad_token_id).long()
+
+    def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return mean_pool(hidden, self.drop, mask if self.pool == "masked" else None)
+
+    def forward_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = self._mask(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return self._pool(hidden, mask)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The embedding layer's output (token + position + type, normalised): what USB's VAT
+        perturbs (``hidden_states[0]``)."""
+        return self.encoder.embeddings(input_ids=input_ids)
+
+    def forward_embedded(self, e: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        from transformers.masking_utils import create_bidirectional_mask
+
+        mask = self._mask(input_ids)
+        attention = create_bidirectional_mask(
+            config=self.encoder.config, inputs_embeds=e, attention_mask=mask
+        )
+        hidden = self.encoder.encoder(e, attention_mask=attention).last_hidden_state
+        return self._pool(hidden, mask)
+
+    def group_matcher(self) -> dict[str, Any]:
+        # embeddings = layer 0, transformer layer i = layer i + 1, the head last (USB's grouping)
+        return {
+            "stem": r"^encoder\.embeddings",
+            "blocks": [(r"^encoder\.encoder\.layer\.(\d+)", None)],
+        }
+
+    def prepare_inputs(self, raw: np.ndarray) -> torch.Tensor:
+        """Token ids ``[N, L]`` for texts ``[N]``, or ``[N, K, L]`` for ``[N, K]`` (an original
+        and its back-translations), truncated and padded to ``max_length``."""
+        flat = np.asarray(raw).reshape(-1)
+        encoded = self.tokenizer(
+            [str(t) for t in flat],
+            max_length=self.max_length,
+            truncation=True,
+            padding="max_length",
+            return_tensors="pt",
+        )
+        return encoded["input_ids"].reshape(*np.shape(raw), self.max_length)
+
+    def view_spec(self) -> dict[str, Any]:
+        tok = self.tokenizer
+        return {
+            "pad_id": tok.pad_token_id,
+            "cls_id": tok.cls_token_id,
+            "sep_id": tok.sep_token_id,
+            "mask_id": tok.mask_token_id,
+        }
+
+
+class BertBaseUncased(PretrainedTextBackbone):
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained: bool = True,
+        pretrained_dir: str | Path | None = None,
+        tokenizer_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        config_overrides: dict[str, Any] | None = None,
+        max_length: int = 512,
+        drop: float = 0.1,
+        pool: str = "masked",
+        trainable_layers: int | None = None,
+    ):
+        from transformers import BertConfig, BertModel, BertTokenizer
+
+        what = "bert_base_uncased"
+        source = None
+        if pretrained or pretrained_dir is not None:
+            source = resolve_model_dir(pretrained_dir, BERT_REPO_IDS, cache_dir, what)
+        tok_source = Path(tokenizer_dir) if tokenizer_dir is not None else source
+        if tok_source is None:  # random weights and no tokenizer named: bert-base-uncased's
+            tok_source = resolve_model_dir(None, BERT_REPO_IDS, cache_dir, f"{what} tokenizer")
+        if (
+            not (tok_source / "vocab.txt").is_file()
+            and not (tok_source / "tokenizer.json").is_file()
+        ):
+            raise FileNotFoundError(
+                f"{what}: tokenizer directory {tok_source} has neither vocab.txt nor "
+                "tokenizer.json (bert-base-uncased's WordPiece vocabulary)"
+            )
+        tokenizer = BertTokenizer.from_pretrained(tok_source, local_files_only=True)
+        if pretrained:
+            encoder = BertModel.from_pretrained(
+                source,
+                local_files_only=True,
+                add_pooling_layer=False,
+                **check_overrides(BertConfig, config_overrides),
+            )
+        else:
+            overrides = {"vocab_size": len(tokenizer), **(config_overrides or {})}
+            encoder = BertModel(
+                build_config(BertConfig, source, overrides), add_pooling_layer=False
+            )
+        if len(tokenizer) > encoder.config.vocab_size:
+            raise ValueError(
+                f"{what}: the tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
+                f"only {encoder.config.vocab_size}"
+            )
+        super().__init__(num_classes, encoder, tokenizer, max_length, drop, pool, trainable_layers)
+
+
+@BACKBONES.register("bert_base_uncased")
+def bert_base_uncased(num_classes: int, **kwargs: Any) -> BertBaseUncased:
+    return BertBaseUncased(num_classes, **kwargs)
