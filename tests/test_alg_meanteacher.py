@@ -147,7 +147,7 @@ def test_loss_is_not_zero_and_follows_the_lagging_ema_teacher():
     """Identical views and no dropout: at step 0 the EMA teacher equals the student, so the
     consistency is 0; as training moves the student away from its slow average, it is not."""
     model = TinyNet().train()
-    ema = ModelEMA(model, 0.9)
+    ema = ModelEMA(model, 0.9, warmup=False)
     alg = make(num_iterations=10, unsup_warm_up=0.0)
     alg.attach(model, ema.model, None)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -161,7 +161,7 @@ def test_loss_is_not_zero_and_follows_the_lagging_ema_teacher():
         opt.zero_grad()
         res.loss.backward()
         opt.step()
-        ema.update(model)
+        ema.update(model, step)
     assert unsup[0] == pytest.approx(0.0, abs=1e-12)
     assert all(u > 1e-6 for u in unsup[1:]), unsup
 

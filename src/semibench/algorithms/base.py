@@ -74,7 +74,8 @@ class Algorithm:
     #: ``{"text": {"T": 0.2}}``; the config's ``algorithm_params`` still win
     param_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: trainer settings this algorithm needs, per domain or ``"all"`` (e.g. MeanTeacher's
-    #: ``ema_m``, MixMatch's ``uratio``); the task's and the config's ``train`` still win
+    #: ``ema_m``, MixMatch's ``uratio``). They override the task's built-in defaults; the
+    #: config's ``train`` sections and ``algorithm_train`` still override them
     train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: views of the labelled and unlabelled batch the algorithm needs; a trailing number
     #: asks for another independent draw of the same view ("strong2" = a second strong view)

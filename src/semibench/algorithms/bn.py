@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager, nullcontext
 
+import torch
 from torch import nn
+
+from semibench.algorithms.base import Outputs
 
 
 @contextmanager
@@ -30,3 +33,20 @@ def bn_frozen(model: nn.Module) -> Iterator[None]:
     finally:
         for m in switched:
             m.track_running_stats = True
+
+
+def forward_per_view(
+    model: nn.Module, x: dict[str, torch.Tensor], no_grad: Collection[str] = ()
+) -> Outputs:
+    """One forward pass per view (USB's Π-model, MeanTeacher, PseudoLabel, VAT): labelled views
+    update the batch-norm running statistics, unlabelled (``ulb_*``) views run with them frozen
+    (each still normalised by its own batch statistics); views in ``no_grad`` keep no graph."""
+    logits: dict[str, torch.Tensor] = {}
+    feats: dict[str, torch.Tensor] = {}
+    for key, xk in x.items():
+        frozen = bn_frozen(model) if key.startswith("ulb_") else nullcontext()
+        grad = torch.no_grad() if key in no_grad else nullcontext()
+        with frozen, grad:
+            feats[key] = model.forward_features(xk)
+            logits[key] = model.forward_head(feats[key])
+    return Outputs(logits=logits, feats=feats)

@@ -22,8 +22,8 @@ class ProjectionHead(nn.Module):
 
 
 class RotationHead(nn.Module):
-    """Predicts which of 4 rotations (0, 90, 180, 270 degrees) was applied (ReMixMatch,
-    CRMatch): Linear(d, d) - ReLU - Linear(d, 4)."""
+    """Predicts which of 4 rotations (0, 90, 180, 270 degrees) was applied (CRMatch):
+    Linear(d, d) - ReLU - Linear(d, 4). ReMixMatch uses a single linear layer, as USB."""
 
     def __init__(self, in_features: int):
         super().__init__()

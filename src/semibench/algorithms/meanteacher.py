@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
-from semibench.algorithms.pimodel import forward_per_view
 
 
 @contextmanager

@@ -14,50 +14,14 @@ trainer's default (no EMA): set ``train.ema_m: 0.999`` to reproduce that.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
-
-
-@contextmanager
-def bn_frozen(model: nn.Module) -> Iterator[None]:
-    """Batch norm in train mode normalises with the batch statistics but does not update its
-    running statistics inside the block. Unlike ``bn.bn_frozen`` (which restores the statistics
-    in place afterwards, bumping the version of tensors autograd saved, so that backward through
-    the block fails), it stops the tracking for the block, so gradients flow normally."""
-    tracking = [m for m in model.modules()
-                if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
-                and m.track_running_stats]
-    for m in tracking:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m in tracking:
-            m.track_running_stats = True
-
-
-def forward_per_view(
-    model: nn.Module, x: dict[str, torch.Tensor], no_grad: Collection[str] = ()
-) -> Outputs:
-    """One forward pass per view (USB's Π-model, MeanTeacher, PseudoLabel, VAT): labelled views
-    update the batch-norm running statistics, unlabelled (``ulb_*``) views run with them frozen
-    (each still normalised by its own batch statistics); views in ``no_grad`` keep no graph."""
-    logits: dict[str, torch.Tensor] = {}
-    feats: dict[str, torch.Tensor] = {}
-    for key, xk in x.items():
-        frozen = bn_frozen(model) if key.startswith("ulb_") else nullcontext()
-        grad = torch.no_grad() if key in no_grad else nullcontext()
-        with frozen, grad:
-            feats[key] = model.forward_features(xk)
-            logits[key] = model.forward_head(feats[key])
-    return Outputs(logits=logits, feats=feats)
 
 
 @dataclass

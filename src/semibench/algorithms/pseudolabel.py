@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, linear_ramp, masked_mean
-from semibench.algorithms.pimodel import forward_per_view
 
 
 @dataclass

@@ -28,7 +28,7 @@ from torch import nn
 
 from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
 from semibench.algorithms.losses import ce_loss, entropy, kl_div, linear_ramp
-from semibench.algorithms.pimodel import bn_frozen, forward_per_view
+from semibench.algorithms.bn import bn_frozen, forward_per_view
 
 
 def l2_normalise(d: torch.Tensor) -> torch.Tensor:
