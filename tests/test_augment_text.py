@@ -147,3 +147,55 @@ def test_custom_ids_and_bad_spec() -> None:
         TextViews(mask_prob=1.5)
     with pytest.raises(TypeError):
         build_views("text", {"swap_probability": 0.1})
+
+
+# --------------------------------------------------------------------------- back-translations
+
+
+def with_translations(k: int = 3, b: int = 256, length: int = 16) -> torch.Tensor:
+    """[B, K, L] ids: column j of every row holds only token 1000 * (j + 1) (+ specials)."""
+    x = torch.full((b, k, length), PAD, dtype=torch.int64)
+    x[:, :, 0] = CLS
+    for j in range(k):
+        x[:, j, 1:5] = 1000 * (j + 1)
+    x[:, :, 5] = SEP
+    x[:, :, 1] += torch.arange(b).unsqueeze(1)  # rows differ, so a row mix-up would show
+    return x
+
+
+def test_eval_and_weak_take_the_original_column() -> None:
+    x = with_translations()
+    v = views()
+    assert torch.equal(v["eval"](x, gen()), x[:, 0])
+    assert torch.equal(v["weak"](x, gen()), x[:, 0])
+
+
+def test_strong_is_a_random_back_translation_per_sample() -> None:
+    x = with_translations(k=3)
+    out = views()["strong"](x, gen(3))
+    assert out.shape == (256, 16) and out.dtype == torch.int64
+    picked = out[:, 2] // 1000 - 1  # which column each row came from
+    assert set(picked.tolist()) == {1, 2}  # never the original, both translations drawn
+    assert 0.35 < (picked == 1).float().mean() < 0.65
+    for i, j in enumerate(picked.tolist()):
+        assert torch.equal(out[i], x[i, j])  # a whole row of the sample's own translation
+    assert torch.equal(out, views()["strong"](x, gen(3)))
+    assert not torch.equal(out, views()["strong"](x, gen(4)))
+
+
+def test_single_translation_and_single_column() -> None:
+    x = with_translations(k=2, b=8)
+    assert torch.equal(views()["strong"](x, gen()), x[:, 1])
+    # [B, 1, L] is the original only: the token-edit stand-in applies to it
+    one = batch(b=8).unsqueeze(1)
+    spec = {"delete_prob": 0.0, "swap_prob": 0.0, "mask_prob": 1.0}
+    out = views(**spec)["strong"](one, gen())
+    assert out.shape == (8, 64)
+    assert torch.equal(out, views(**spec)["strong"](one[:, 0], gen()))
+
+
+def test_rejects_other_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\[B, L\] or \[B, K, L\]"):
+        views()["weak"](torch.zeros(2, 3, 4, 5, dtype=torch.int64), gen())
+    with pytest.raises(ValueError):
+        views()["strong"](torch.zeros(2, 3, dtype=torch.int32), gen())

@@ -20,6 +20,23 @@ def _prepare(args: argparse.Namespace) -> None:
     create_task(args.task).prepare(Path(args.raw_dir), Path(args.out_dir))
 
 
+def _backtranslate(args: argparse.Namespace) -> None:
+    from semibench.backtranslate import ModelsUnavailableError, Settings, backtranslate_task
+
+    settings = Settings(languages=tuple(args.languages), batch_size=args.batch_size,
+                        max_chars=args.max_chars, seed=args.seed)
+    try:
+        info = backtranslate_task(
+            args.prepared, args.out_dir, task=args.task, settings=settings,
+            weights_dir=args.weights_dir or None, cache_dir=args.cache_dir or None,
+            offline=args.offline, device=args.device, fallback=args.fallback,
+        )
+    except ModelsUnavailableError as err:
+        raise SystemExit(f"semibench backtranslate: error: {err}\n(with --fallback token-edit "
+                         "the strong text view is the token-edit stand-in instead)") from None
+    print(f"{args.task}: {info['num_texts']} texts, method {info['method']}", file=sys.stderr)
+
+
 def _split(args: argparse.Namespace) -> None:
     from semibench.splits import make_split, write_split
     from semibench.tasks import create_task, load_prepared
@@ -124,6 +141,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--raw-dir", required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_prepare)
+
+    p = sub.add_parser("backtranslate", help="back-translate a text task's training texts "
+                       "(USB's strong text view) with MarianMT")
+    p.add_argument("--task", required=True)
+    p.add_argument("--prepared", required=True, help="the task's prepared directory")
+    p.add_argument("--out-dir", required=True, help="where backtranslations.npz goes")
+    p.add_argument("--weights-dir", default="",
+                   help="directory holding <weights-dir>/Helsinki-NLP/opus-mt-*; default: the "
+                   "Hugging Face hub cache")
+    p.add_argument("--cache-dir", default="", help="Hugging Face hub cache directory")
+    p.add_argument("--offline", action="store_true",
+                   help="never download (also when HF_HUB_OFFLINE=1)")
+    p.add_argument("--fallback", choices=["none", "token-edit"], default="none",
+                   help="if the models are unavailable: fail (none) or record that the "
+                   "token-edit stand-in is used (token-edit)")
+    p.add_argument("--languages", nargs="+", default=["de", "ru"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-chars", type=int, default=1024,
+                   help="translate the last N characters of each text (USB: 1024)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.set_defaults(func=_backtranslate)
 
     p = sub.add_parser("split", help="labelled/unlabelled/validation split for one seed")
     p.add_argument("--task", required=True)

@@ -1,9 +1,17 @@
-"""Text views on BERT-style token ids: identity weak view and a token-edit strong view.
+"""Text views on BERT-style token ids: identity weak view; back-translation or a token-edit
+stand-in as the strong view.
 
-NOTE: the strong view is a STAND-IN for USB's strong text augmentation, not the same
-augmentation. USB's strong view is a back-translation of the sentence (precomputed with the WMT19
-en-de-en and en-ru-en translation models), i.e. a fluent paraphrase. Running translation models
-every step is out of reach here, so the strong view instead edits the token ids directly:
+With back-translations (token ids ``[B, K, L]``: column 0 the original text, columns 1..K-1 its
+back-translations, e.g. en-de-en and en-ru-en from ``semibench backtranslate``), the views are
+USB's: ``eval`` and ``weak`` are the original (column 0) and ``strong`` is one of the
+back-translations, drawn uniformly per sample. (USB gives CoMatch/ReMixMatch both translations
+in shuffled order; here every strong view draws on its own, so two strong views of a sample can
+be the same translation.) ``[B, 1, L]`` counts as ``[B, L]``.
+
+Without them (token ids ``[B, L]``), the strong view is a STAND-IN for USB's strong text
+augmentation, not the same augmentation. USB's strong view is a back-translation of the sentence
+(precomputed with the WMT19 en-de-en and en-ru-en translation models), i.e. a fluent paraphrase.
+When no back-translations were computed, the strong view instead edits the token ids directly:
 
 1. random deletion of real tokens (each with ``delete_prob``; the survivors are re-packed to the
    left and padded on the right; at least one real token always survives);
@@ -16,7 +24,7 @@ are never deleted, swapped or masked and keep their order, so ``[CLS]`` stays fi
 ``[SEP]`` stays right after the last real token. Results obtained with this view are therefore
 not directly comparable with USB's published text numbers.
 
-As in USB, the weak view is the original text and ``eval`` is the identity.
+As in USB, the weak view is the original text and ``eval`` is the identity (on the original).
 """
 
 from __future__ import annotations
@@ -52,8 +60,14 @@ class TextViews:
 
     @staticmethod
     def _check(x: torch.Tensor) -> None:
-        if x.dtype != torch.int64 or x.dim() != 2:
-            raise ValueError(f"expected int64 token ids [B, L], got {x.dtype} {tuple(x.shape)}")
+        if x.dtype != torch.int64 or x.dim() not in (2, 3):
+            raise ValueError("expected int64 token ids [B, L] or [B, K, L], got "
+                             f"{x.dtype} {tuple(x.shape)}")
+
+    @staticmethod
+    def original(x: torch.Tensor) -> torch.Tensor:
+        """The original text's ids ``[B, L]``: column 0 of ``[B, K, L]``."""
+        return x[:, 0] if x.dim() == 3 else x
 
     def real_mask(self, x: torch.Tensor) -> torch.Tensor:
         """True where a token may be edited (not cls, sep or pad)."""
@@ -61,12 +75,12 @@ class TextViews:
 
     def eval(self, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         self._check(x)
-        return x.clone()
+        return self.original(x).clone()
 
     def weak(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """USB's weak text view is the original sentence."""
         self._check(x)
-        return x.clone()
+        return self.original(x).clone()
 
     def _delete(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Drop real tokens with ``delete_prob`` (one survives per row) and re-pack left."""
@@ -100,8 +114,14 @@ class TextViews:
         return x.gather(1, perm)
 
     def strong(self, x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Token-edit stand-in for back-translation: delete, swap neighbours, mask."""
+        """A random back-translation per sample (``[B, K, L]``, K > 1), else the token-edit
+        stand-in: delete, swap neighbours, mask."""
         self._check(x)
+        if x.dim() == 3 and x.shape[1] > 1:
+            pick = torch.randint(1, x.shape[1], (x.shape[0],), generator=gen, device=gen.device)
+            rows = torch.arange(x.shape[0], device=x.device)
+            return x[rows, pick.to(x.device)].clone()
+        x = self.original(x)
         if x.numel() == 0:
             return x.clone()
         u = torch.rand((4, *x.shape), generator=gen, device=gen.device).to(x.device)
