@@ -139,3 +139,33 @@ def test_source_dev_split_and_unlabelled_only_samples(prepared_mnist, tmp_path):
         if algorithm == "fullysupervised":
             assert len(trainer.lb_sampler.pool) == 1000
         trainer.fit()
+
+
+def test_backtranslations_feed_the_strong_text_view(tmp_path):
+    from semibench.backtranslate import METHOD_MARIAN
+    from semibench.tasks import create_task
+
+    task = create_task("newsgroups")
+    task.fetch(tmp_path / "raw")
+    task.prepare(tmp_path / "raw", tmp_path / "prep")
+    data = load_prepared(tmp_path / "prep")
+    table = np.stack([data.train_x, np.char.upper(data.train_x), data.train_x[::-1]], axis=1)
+    np.savez(tmp_path / "bt.npz", texts=table, method=np.array(METHOD_MARIAN),
+             source_data_sha256=np.array(data.meta["data_sha256"]))
+    write_split(make_split(data.train_y, task="newsgroups", num_classes=20, num_labels=40,
+                           val_per_class=10, seed=0), tmp_path / "split.json")
+    cfg = check_config({"algorithms": ["fixmatch"], "seeds": [0], "tasks": {"newsgroups": {
+        "num_labels": [40], "backbone_args": {"max_length": 16}, "train": TRAIN}}})
+    run = run_config(cfg, "newsgroups", 40, "fixmatch", 0)
+    trainer = loop.Trainer(run, tmp_path / "prep", tmp_path / "split.json", tmp_path / "run",
+                           backtranslations=tmp_path / "bt.npz")
+    assert trainer.x_train.shape == (len(data.train_y), 3, 16)
+    batch = trainer.make_batch(0)
+    assert batch.x_ulb["weak"].shape == batch.x_ulb["strong"].shape == (8, 16)
+    trainer.fit()
+    # a table made from other prepared data is refused
+    np.savez(tmp_path / "bad.npz", texts=table, method=np.array(METHOD_MARIAN),
+             source_data_sha256=np.array("0" * 64))
+    with pytest.raises(ValueError, match="other prepared data"):
+        loop.Trainer(run, tmp_path / "prep", tmp_path / "split.json", tmp_path / "run2",
+                     backtranslations=tmp_path / "bad.npz")

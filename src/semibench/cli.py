@@ -63,7 +63,8 @@ def _train(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     run = json.loads(args.run_config)
-    metrics = train_run(run, Path(args.prepared), Path(args.split), Path(args.out_dir))
+    metrics = train_run(run, Path(args.prepared), Path(args.split), Path(args.out_dir),
+                        backtranslations=Path(args.backtranslations) if args.backtranslations else None)
     best, last = metrics["best"], metrics["last"]
     print(
         f"{run['task']}/{run['num_labels']}/{run['algorithm']}/seed{run['seed']}: "
@@ -178,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--backtranslations", default="",
+                   help="back-translation table of a text task (from `semibench backtranslate`)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("aggregate", help="tables of every run's metrics")

@@ -6,6 +6,7 @@ import sys
 from snakemake.utils import validate
 
 from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
+from semibench.tasks import create_task
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 try:
@@ -51,3 +52,11 @@ def run_settings(wildcards):
         int(wildcards.seed),
     )
     return shlex.quote(json.dumps(run, sort_keys=True))
+
+
+def backtranslations(wildcards):
+    """The back-translation table of a text task that uses one (USB's strong text view)."""
+    enabled = config["backtranslation"].get("enabled", True)
+    if enabled and create_task(wildcards.task).backtranslation:
+        return {"backtranslations": f"data/backtranslated/{wildcards.task}/backtranslations.npz"}
+    return {}

@@ -1,5 +1,6 @@
 rule train:
     input:
+        unpack(backtranslations),
         meta="data/prepared/{task}/meta.json",
         data="data/prepared/{task}/data.npz",
         split="data/splits/{task}/{num_labels}/seed{seed}.json",
@@ -9,6 +10,7 @@ rule train:
     params:
         run=run_settings,
         out_dir=RUN_DIR,
+        backtranslations=lambda wildcards, input: input.get("backtranslations", ""),
     threads: config["threads"]
     resources:
         gpu=config["gpus_per_job"],
@@ -20,4 +22,5 @@ rule train:
         "logs/benchmarks/train/{task}/{num_labels}/{algorithm}/seed{seed}.tsv"
     shell:
         "semibench train --run-config {params.run} --prepared data/prepared/{wildcards.task}"
-        " --split {input.split} --out-dir {params.out_dir} --threads {threads} 2> {log}"
+        " --split {input.split} --out-dir {params.out_dir} --threads {threads}"
+        " --backtranslations '{params.backtranslations}' 2> {log}"

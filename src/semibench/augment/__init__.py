@@ -11,7 +11,8 @@ given (so a run is reproducible per seed and resumable exactly):
 Stored input formats (what the trainer feeds in) and model inputs (what comes out):
 
 * image: uint8 ``[B, C, H, W]`` -> float32 normalised ``[B, C, H, W]``.
-* text: int64 token ids ``[B, L]`` (``pad_id`` padding, ``cls_id`` first) -> int64 ``[B, L]``.
+* text: int64 token ids ``[B, L]`` (``pad_id`` padding, ``cls_id`` first) -> int64 ``[B, L]``;
+  or ``[B, K, L]`` (the original and K-1 back-translations) -> ``[B, L]``.
 * audio: float32 waveforms ``[B, T]`` at ``sample_rate`` -> float32 log-mel ``[B, 1, n_mels, frames]``.
 
 Algorithms ask for views by name; no module here knows about algorithms.

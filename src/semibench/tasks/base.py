@@ -50,6 +50,9 @@ class Task(ABC):
     validation_source: ClassVar[str] = "pool"
     #: every labelled training sample is labelled for every seed (Semi-Aves, FSDnoisy18k)
     fixed_labelled: ClassVar[bool] = False
+    #: the strong text view uses back-translations made by the ``backtranslate`` rule (USB's
+    #: NLP protocol); without them the token-edit stand-in is used
+    backtranslation: ClassVar[bool] = False
     backbone: ClassVar[str]
     backbone_args: ClassVar[dict[str, Any]] = {}
     #: domain augmentation settings passed to ``semibench.augment.build_views``

@@ -70,7 +70,8 @@ def pick_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path):
+    def __init__(self, run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
+                 backtranslations: Path | None = None):
         self.run = run
         self.out_dir = Path(out_dir)
         self.seed = int(run["seed"])
@@ -81,6 +82,10 @@ class Trainer:
 
         torch.manual_seed(self.seed)
         data = load_prepared(prepared_dir)
+        if backtranslations is not None:  # train_x becomes [N, 3]: original + 2 translations
+            from semibench.backtranslate import attach_backtranslations
+
+            data = attach_backtranslations(data, backtranslations)
         self.num_classes = data.meta["num_classes"]
         self.meta = data.meta
         self.model = create_backbone(
@@ -317,11 +322,12 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path) -> dict:
+def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
+              backtranslations: Path | None = None) -> dict:
     """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(run, prepared_dir, split_path, out_dir)
+    trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
     metrics = trainer.fit()
     write_curve(out_dir / "curve.csv", trainer.curve)
     atomic_write_json(out_dir / "metrics.json", metrics)  # last: its presence means "complete"
