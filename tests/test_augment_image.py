@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,3 +220,124 @@ def test_rejects_bad_input() -> None:
         views.eval(torch.zeros((2, 1, 8, 8), dtype=torch.uint8).expand(2, 2, 8, 8))
     with pytest.raises(TypeError):
         build_views("image", {"mean": MEAN3, "std": STD3, "crop_ration": 0.9})
+
+
+# --------------------------------------------------------------------------- resize, crops, RGB
+
+
+def _pil_resize(x: torch.Tensor, side: int) -> torch.Tensor:
+    """USB's Resize on PIL images (bilinear), the reference for the batched resize."""
+    from PIL import Image
+
+    out = []
+    for image in x:
+        array = image.permute(1, 2, 0).squeeze(-1).numpy()
+        resized = Image.fromarray(array).resize((side, side), Image.BILINEAR)
+        out.append(torch.from_numpy(np.asarray(resized).copy()).reshape(side, side, -1))
+    return torch.stack(out).permute(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize(("channels", "src", "dst"), [(1, 28, 32), (3, 64, 32), (3, 20, 20)])
+def test_resize_matches_pil_bilinear(channels: int, src: int, dst: int) -> None:
+    views = ImageViews(mean=(0.0,) * channels, std=(1.0,) * channels, resize=dst)
+    x = images((4, channels, src, src), seed=3)
+    out = (views.eval(x) * 255).round().to(torch.uint8)
+    assert out.shape == (4, channels, dst, dst)
+    assert torch.equal(out, _pil_resize(x, dst))
+
+
+def test_as_rgb_repeats_the_grey_channel_and_uses_the_rgb_fill() -> None:
+    views = ImageViews(mean=(0.0,) * 3, std=(1.0,) * 3, resize=32, as_rgb=True,
+                       randaugment_ops=0, crop_ratio=0.95, vflip=True)
+    x = images((16, 1, 28, 28), seed=4)
+    for out in (views.eval(x), views.weak(x, gen())):
+        assert out.shape == (16, 3, 32, 32)
+        assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    strong = (views.strong(torch.zeros((32, 1, 28, 28), dtype=torch.uint8), gen()) * 255).round()
+    filled = (strong == torch.tensor([125.0, 123.0, 114.0]).view(1, 3, 1, 1)).all(1)
+    assert filled.any()  # USB converts to RGB first, so Cutout paints its RGB grey
+
+
+def test_weak_crop_without_padding_is_a_window_of_the_resized_image() -> None:
+    """Semi-Aves' weak view: RandomCrop(224) of the 256 image, no padding, then HFlip."""
+    views = ImageViews(mean=(0.0,), std=(1.0,), resize=40, crop_size=32, crop_ratio=1.0,
+                       hflip=False)
+    x = images((24, 1, 40, 40), seed=5)
+    out = (views.weak(x, gen()) * 255).round().to(torch.uint8)
+    assert out.shape == (24, 1, 32, 32)
+    offsets = set()
+    for o, xi in zip(out, x, strict=True):
+        hits = [(i, j) for i in range(9) for j in range(9)
+                if torch.equal(o, xi[:, i : i + 32, j : j + 32])]
+        assert hits
+        offsets.add(hits[0])
+    assert len(offsets) > 10  # the offsets vary over [0, 8] x [0, 8]
+
+
+def test_eval_centre_crop_matches_torchvision() -> None:
+    from torchvision.transforms.v2 import functional as TF2
+
+    views = ImageViews(mean=(0.0,) * 3, std=(1.0,) * 3, resize=37, crop_size=30)
+    x = images((3, 3, 37, 37), seed=6)
+    out = (views.eval(x) * 255).round().to(torch.uint8)
+    assert torch.equal(out, TF2.center_crop(x, [30, 30]))
+
+
+def _ramp(b: int, h: int, w: int) -> torch.Tensor:
+    """An image whose value is its column index (0..w-1), the same in every row."""
+    return torch.arange(w, dtype=torch.uint8).view(1, 1, 1, w).expand(b, 1, h, w).contiguous()
+
+
+@pytest.mark.parametrize("hflip", [False, True])
+def test_random_resized_crop_boxes(hflip: bool) -> None:
+    views = ImageViews(mean=(0.0,), std=(1.0,), resize=64, crop_size=56, crop_ratio=1.0,
+                       hflip=hflip, strong_crop="random_resized", randaugment_ops=0,
+                       cutout=False)
+    x = _ramp(64, 64, 64)
+    out = (views.strong(x, gen(2)) * 255).round()
+    assert out.shape == (64, 1, 56, 56)
+    # a column ramp stays a column ramp (up to float ties at .5 between rows)
+    assert ((out - out[:, :, :1]).abs() <= 1).all()
+    row = out[:, 0].mean(1)
+    rising = (row.diff(dim=1) >= -0.5).all(1)
+    falling = (row.diff(dim=1) <= 0.5).all(1)
+    assert (rising | falling).all()
+    if hflip:
+        assert rising.any() and (falling & ~rising).any()
+    else:
+        assert rising.all()
+    width = (row.max(1).values - row.min(1).values) + 1  # columns the box spans, about
+    # scale in [0.08, 1] and ratio in [3/4, 4/3]: the box is 0.24 to 1 of the side
+    assert (width >= 0.24 * 64 - 2).all() and (width <= 64).all()
+    assert width.std() > 5  # the boxes vary
+
+
+def test_random_resized_crop_reproducible_and_constant_images_stay_constant() -> None:
+    views = ImageViews(mean=(0.0,) * 3, std=(1.0,) * 3, resize=48, crop_size=40, crop_ratio=1.0,
+                       strong_crop="random_resized", randaugment_ops=0, cutout=False)
+    x = torch.full((8, 3, 48, 48), 77, dtype=torch.uint8)
+    assert ((views.strong(x, gen()) * 255).round() == 77).all()
+    y = images((8, 3, 48, 48), seed=7)
+    assert torch.equal(views.strong(y, gen(5)), views.strong(y, gen(5)))
+    assert not torch.equal(views.strong(y, gen(5)), views.strong(y, gen(6)))
+
+
+def test_semi_aves_style_views_have_one_output_size() -> None:
+    """use_cat concatenates the views, so weak, strong and eval must agree on 224 px."""
+    spec = {"mean": MEAN3, "std": STD3, "resize": 256, "crop_size": 224, "crop_ratio": 1.0,
+            "strong_crop": "random_resized"}
+    views = build_views("image", spec)
+    x = images((2, 3, 256, 256))
+    for view in ("eval", "weak", "strong"):
+        assert views[view](x, gen()).shape == (2, 3, 224, 224)
+
+
+def test_rejects_bad_crop_specs() -> None:
+    with pytest.raises(ValueError, match="crop_size"):
+        ImageViews(mean=MEAN3, std=STD3, resize=32, crop_size=40)
+    with pytest.raises(ValueError, match="strong_crop"):
+        ImageViews(mean=MEAN3, std=STD3, strong_crop="center")
+    with pytest.raises(ValueError, match="resize"):
+        ImageViews(mean=MEAN3, std=STD3, resize=0)
+    with pytest.raises(ValueError, match="larger than the image"):
+        ImageViews(mean=MEAN3, std=STD3, crop_size=40).eval(images((1, 3, 32, 32)))

@@ -1,0 +1,195 @@
+"""Shared pieces of the vision tasks: USB's and TorchSSL's trainer settings, checksummed
+downloads recorded in the raw manifest, archive readers that turn a truncated or corrupt file
+into one clear error, and image decoding.
+
+Every reader here runs only on files that ``read_manifest`` has just re-verified, so nothing is
+parsed before its checksum matched what ``fetch`` pinned.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import numpy as np
+
+from semibench.io import ChecksumError, fetch_url, sha256_file
+from semibench.tasks.base import Task, write_manifest
+
+T = TypeVar("T")
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: USB's CV protocol (config/usb_cv): 200 "epochs" of 1,024 iterations, AdamW with a cosine
+#: schedule after 5,120 warm-up steps, batch 8 + 8 unlabelled, evaluation every 2,048 steps,
+#: no EMA (ema_m 0; the algorithms that need a teacher set their own).
+USB_CV_TRAIN: dict[str, Any] = {
+    "iterations": 204_800,
+    "eval_every": 2048,
+    "batch_size": 8,
+    "uratio": 1,
+    "eval_batch_size": 16,
+    "optimizer": "adamw",
+    "weight_decay": 5e-4,
+    "warmup_iterations": 5120,
+    "ema_m": 0.0,
+    "use_cat": True,
+}
+
+#: TorchSSL-style classic CV (config/classic_cv): WRNs from scratch, SGD + Nesterov 0.03,
+#: cosine without warm-up, 2**20 iterations, batch 64 (uratio 7 for the FixMatch family,
+#: 1 for MixMatch, ReMixMatch, MeanTeacher, Pi-Model, PseudoLabel and VAT), EMA 0.999.
+CLASSIC_CV_TRAIN: dict[str, Any] = {
+    "iterations": 1_048_576,
+    "eval_every": 5120,
+    "batch_size": 64,
+    "uratio": 7,
+    "eval_batch_size": 256,
+    "optimizer": "sgd",
+    "lr": 0.03,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "layer_decay": 1.0,
+    "warmup_iterations": 0,
+    "ema_m": 0.999,
+    "use_cat": True,
+}
+
+
+def usb_cv_train(lr: float, layer_decay: float = 1.0) -> dict[str, Any]:
+    """USB's CV trainer settings with a task's learning rate and layer-wise decay."""
+    return {**USB_CV_TRAIN, "lr": lr, "layer_decay": layer_decay}
+
+
+class CorruptArchiveError(ValueError):
+    """A source file that passed its checksum cannot be read (truncated or malformed)."""
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One source file: its name in ``raw_dir``, pinned hash and URLs (first = canonical)."""
+
+    filename: str
+    known_hash: str  # "sha256:<hex>" or the source's published "md5:<hex>"
+    urls: tuple[str, ...]
+
+
+def download(remote: Remote, raw_dir: Path) -> Path:
+    """Fetch ``remote`` (local mirror first, then each URL in turn); a checksum mismatch is
+    never retried from another URL, a network failure is."""
+    failures = []
+    for url in remote.urls:
+        try:
+            return fetch_url(url, remote.known_hash, raw_dir, remote.filename)
+        except ChecksumError:
+            raise
+        except OSError as err:  # requests' network errors derive from OSError
+            failures.append(f"{url}: {err}")
+    raise RuntimeError(
+        f"could not download {remote.filename} ({'; '.join(failures)}); put the file "
+        f"({remote.known_hash}) into {raw_dir} or into the directory named by $SEMIBENCH_MIRROR"
+    )
+
+
+def fetch_remotes(task: Task, raw_dir: Path, remotes: Sequence[Remote]) -> None:
+    """Download every file of a task and record their SHA-256 in ``raw_dir/manifest.json``."""
+    files = {}
+    for remote in remotes:
+        path = download(remote, raw_dir)
+        files[remote.filename] = sha256_file(path)
+    write_manifest(raw_dir, task.name, task.source, files)
+
+
+# --------------------------------------------------------------------------- archives
+
+#: what zlib, gzip, tarfile and zipfile raise on truncated or malformed input
+_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the many ways a truncated or malformed source file fails into one clear error."""
+    try:
+        yield
+    except CorruptArchiveError:
+        raise
+    except _ARCHIVE_ERRORS as err:
+        raise CorruptArchiveError(
+            f"{path}: the file is truncated or corrupt ({type(err).__name__}: {err}); "
+            f"delete {path.parent} and fetch again"
+        ) from err
+
+
+def read_tar_members(path: Path, readers: dict[str, Callable[[IO[bytes], int], T]]) -> dict[str, T]:
+    """Read the named members of a (compressed) tar archive in one sequential pass.
+
+    ``readers`` maps a member name to ``reader(file_object, size)``; one pass matters because
+    seeking backwards in a .tar.gz means decompressing it again from the start.
+    """
+    results: dict[str, T] = {}
+    with reading(path), tarfile.open(path, "r:*") as archive:
+        for member in archive:
+            reader = readers.get(member.name)
+            if reader is None or not member.isfile():
+                continue
+            handle = archive.extractfile(member)
+            assert handle is not None  # a regular file always has data
+            with handle:
+                results[member.name] = reader(handle, member.size)
+    missing = sorted(set(readers) - set(results))
+    if missing:
+        raise CorruptArchiveError(f"{path}: no member(s) {', '.join(missing)} in the archive")
+    return results
+
+
+def read_exact(handle: IO[bytes], size: int, what: str) -> np.ndarray:
+    """Read exactly ``size`` bytes into a new uint8 array (no intermediate bytes object)."""
+    out = np.empty(size, dtype=np.uint8)
+    view = memoryview(out)
+    got = 0
+    while got < size:
+        n = handle.readinto(view[got:])  # type: ignore[attr-defined]
+        if not n:
+            break
+        got += n
+    if got != size:
+        raise CorruptArchiveError(f"{what}: expected {size} bytes, read {got} (truncated)")
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+
+def decode_rgb(data: bytes, what: str) -> np.ndarray:
+    """Decode an encoded image (JPEG, PNG, ...) to uint8 RGB ``[H, W, 3]``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        raise CorruptArchiveError(f"{what}: not a readable image ({err})") from err
+
+
+def hwc_to_chw(images: np.ndarray) -> np.ndarray:
+    """``[N, H, W, C]`` -> contiguous ``[N, C, H, W]``."""
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+
+
+def check_classes(found: Sequence[str], expected: Sequence[str], what: str) -> None:
+    """The source's class names must be the task's, in order (labels are indices into them)."""
+    if list(found) != list(expected):
+        raise ValueError(f"{what}: class names {list(found)} differ from the expected "
+                         f"{list(expected)}")
