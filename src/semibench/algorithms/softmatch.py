@@ -1,0 +1,94 @@
+"""SoftMatch (Chen et al., ICLR 2023): truncated-Gaussian soft weights with uniform
+distribution alignment.
+
+    p = softmax(f(weak(u)))                                     (no gradient)
+    p~ = DA(p): p * (1/C) / p_model, renormalised; p_model = EMA of mean p (first batch
+         initialises it; updated before aligning)
+    mu, var <- EMA of mean / unbiased variance of max p~          (updated before weighting)
+    w = exp(-min(max p~ - mu, 0)^2 / (2 var / n_sigma^2))         (1 above the mean)
+    y_hat = argmax p   -- the *non-aligned* prediction, as USB does (explicit in its code)
+    L = CE(f(weak(x)), y) + lambda_u * mean(w * CE(f(strong(u)), y_hat))
+
+USB uses the global (``per_class=False``) statistics; its per-class path is broken (it reads
+``self.args`` inside the hook). ``per_class=True`` here implements that path's intent; see
+``TruncatedGaussianWeights`` for how classes absent from a batch are handled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.distalign import DistAlignEMA
+from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
+from semibench.algorithms.thresholding import TruncatedGaussianWeights, check_common
+
+
+@dataclass
+class SoftMatchParams:
+    #: weight lambda_u of the unsupervised loss (>= 0)
+    lambda_u: float = 1.0
+    #: EMA momentum of mu, var and the alignment's p_model, in [0, 1)
+    ema_p: float = 0.999
+    #: width of the Gaussian in standard deviations (> 0)
+    n_sigma: float = 2.0
+    #: per-class mu and var (USB's broken path, implemented as intended)
+    per_class: bool = False
+    #: uniform distribution alignment of the weak predictions before weighting
+    dist_align: bool = True
+    #: hard (argmax) pseudo-labels; otherwise softmax(weak logits / T)
+    hard_label: bool = True
+    #: temperature of soft pseudo-labels (> 0)
+    T: float = 0.5
+
+    def check(self, name: str) -> None:
+        check_common(name, self, {"lambda_u": "weight", "ema_p": "momentum",
+                                  "n_sigma": "positive", "T": "temperature"})
+
+
+@ALGORITHMS.register("softmatch")
+class SoftMatch(Algorithm):
+    name = "softmatch"
+    Params = SoftMatchParams
+    lb_views = ("weak",)
+    ulb_views = ("weak", "strong")
+    target_views = frozenset({"ulb_weak"})
+
+    def __init__(self, params: SoftMatchParams, **kwargs: Any):
+        super().__init__(params, **kwargs)
+        self.dist_align = DistAlignEMA(self.num_classes, params.ema_p, target="uniform")
+        self.weights = TruncatedGaussianWeights(
+            self.num_classes, params.ema_p, n_sigma=params.n_sigma, per_class=params.per_class)
+
+    def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
+        # Labelled cross-entropy
+        sup = ce_loss(out.logits["lb_weak"].float(), batch.y_lb).mean()
+
+        # Soft weights from the aligned weak predictions
+        probs = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
+        aligned = self.dist_align(probs) if self.p.dist_align else probs
+        self.weights.update(aligned)
+        weight = self.weights(aligned)
+        # ... but the pseudo-label comes from the raw, non-aligned prediction (as USB)
+        target = pseudo_label(probs, hard=self.p.hard_label, temperature=self.p.T)
+
+        # Weighted consistency on the strong view
+        unsup = masked_mean(ce_loss(out.logits["ulb_strong"].float(), target), weight)
+        loss = sup + self.p.lambda_u * unsup
+        return LossOutput(
+            loss=loss,
+            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
+                 "mu": self.weights.mu.mean().item(), "var": self.weights.var.mean().item()},
+            mask=weight,
+            pseudo_label=probs.argmax(dim=-1),
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"weights": self.weights.state_dict(), "dist_align": self.dist_align.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.weights.load_state_dict(state["weights"])
+        self.dist_align.load_state_dict(state["dist_align"])
