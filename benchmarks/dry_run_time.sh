@@ -8,7 +8,7 @@ work=$(mktemp -d)
 for name in usb classic_cv; do
   start=$(date +%s.%N)
   snakemake -n --quiet rules --directory "$work" --snakefile "$PWD/Snakefile" \
-    --configfile "config/$name.yaml" | awk '$1 == "train" {print "'"$name"': " $2 " train jobs"}'
+    --configfile "config/$name.yaml" | awk '$1 == "train" && !seen++ {print "'"$name"': " $2 " train jobs"}'
   end=$(date +%s.%N)
   echo "$name: $(echo "$end - $start" | bc) s"
 done

@@ -110,3 +110,19 @@ def test_workflow_lint_is_clean(repo_root, tmp_path):
     run = snakemake(tmp_path, repo_root, "--lint")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Congratulations, your workflow is in a good condition" in run.stdout + run.stderr
+
+
+@pytest.mark.slow
+def test_smoke_config_with_all_algorithms(tmp_path, repo_root):
+    """`algorithms: all` through the whole DAG (one seed, MNIST, a few iterations)."""
+    from semibench.algorithms import ALGORITHMS
+
+    cfg = tiny_config()
+    cfg.update(seeds=[0], algorithms="all",
+               tasks={"mnist": {"num_labels": [20], "train": TINY_TRAIN}})
+    path = write(tmp_path / "all.yaml", cfg)
+    run = snakemake(tmp_path, repo_root, "--configfile", str(path))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "results/tiny/tables/summary.csv").open()))
+    assert sorted(r["algorithm"] for r in rows) == ALGORITHMS.names()
+    assert (tmp_path / "reports" / "tiny" / "index.html").exists()
