@@ -1,38 +1,103 @@
-"""Audio views: waveform crops and effects, then normalised log-mel features with SpecAugment.
+"""Audio views: waveform crops and effects, then either normalised log-mel features (with
+SpecAugment) or normalised waveforms for HuBERT / wav2vec 2.0.
 
-Input: float32 mono waveforms ``[B, T]`` at ``sample_rate``. Output: float32 log-mel features
-``[B, 1, n_mels, frames]`` with ``frames = 1 + crop_samples // hop_length`` (centred STFT),
-normalised by fixed constants (``(log(mel + 1e-6) - log_mel_mean) / log_mel_std``) so that no
-statistic depends on the batch.
+Input: float32 mono waveforms ``[B, T]`` at ``sample_rate``. ``crop_seconds`` sets the length
+``L`` of every view. Two output ``features``:
 
-* ``eval``: centre crop (or zero pad) to ``crop_seconds``, features.
-* ``weak``: a random time shift of up to ``max_shift_seconds`` either way (zero fill), features.
-  This is the standard keyword-spotting shift (Speech Commands uses +-100 ms).
-* ``strong``: per sample a random gain (then clipped to [-1, 1], i.e. saturation), a random speed
-  change (time axis resampled by linear interpolation, factor in ``speed``; > 1 is faster), a
-  random shift, additive coloured noise (spectral exponent uniform in ``noise_exponent``: 0
-  white, 1 pink, 2 brown) at a random SNR relative to the crop's power, features, then
-  SpecAugment: ``time_masks`` time masks of up to ``time_mask_frames`` frames and
-  ``freq_masks`` frequency masks of up to ``freq_mask_bins`` mel bins, each sample its own,
-  filled with 0 (the normalised mean).
+* ``"logmel"`` (default): float32 ``[B, 1, n_mels, frames]`` with
+  ``frames = 1 + L // hop_length`` (centred STFT), normalised by fixed constants
+  (``(log(mel + 1e-6) - log_mel_mean) / log_mel_std``) so that no statistic depends on the batch.
+* ``"waveform"``: float32 ``[B, L]``, zero-mean and unit-variance per clip like the Hugging Face
+  ``Wav2Vec2FeatureExtractor`` (``(x - mean) / sqrt(var + 1e-7)``) in USB's collator. The
+  statistics cover the whole crop, zero padding included, as the extractor computes them for
+  HuBERT-/wav2vec 2.0-Base, whose configurations return no attention mask; the speech
+  backbones apply the same normalisation, which is then the identity.
 
-The whole batch is processed at once, because the views run on the CPU every training step: the
-speed change, shift and crop are one gather with per-sample fractional positions, the noise is
-shaped by one batched FFT and the masks are built from broadcast comparisons. Every random number
-comes from the ``torch.Generator`` passed to the view.
+Two augmentation recipes (``strong_effects``):
+
+* ``"basic"`` (default; the offline keyword task's recipe):
+
+  - ``eval``: centre crop (or symmetric zero pad) to ``L``.
+  - ``weak``: a random time shift of up to ``max_shift_seconds`` either way (zero fill), the
+    standard keyword-spotting shift (Speech Commands uses +-100 ms).
+  - ``strong``: per sample a random gain (then clipped to [-1, 1], i.e. saturation), a random
+    speed change (time axis resampled by linear interpolation, factor in ``speed``; > 1 is
+    faster), a random shift, additive coloured noise (spectral exponent uniform in
+    ``noise_exponent``: 0 white, 1 pink, 2 brown) at a random SNR relative to the crop's power.
+
+* ``"usb"`` (USB's audio recipe, ``semilearn`` ``WaveformTransforms`` + ``random_subsample``):
+
+  - ``eval``: centre crop to ``L`` (zero pad at the end if shorter). USB keeps the first ``L``
+    samples instead; both agree on prepared clips, which are stored at exactly ``L``.
+  - ``weak``: a random crop of ``L`` samples (a clip no longer than ``L`` is kept whole and zero
+    padded at the end).
+  - ``strong``: per sample ``effects_per_sample`` (2) effects drawn *with replacement* from
+    ``usb_effects_pool`` (all four) and applied in the drawn order, then a random crop as in
+    ``weak``. A clip's length is taken up to its last non-zero sample (prepared clips are
+    zero-padded), and every effect's output is clipped to [-1, 1] as sox's integer samples
+    are. USB runs sox; torchaudio 2.11 has no sox effects, so each is re-implemented with torch:
+
+    + ``gain``: sox ``gain -n g`` with ``g = int(U(gain_db))`` (USB: ``int(uniform(-5, 5))``, so
+      an integer in [-4, 4]): normalise the peak to 0 dBFS, apply ``g`` dB, clip to [-1, 1].
+    + ``pitch``: sox ``pitch c`` with ``c ~ U(pitch_cents)`` cents (USB: U(-2, 2), nearly
+      nothing). Approximation: the clip is resampled by ``2**(c/1200)`` (band-limited) and kept
+      at its length, i.e. a pitch shift *without* sox's tempo correction; for USB's +-2 cents
+      the tempo differs by at most 0.12 % (6 ms over 5 s).
+    + ``speed``: sox ``speed s`` with ``s ~ U(speed)`` (USB: U(0.5, 2.0)) followed by
+      ``rate 16000``: the clip is resampled to ``length / s`` samples with
+      ``torchaudio.functional.resample`` (``orig_freq = 100 s``, ``new_freq = 100``, so ``s`` is
+      rounded to 0.01), which changes tempo and pitch together, as sox does.
+    + ``reverb``: sox ``reverb -w`` (wet only). Approximation: convolution with a synthetic
+      impulse response, Gaussian noise (new per sample, from the generator) smoothed by a
+      one-pole low-pass (high-frequency damping) under an exponential envelope that decays by
+      60 dB in ``reverb_rt60`` seconds, scaled to unit energy, with no direct path; the clip
+      keeps its length. sox uses a fixed Freeverb network with 50 % reverberance instead.
+
+SpecAugment (``time_masks``/``freq_masks``, each sample its own masks filled with 0, the
+normalised mean) is applied to the strong view of ``"logmel"`` features with either recipe;
+``"waveform"`` features have no spectrogram to mask.
+
+The ``pitch`` resampler (:func:`sinc_resample`) is a windowed-sinc interpolator (Hann window,
+6 zero crossings, cut-off 0.99 x the lower Nyquist frequency, kernels tabulated at 512
+fractional positions) evaluated for the whole batch at once with per-sample rates, because a
+rational resampler cannot represent a factor like 1.0006 cheaply. The whole batch is processed
+at once elsewhere too, because the views run on the CPU every training step: crops and shifts
+are one gather, noise is shaped by one batched FFT, reverb is one batched FFT convolution and
+the masks are built from broadcast comparisons. Every random number comes from the
+``torch.Generator`` passed to the view, and every random draw has a fixed shape, so the numbers
+a sample gets do not depend on which effects the other samples drew.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 import torchaudio
+import torchaudio.functional as AF
 
 from semibench.augment import ViewFn
 
 _LOG_FLOOR = 1e-6
+_NORM_EPS = 1e-7  # the Hugging Face feature extractor's variance floor
+
+FEATURES = ("logmel", "waveform")
+STRONG_EFFECTS = ("basic", "usb")
+USB_EFFECTS = ("gain", "pitch", "speed", "reverb")
+
+#: defaults that differ between the recipes (None in the signature means "the recipe's own")
+_RECIPE_DEFAULTS = {
+    "basic": {"gain_db": (-6.0, 6.0), "speed": (0.85, 1.15)},
+    "usb": {"gain_db": (-5.0, 5.0), "speed": (0.5, 2.0)},
+}
+
+_SINC_ZEROS = 6  # zero crossings of the interpolation kernel on each side
+_SINC_ROLLOFF = 0.99
+_SINC_CHUNK = 16384  # output samples per step of the interpolator
+_PHASES = 512  # fractional positions tabulated by the interpolator
+_SPEED_STEPS = 100  # speed factors are rounded to 1/100
 
 
 def _pair(value: Sequence[float], name: str) -> tuple[float, float]:
@@ -44,7 +109,7 @@ def _pair(value: Sequence[float], name: str) -> tuple[float, float]:
 
 
 def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=generator, device=generator.device)
+    return (low + (high - low) * torch.rand(n, generator=generator, device=generator.device)).cpu()
 
 
 class _LogMel:
@@ -89,12 +154,39 @@ def _check_input(wav: torch.Tensor) -> torch.Tensor:
     return wav.float()
 
 
+def valid_lengths(wav: torch.Tensor) -> torch.Tensor:
+    """Per row, the index after the last non-zero sample (0 for a silent row): the clip's length
+    once the zero padding at its end is ignored."""
+    if wav.shape[1] == 0:
+        return torch.zeros(wav.shape[0], dtype=torch.long, device=wav.device)
+    pos = torch.arange(1, wav.shape[1] + 1, device=wav.device)
+    return ((wav != 0) * pos).amax(dim=1)
+
+
+def normalise_waveform(wav: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance per row (population variance, 1e-7 floor)."""
+    var, mean = torch.var_mean(wav, dim=1, keepdim=True, correction=0)
+    return (wav - mean) / torch.sqrt(var + _NORM_EPS)
+
+
 def _crop(wav: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor:
     """``out[b, t] = wav[b, start[b] + t]`` (integer starts), zero outside the waveform."""
     total = wav.shape[1]
     padded = F.pad(wav, (1, 1))  # padded[0] and padded[total + 1] are the zero fill
     idx = start.to(wav.device, torch.long)[:, None] + torch.arange(length, device=wav.device) + 1
     return padded.gather(1, idx.clamp_(0, total + 1))
+
+
+def _random_crop(
+    wav: torch.Tensor, lengths: torch.Tensor, u: torch.Tensor, length: int
+) -> torch.Tensor:
+    """USB's ``random_subsample``: a crop of ``length`` starting uniformly in
+    ``[0, lengths - length]``; a row no longer than ``length`` starts at 0 (zero padded)."""
+    slack = (lengths - length).clamp_min(0)
+    start = (u * (slack + 1).to(u.dtype)).floor().long().minimum(slack)
+    out = _crop(wav, start, length)
+    inside = torch.arange(length)[None, :] < (lengths - start)[:, None]
+    return out * inside.to(out.device)
 
 
 def _resample_crop(
@@ -110,6 +202,163 @@ def _resample_crop(
     i0 = (left.long() + 1).clamp_(0, total + 1)
     i1 = (left.long() + 2).clamp_(0, total + 1)
     return torch.lerp(padded.gather(1, i0), padded.gather(1, i1), frac)
+
+
+def _phase_tables(cutoff: torch.Tensor, half: int) -> torch.Tensor:
+    """Windowed-sinc kernels ``[R, PHASES + 1, 2 * half]``: row r, fractional position
+    ``p / PHASES``, taps ``-half + 1 .. half`` (Hann window, cut-off ``cutoff[r]`` x Nyquist)."""
+    taps = torch.arange(-half + 1, half + 1, dtype=torch.float64)
+    frac = torch.arange(_PHASES + 1, dtype=torch.float64) / _PHASES
+    arg = (frac[None, :, None] - taps) * cutoff[:, None, None]
+    window = torch.where(
+        arg.abs() < _SINC_ZEROS, torch.cos(arg * (math.pi / (2 * _SINC_ZEROS))) ** 2, 0.0
+    )
+    return (cutoff[:, None, None] * torch.sinc(arg) * window).float()
+
+
+def sinc_resample(
+    wav: torch.Tensor, rate: torch.Tensor, out_lengths: torch.Tensor, out_width: int
+) -> torch.Tensor:
+    """Band-limited resampling with a per-row rate: ``out[b, t] = wav_b(t * rate[b])`` for
+    ``t < out_lengths[b]`` (zero after), where ``wav_b`` is the row's band-limited continuation
+    (zero outside the row). ``rate`` > 1 reads faster (shorter, higher); the kernel's cut-off
+    follows ``min(1, 1 / rate)`` so that reading faster does not alias. Kernels come from a
+    table of ``_PHASES`` fractional positions (nearest phase: under 1/1000 sample of error)."""
+    rows, total = wav.shape
+    out = wav.new_zeros(rows, out_width)
+    if rows == 0 or out_width == 0:
+        return out
+    rate = rate.to(torch.float64).cpu()
+    cutoff = _SINC_ROLLOFF * torch.clamp(1.0 / rate, max=1.0)
+    half = math.ceil(_SINC_ZEROS / float(cutoff.min()))  # taps on each side
+    kernels = _phase_tables(cutoff, half).view(-1, 2 * half).to(wav.device)
+    # windows[r, i] = the 2 * half input samples around base index i (a view, no copy)
+    windows = F.pad(wav, (half - 1, half + 1)).unfold(1, 2 * half, 1)
+    row = torch.arange(rows, device=wav.device)[:, None]
+    row_offset = (torch.arange(rows) * (_PHASES + 1))[:, None]
+    for first in range(0, out_width, _SINC_CHUNK):
+        t = torch.arange(first, min(first + _SINC_CHUNK, out_width), dtype=torch.float64)
+        pos = t[None, :] * rate[:, None]  # [R, C], float64: exact fractional parts
+        base = pos.floor()
+        phase = ((pos - base) * _PHASES).round().long() + row_offset
+        values = windows[row, base.long().clamp_(0, total).to(wav.device)]  # [R, C, 2 * half]
+        kernel = kernels.index_select(0, phase.view(-1).to(wav.device)).view(values.shape)
+        out[:, first : first + len(t)] = torch.einsum("rck,rck->rc", values, kernel)
+    inside = (
+        torch.arange(out_width, device=wav.device)[None, :] < out_lengths.to(wav.device)[:, None]
+    )
+    return out * inside
+
+
+def _speed_rows(
+    wav: torch.Tensor, steps: torch.Tensor, out_lengths: torch.Tensor, width: int
+) -> torch.Tensor:
+    """sox ``speed``: resample row r by ``steps[r] / _SPEED_STEPS`` with torchaudio's
+    band-limited resampler (``orig_freq = steps``, ``new_freq = _SPEED_STEPS``); rows with
+    equal steps share one call."""
+    out = wav.new_zeros(wav.shape[0], width)
+    for step in steps.unique().tolist():
+        rows = torch.nonzero(steps == step).flatten()
+        if step == _SPEED_STEPS:
+            done = wav[rows]
+        else:
+            done = AF.resample(wav[rows], orig_freq=int(step), new_freq=_SPEED_STEPS)
+        keep = min(done.shape[1], width)
+        out[rows, :keep] = done[:, :keep]
+    inside = torch.arange(width, device=wav.device)[None, :] < out_lengths.to(wav.device)[:, None]
+    return out * inside
+
+
+def _fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Row-wise linear convolution truncated to ``x``'s width, via FFTs of a power-of-two size
+    (torch's FFT is several times slower at sizes with large prime factors)."""
+    width = x.shape[1]
+    n_fft = 1 << (width + h.shape[1] - 2).bit_length()
+    spectrum = torch.fft.rfft(x, n=n_fft) * torch.fft.rfft(h, n=n_fft)
+    return torch.fft.irfft(spectrum, n=n_fft)[:, :width]
+
+
+def _impulse_responses(noise: torch.Tensor, sample_rate: int, rt60: float) -> torch.Tensor:
+    """Unit-energy synthetic reverb tails from white noise rows ``[R, n]`` (see module doc)."""
+    damping = 0.5  # one-pole low-pass pole: sox's default 50 % high-frequency damping
+    smooth = AF.lfilter(
+        noise,
+        a_coeffs=torch.tensor([1.0, -damping], dtype=noise.dtype),
+        b_coeffs=torch.tensor([1.0 - damping, 0.0], dtype=noise.dtype),
+        clamp=False,
+    )
+    t = torch.arange(noise.shape[1], dtype=noise.dtype) / sample_rate
+    ir = smooth * torch.exp(-math.log(1000.0) * t / rt60)  # -60 dB after rt60 seconds
+    return ir / ir.pow(2).sum(dim=1, keepdim=True).sqrt().clamp_min(1e-12)
+
+
+def usb_effects(
+    wav: torch.Tensor,
+    generator: torch.Generator,
+    *,
+    sample_rate: int = 16000,
+    effects: Sequence[str] = USB_EFFECTS,
+    effects_per_sample: int = 2,
+    gain_db: Sequence[float] = (-5.0, 5.0),
+    pitch_cents: Sequence[float] = (-2.0, 2.0),
+    speed: Sequence[float] = (0.5, 2.0),
+    reverb_rt60: float = 0.5,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """USB's strong waveform effects (see the module docstring) on a batch ``[B, T]``.
+
+    Returns the effected waveforms ``[B, T']`` (``T'`` grows when a clip is slowed down) and
+    each clip's length; samples after a clip's length are 0. A clip's length at the input is
+    its :func:`valid_lengths` (its trailing zero padding is not audio).
+    """
+    wav = _check_input(wav).clone()
+    unknown = sorted(set(effects) - set(USB_EFFECTS))
+    if unknown or not effects:
+        raise ValueError(f"usb_effects: unknown or no effects {unknown}; allowed: {USB_EFFECTS}")
+    gain_range = _pair(gain_db, "gain_db")
+    pitch_range = _pair(pitch_cents, "pitch_cents")
+    speed_range = _pair(speed, "speed")
+    if speed_range[0] < 1 / _SPEED_STEPS or reverb_rt60 <= 0:
+        raise ValueError(f"speed factors must be >= {1 / _SPEED_STEPS} and reverb_rt60 > 0")
+    batch, draws = wav.shape[0], max(int(effects_per_sample), 0)
+    n_ir = max(int(round(reverb_rt60 * sample_rate)), 1)
+    g = generator
+    # every draw has a fixed shape, so a sample's numbers do not depend on the others' choices
+    choice = torch.randint(len(effects), (batch, draws), generator=g, device=g.device).cpu()
+    gains = torch.trunc(_uniform(batch * draws, *gain_range, g)).view(batch, draws)
+    cents = _uniform(batch * draws, *pitch_range, g).view(batch, draws)
+    speeds = _uniform(batch * draws, *speed_range, g).view(batch, draws)
+    ir_noise = torch.randn(batch, draws, n_ir, generator=g, device=g.device).cpu()
+
+    lengths = valid_lengths(wav).cpu()
+    for slot in range(draws):
+        for code, name in enumerate(effects):
+            rows = torch.nonzero(choice[:, slot] == code).flatten()
+            if len(rows) == 0:
+                continue
+            x, n = wav[rows], lengths[rows]
+            if name == "gain":
+                peak = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+                scale = 10.0 ** (gains[rows, slot] / 20.0)
+                wav[rows] = (x / peak * scale.to(x)[:, None]).clamp(-1.0, 1.0)
+            elif name == "pitch":
+                factor = 2.0 ** (cents[rows, slot].double() / 1200.0)
+                moved = torch.nonzero(factor != 1.0).flatten()
+                shifted = sinc_resample(x[moved], factor[moved], n[moved], x.shape[1])
+                wav[rows[moved]] = shifted.clamp(-1.0, 1.0)
+            elif name == "speed":
+                steps = (speeds[rows, slot] * _SPEED_STEPS).round().long()  # s = steps / 100
+                new = (n * _SPEED_STEPS + steps - 1) // steps  # ceil(n / s), as the resampler
+                width = max(wav.shape[1], int(new.max()))
+                if width > wav.shape[1]:
+                    wav = F.pad(wav, (0, width - wav.shape[1]))
+                wav[rows] = _speed_rows(x, steps, new, width).clamp(-1.0, 1.0)
+                lengths[rows] = new
+            else:  # reverb
+                ir = _impulse_responses(ir_noise[rows, slot], sample_rate, reverb_rt60)
+                wet = _fft_convolve(x, ir.to(x))
+                inside = torch.arange(x.shape[1])[None, :] < n[:, None]
+                wav[rows] = (wet * inside.to(wet)).clamp(-1.0, 1.0)
+    return wav, lengths
 
 
 def _coloured_noise(
@@ -144,6 +393,8 @@ def build_audio_views(
     *,
     sample_rate: int = 16000,
     crop_seconds: float = 1.0,
+    features: str = "logmel",
+    strong_effects: str = "basic",
     n_mels: int = 40,
     n_fft: int = 480,
     hop_length: int = 160,
@@ -152,45 +403,80 @@ def build_audio_views(
     log_mel_mean: float = -4.5,
     log_mel_std: float = 4.0,
     max_shift_seconds: float = 0.1,
-    gain_db: Sequence[float] = (-6.0, 6.0),
-    speed: Sequence[float] = (0.85, 1.15),
+    gain_db: Sequence[float] | None = None,
+    speed: Sequence[float] | None = None,
     noise_snr_db: Sequence[float] = (10.0, 40.0),
     noise_exponent: Sequence[float] = (0.0, 2.0),
+    usb_effects_pool: Sequence[str] = USB_EFFECTS,
+    effects_per_sample: int = 2,
+    pitch_cents: Sequence[float] = (-2.0, 2.0),
+    reverb_rt60: float = 0.5,
     time_masks: int = 2,
     time_mask_frames: int = 12,
     freq_masks: int = 2,
     freq_mask_bins: int = 6,
 ) -> dict[str, ViewFn]:
-    """Return the ``eval``/``weak``/``strong`` audio views (see the module docstring)."""
+    """Return the ``eval``/``weak``/``strong`` audio views (see the module docstring).
+
+    ``gain_db`` and ``speed`` default to the chosen recipe's ranges (basic: +-6 dB, 0.85-1.15;
+    usb: +-5 dB, 0.5-2.0). ``max_shift_seconds`` and the noise keys only affect ``basic``;
+    ``usb_effects_pool``, ``effects_per_sample``, ``pitch_cents`` and ``reverb_rt60`` only
+    ``usb``.
+    """
+    if features not in FEATURES:
+        raise ValueError(f"features={features!r}; allowed: {', '.join(FEATURES)}")
+    if strong_effects not in STRONG_EFFECTS:
+        raise ValueError(f"strong_effects={strong_effects!r}; allowed: {', '.join(STRONG_EFFECTS)}")
     length = int(round(crop_seconds * sample_rate))
     max_shift = int(round(max_shift_seconds * sample_rate))
     if length <= 0 or max_shift < 0 or log_mel_std <= 0:
         raise ValueError("crop_seconds and log_mel_std must be > 0, max_shift_seconds >= 0")
-    gain_range = _pair(gain_db, "gain_db")
-    speed_range = _pair(speed, "speed")
+    defaults = _RECIPE_DEFAULTS[strong_effects]
+    gain_range = _pair(defaults["gain_db"] if gain_db is None else gain_db, "gain_db")
+    speed_range = _pair(defaults["speed"] if speed is None else speed, "speed")
     snr_range = _pair(noise_snr_db, "noise_snr_db")
     exponent_range = _pair(noise_exponent, "noise_exponent")
     if speed_range[0] <= 0:
         raise ValueError(f"speed factors must be > 0, got {speed_range}")
-    features = _LogMel(
+    usb_kwargs = dict(
+        sample_rate=sample_rate,
+        effects=tuple(usb_effects_pool),
+        effects_per_sample=effects_per_sample,
+        gain_db=gain_range,
+        pitch_cents=_pair(pitch_cents, "pitch_cents"),
+        speed=speed_range,
+        reverb_rt60=reverb_rt60,
+    )
+    if strong_effects == "usb":  # fail at build time, not at the first training step
+        usb_effects(torch.zeros(1, 8), torch.Generator().manual_seed(0), **usb_kwargs)
+    log_mel = _LogMel(
         sample_rate, n_fft, hop_length, n_mels, f_min, f_max, log_mel_mean, log_mel_std
     )
+    logmel = features == "logmel"
+
+    def finish(wav: torch.Tensor) -> torch.Tensor:
+        return log_mel(wav) if logmel else normalise_waveform(wav)
 
     def eval_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         wav = _check_input(wav)
-        start = torch.full((wav.shape[0],), (wav.shape[1] - length) // 2, dtype=torch.long)
-        return features(_crop(wav, start, length))
+        offset = (wav.shape[1] - length) // 2
+        if not logmel:  # too short: keep the start, pad at the end (as the HF extractor does)
+            offset = max(offset, 0)
+        start = torch.full((wav.shape[0],), offset, dtype=torch.long)
+        return finish(_crop(wav, start, length))
 
     def weak_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         wav = _check_input(wav)
         batch = wav.shape[0]
+        if strong_effects == "usb":
+            u = torch.rand(batch, generator=generator, device=generator.device).cpu()
+            return finish(_random_crop(wav, valid_lengths(wav).cpu(), u, length))
         shift = torch.randint(
             -max_shift, max_shift + 1, (batch,), generator=generator, device=generator.device
         )
-        return features(_crop(wav, (wav.shape[1] - length) // 2 + shift.cpu(), length))
+        return finish(_crop(wav, (wav.shape[1] - length) // 2 + shift.cpu(), length))
 
-    def strong_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        wav = _check_input(wav)
+    def basic_strong(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         batch, total = wav.shape
         gain = 10.0 ** (_uniform(batch, *gain_range, generator) / 20.0)
         rate = _uniform(batch, *speed_range, generator)
@@ -204,13 +490,34 @@ def build_audio_views(
         out = _resample_crop(loud, start, rate, length)
         power = out.pow(2).mean(dim=1, keepdim=True)
         noise_rms = (power / 10.0 ** (snr.to(wav.device)[:, None] / 10.0)).sqrt()
-        feats = features(out + noise * noise_rms)
-        _, _, mels, frames = feats.shape
-        freq = _masks(batch, mels, freq_masks, freq_mask_bins, generator).to(feats.device)
-        time = _masks(batch, frames, time_masks, time_mask_frames, generator).to(feats.device)
-        return feats.masked_fill(freq[:, None, :, None] | time[:, None, None, :], 0.0)
+        return out + noise * noise_rms
+
+    def usb_strong(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        effected, lengths = usb_effects(wav, generator, **usb_kwargs)
+        u = torch.rand(wav.shape[0], generator=generator, device=generator.device).cpu()
+        return _random_crop(effected, lengths, u, length)
+
+    def strong_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        wav = _check_input(wav)
+        recipe = usb_strong if strong_effects == "usb" else basic_strong
+        out = finish(recipe(wav, generator))
+        if not logmel:
+            return out
+        batch, _, mels, frames = out.shape
+        freq = _masks(batch, mels, freq_masks, freq_mask_bins, generator).to(out.device)
+        time = _masks(batch, frames, time_masks, time_mask_frames, generator).to(out.device)
+        return out.masked_fill(freq[:, None, :, None] | time[:, None, None, :], 0.0)
 
     return {"eval": eval_view, "weak": weak_view, "strong": strong_view}
 
 
-__all__ = ["build_audio_views"]
+__all__ = [
+    "FEATURES",
+    "STRONG_EFFECTS",
+    "USB_EFFECTS",
+    "build_audio_views",
+    "normalise_waveform",
+    "sinc_resample",
+    "usb_effects",
+    "valid_lengths",
+]

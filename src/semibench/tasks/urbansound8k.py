@@ -1,0 +1,122 @@
+"""UrbanSound8K (Salamon, Jacoby & Bello 2014) from its Zenodo record, split as in USB's
+``preprocess_urbansound.py``: folds 1-8 train (7,079), fold 9 dev (816), fold 10 test (837).
+
+The archive ``UrbanSound8K.tar.gz`` holds ``metadata/UrbanSound8K.csv`` (``slice_file_name``,
+``fold``, ``classID``, ``class``) and ``audio/fold<k>/*.wav``: 8,732 excerpts of at most 4 s in
+whatever format the Freesound uploader used (8/16/24/32-bit PCM, float, 4-bit ADPCM, mono or
+stereo, 8-192 kHz). Every format is decoded here without an audio library; USB loads them with
+librosa, which also averages the channels and resamples to 16 kHz (with soxr instead of
+torchaudio's sinc filter: a negligible difference). Class names are checked against
+:data:`CLASSES` (the ``classID`` order).
+
+The Zenodo record is open (no form to fill), so ``fetch`` downloads it directly; the MD5 is
+the one soundata pins. USB: 100 / 400 labels (10 / 40 per class), HuBERT-Base, lr 5e-5, layer
+decay 0.75, 4 s clips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.esc50 import (
+    SAMPLE_RATE,
+    USB_AUDIO_TRAIN,
+    ClipConverter,
+    RemoteFile,
+    check_counts,
+    decode_members,
+    fetch_remote_files,
+    read_csv_rows,
+    take_clips,
+    usb_audio_augment,
+)
+
+CLASSES = (
+    "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
+    "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
+)  # fmt: skip
+
+US8K_ARCHIVE = RemoteFile(
+    filename="UrbanSound8K.tar.gz",
+    known_hash="md5:9aa69802bbf37fb986f71ec1483a196e",
+    urls=("https://zenodo.org/records/1203745/files/UrbanSound8K.tar.gz?download=1",),
+)
+
+
+@TASKS.register("urbansound8k")
+class UrbanSound8k(Task):
+    name = "urbansound8k"
+    domain = "audio"
+    classes = CLASSES
+    label_budgets = (100, 400)
+    val_per_class = 0
+    validation_source = "prepared"
+    num_train = 7079
+    backbone = "hubert_base"
+    max_seconds = 4.0
+    augment = usb_audio_augment(max_seconds)
+    train = {**USB_AUDIO_TRAIN, "lr": 5e-5, "layer_decay": 0.75}
+    source = (
+        "UrbanSound8K (Salamon et al. 2014), Zenodo record 1203745 (UrbanSound8K.tar.gz, MD5 "
+        "9aa69802bbf37fb986f71ec1483a196e); folds 1-8 train, 9 dev, 10 test; resampled to "
+        "16 kHz mono, 4 s"
+    )
+    archive: RemoteFile = US8K_ARCHIVE
+    folds = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
+    expected_counts = {"train": 7079, "val": 816, "test": 837}
+
+    def fetch(self, raw_dir: Path) -> None:
+        fetch_remote_files(self, [self.archive], raw_dir)
+
+    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
+        manifest = read_manifest(raw_dir)
+        archive = Path(raw_dir) / self.archive.filename
+        converter = ClipConverter(self.max_seconds)
+        contents = decode_members(
+            archive,
+            lambda n: "/audio/fold" in f"/{n}" and n.lower().endswith(".wav"),
+            converter,
+            "urbansound8k",
+            keep=lambda n: n.endswith("metadata/UrbanSound8K.csv"),
+        )
+        csv_name, csv_bytes = contents.file("metadata/UrbanSound8K.csv", archive)
+        audio_dir = csv_name[: -len("metadata/UrbanSound8K.csv")] + "audio/"
+        rows = read_csv_rows(csv_bytes, ("slice_file_name", "fold", "classID", "class"), csv_name)
+        for row in rows:
+            label = int(row["classID"])
+            if not 0 <= label < len(CLASSES) or CLASSES[label] != row["class"]:
+                raise ValueError(
+                    f"{csv_name}: {row['slice_file_name']} has classID {label} and class "
+                    f"{row['class']!r}, which does not match the class list"
+                )
+        clips = contents.clips
+        arrays = {}
+        for split, folds in self.folds.items():
+            chosen = [r for r in rows if int(r["fold"]) in folds]
+            names = [f"{audio_dir}fold{r['fold']}/{r['slice_file_name']}" for r in chosen]
+            x = take_clips(clips, names, converter.length, archive.name)
+            arrays[split] = x, np.array([int(r["classID"]) for r in chosen], dtype=np.int64)
+        check_counts(self, {k: len(v[1]) for k, v in arrays.items()}, self.expected_counts)
+        write_prepared(
+            out_dir,
+            task=self,
+            train_x=arrays["train"][0],
+            train_y=arrays["train"][1],
+            val_x=arrays["val"][0],
+            val_y=arrays["val"][1],
+            test_x=arrays["test"][0],
+            test_y=arrays["test"][1],
+            raw_checksums=manifest["files"],
+            extra={
+                "sample_rate": SAMPLE_RATE,
+                "max_seconds": self.max_seconds,
+                "folds": {k: list(v) for k, v in self.folds.items()},
+                "expected_counts": self.expected_counts,
+            },
+        )
+
+
+__all__ = ["CLASSES", "UrbanSound8k"]
