@@ -27,13 +27,14 @@ import torch
 from semibench.augment import build_views
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.splits import make_split
+from semibench.tasks import _audio as audio_mod
 from semibench.tasks import create_task, load_prepared
 from semibench.tasks import esc50 as esc_mod
 from semibench.tasks import fsdnoisy18k as fsd_mod
 from semibench.tasks import gtzan as gtzan_mod
 from semibench.tasks import superb_ks as ks_mod
 from semibench.tasks import urbansound8k as us8k_mod
-from semibench.tasks.esc50 import (
+from semibench.tasks._audio import (
     ArchiveError,
     AudioDecodeError,
     FetchError,
@@ -102,7 +103,7 @@ def au_bytes(x: np.ndarray, rate: int) -> bytes:
     return b".snd" + struct.pack(">IIIII", 28, len(data), 3, rate, 1) + b"\0" * 4 + data
 
 
-IMA_STEPS = esc_mod._IMA_STEPS  # the standard table (the codec's definition, not our logic)
+IMA_STEPS = audio_mod._IMA_STEPS  # the standard table (the codec's definition, not our logic)
 IMA_INDEX = (-1, -1, -1, -1, 2, 4, 6, 8) * 2
 
 

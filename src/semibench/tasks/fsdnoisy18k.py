@@ -27,8 +27,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
-from semibench.tasks.esc50 import (
+from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
@@ -41,6 +40,7 @@ from semibench.tasks.esc50 import (
     take_clips,
     usb_audio_augment,
 )
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 CLASSES = (
     "Acoustic_guitar", "Bass_guitar", "Clapping", "Coin_(dropping)", "Crash_cymbal",

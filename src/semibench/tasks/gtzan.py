@@ -32,8 +32,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
-from semibench.tasks.esc50 import (
+from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
@@ -43,6 +42,7 @@ from semibench.tasks.esc50 import (
     fetch_remote_files,
     usb_audio_augment,
 )
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 GENRES = (
     "blues", "classical", "country", "disco", "hiphop",

@@ -25,8 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
-from semibench.tasks.esc50 import (
+from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
@@ -37,6 +36,7 @@ from semibench.tasks.esc50 import (
     take_clips,
     usb_audio_augment,
 )
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 

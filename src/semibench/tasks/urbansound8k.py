@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
-from semibench.tasks.esc50 import (
+from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
@@ -33,6 +32,7 @@ from semibench.tasks.esc50 import (
     take_clips,
     usb_audio_augment,
 )
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 CLASSES = (
     "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
