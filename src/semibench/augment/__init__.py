@@ -13,7 +13,9 @@ Stored input formats (what the trainer feeds in) and model inputs (what comes ou
 * image: uint8 ``[B, C, H, W]`` -> float32 normalised ``[B, C, H, W]``.
 * text: int64 token ids ``[B, L]`` (``pad_id`` padding, ``cls_id`` first) -> int64 ``[B, L]``;
   or ``[B, K, L]`` (the original and K-1 back-translations) -> ``[B, L]``.
-* audio: float32 waveforms ``[B, T]`` at ``sample_rate`` -> float32 log-mel ``[B, 1, n_mels, frames]``.
+* audio: float32 waveforms ``[B, T]`` at ``sample_rate`` -> float32 log-mel
+  ``[B, 1, n_mels, frames]`` (``features="logmel"``) or normalised waveforms ``[B, T_crop]``
+  (``features="waveform"``, for HuBERT / wav2vec2).
 
 Algorithms ask for views by name; no module here knows about algorithms.
 """
