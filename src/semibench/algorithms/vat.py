@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
-from semibench.algorithms.losses import ce_loss, entropy, kl_div, linear_ramp
 from semibench.algorithms.bn import bn_frozen, forward_per_view
+from semibench.algorithms.losses import ce_loss, entropy, kl_div, linear_ramp
 
 
 def l2_normalise(d: torch.Tensor) -> torch.Tensor:
