@@ -135,9 +135,9 @@ def test_source_dev_split_and_unlabelled_only_samples(prepared_mnist, tmp_path):
         trainer = loop.Trainer(settings(algorithm), tmp_path / "prep", tmp_path / "split.json",
                                tmp_path / algorithm)
         assert len(trainer.y_val) == 100  # the source's dev set
-        assert (trainer.y_train[trainer.lb_sampler.pool] >= 0).all()  # never a -1 label
+        assert (trainer.y_train[trainer.lb_pool] >= 0).all()  # never a -1 label
         if algorithm == "fullysupervised":
-            assert len(trainer.lb_sampler.pool) == 1000
+            assert len(trainer.lb_pool) == 1000
         trainer.fit()
 
 

@@ -29,6 +29,9 @@ class Batch:
     x_lb: dict[str, torch.Tensor]
     y_lb: torch.Tensor
     x_ulb: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: positions of the labelled samples in the labelled set (0 .. num_lb - 1), e.g. for
+    #: SimMatch's labelled memory bank
+    idx_lb: torch.Tensor | None = None
     idx_ulb: torch.Tensor | None = None
     #: true labels of the unlabelled samples: for logging pseudo-label quality only
     y_ulb: torch.Tensor | None = None

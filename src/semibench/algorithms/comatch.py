@@ -111,6 +111,8 @@ class CoMatch(Algorithm):
     Params = CoMatchParams
     param_defaults = {"image": {"queue_batch": 32}, "text": {"queue_batch": 128},
                       "audio": {"queue_batch": 128}}
+    #: USB evaluates CoMatch's EMA model in CV (ema_m 0.999)
+    train_defaults = {"image": {"ema_m": 0.999}}
     lb_views = ("weak",)
     ulb_views = ("weak", "strong", "strong2")
     target_views = frozenset({"ulb_weak"})

@@ -20,11 +20,10 @@ USB facts and SemiBench's choices:
   intended algorithm, plain SimMatch, in every domain (``epass = False``); ``epass = True``
   averages three projection heads' unit embeddings and renormalises them (the bank is on the
   unit sphere; USB's text only says "averaged").
-* Bank. USB forces K to the labelled-set size and indexes the bank by labelled index. The
-  trainer does not pass labelled indices yet: when ``Batch`` carries ``idx_lb`` (positions in
-  the labelled set) the bank is USB's; otherwise each labelled sample overwrites the oldest
-  slot of its class (a per-class FIFO of the same size and class layout), see
-  ``memory.LabelledBank``. Slots start as random unit vectors labelled by the class layout
+* Bank. USB forces K to the labelled-set size and indexes the bank by labelled index; so does
+  SemiBench, with the trainer's ``Batch.idx_lb`` (positions in the labelled set). Without
+  ``idx_lb`` (a batch built by hand) each labelled sample overwrites the oldest slot of its
+  class (a per-class FIFO of the same size and class layout), see ``memory.LabelledBank``. Slots start as random unit vectors labelled by the class layout
   (USB's labels are placeholders until a sample is written; both are gone after warm-up).
 * Bank update. USB's list of datasets (cifar, svhn, stl10, tissuemnist, eurosat, superbks,
   esc50, gtzan, urbansound8k, aclImdb, ag_news, dbpedia) uses the online model's labelled
@@ -168,6 +167,8 @@ class SimMatch(Algorithm):
     name = "simmatch"
     Params = SimMatchParams
     param_defaults = {"image": {"T": 0.1}, "text": {"T": 0.2}, "audio": {"T": 0.2}}
+    #: USB evaluates SimMatch's EMA model in CV and audio (ema_m 0.999), not in NLP
+    train_defaults = {"image": {"ema_m": 0.999}, "audio": {"ema_m": 0.999}}
     lb_views = ("weak",)
     ulb_views = ("weak", "strong")
     target_views = frozenset({"ulb_weak"})

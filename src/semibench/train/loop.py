@@ -124,7 +124,10 @@ class Trainer:
         heads = self.algorithm.build_modules(self.model.num_features)
         if heads:
             self.model.ssl_heads = torch.nn.ModuleDict(heads).to(self.device)
-        self.lb_sampler = BatchSampler(lb, self.cfg.batch_size, self.seed, STREAM_LB)
+        # positions inside the labelled set are the algorithm's per-labelled-sample indices
+        self.lb_pool = lb
+        self.lb_sampler = BatchSampler(torch.arange(len(lb)), self.cfg.batch_size, self.seed,
+                                       STREAM_LB)
         # positions inside the unlabelled pool are the algorithm's per-sample indices
         self.ulb_pool = ulb
         self.ulb_sampler = BatchSampler(torch.arange(len(ulb)), self.cfg.batch_size * self.cfg.uratio,
@@ -188,9 +191,10 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def make_batch(self, step: int) -> Batch:
         gen = step_generator(self.seed, STREAM_VIEWS, step)
-        lb = self.lb_sampler.batch(step)
+        lb_pos = self.lb_sampler.batch(step)
+        lb = self.lb_pool[lb_pos]
         x_lb = {v: self.views[base_view(v)](self.x_train[lb], gen) for v in self.algorithm.lb_views}
-        batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb])
+        batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb], idx_lb=lb_pos)
         if self.algorithm.ulb_views:
             pos = self.ulb_sampler.batch(step)
             ulb = self.ulb_pool[pos]
@@ -204,7 +208,7 @@ class Trainer:
         batch.x_lb = move
         batch.x_ulb = {k: v.to(self.device, non_blocking=True) for k, v in batch.x_ulb.items()}
         batch.y_lb = batch.y_lb.to(self.device)
-        for name in ("idx_ulb", "y_ulb"):
+        for name in ("idx_lb", "idx_ulb", "y_ulb"):
             value = getattr(batch, name)
             if value is not None:
                 setattr(batch, name, value.to(self.device))
