@@ -42,6 +42,8 @@ def test_default_config_is_valid(repo_root):
         (base(algorithm_params={"mixmatchh": {}}), "algorithm_params.mixmatchh: unknown algorithm"),
         (base(algorithm_train={"fixmatch": {"uratio": 0}}), "algorithm_train.fixmatch.uratio=0"),
         (base(algorithm_train={"fixmach": {}}), "algorithm_train.fixmach: unknown algorithm"),
+        (base(tasks={"mnist": {"algorithm_params": {"fixmatch": {"p_cutoff": 2.0}}}}), "tasks.mnist.algorithm_params.fixmatch.p_cutoff=2.0: must be in (0, 1]"),
+        (base(tasks={"mnist": {"algorithm_params": {"nomatch": {}}}}), "tasks.mnist.algorithm_params.nomatch: unknown algorithm"),
         (base(tasks={"mnist": {"algorithms": ["fixmatch", "flexmach"]}}), "tasks.mnist.algorithms: unknown algorithm 'flexmach'"),
     ],
 )
@@ -91,3 +93,14 @@ def test_algorithm_train_overrides_win_for_that_algorithm_only():
     assert run_config(cfg, "mnist", 40, "supervised", 0)["train"]["uratio"] == 1
     assert run_config(cfg, "mnist", 40, "supervised", 0)["train"]["lr"] == 0.5
     assert run_config(cfg, "mnist", 40, "fixmatch", 0)["train"]["uratio"] == 7
+
+
+def test_task_level_algorithm_params_win_for_that_task():
+    cfg = check_config(base(tasks={"mnist": {"num_labels": [40],
+                                             "algorithm_params": {"fixmatch": {"T": 0.3}}},
+                                   "keywords": {"num_labels": [50]}},
+                            algorithm_params={"fixmatch": {"p_cutoff": 0.9, "T": 0.7}}))
+    mnist = run_config(cfg, "mnist", 40, "fixmatch", 0)["algorithm_params"]
+    keywords = run_config(cfg, "keywords", 50, "fixmatch", 0)["algorithm_params"]
+    assert mnist["T"] == 0.3 and mnist["p_cutoff"] == 0.9
+    assert keywords["T"] == 0.7 and keywords["p_cutoff"] == 0.9

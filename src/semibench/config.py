@@ -99,15 +99,23 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         if name not in ALGORITHMS:
             raise ConfigError(f"algorithm_train.{name}: unknown algorithm; allowed: "
                               f"{', '.join(ALGORITHMS.names())}")
-    for name, values in config["algorithm_params"].items():
-        if name not in ALGORITHMS:
-            raise ConfigError(f"algorithm_params.{name}: unknown algorithm; allowed: "
-                              f"{', '.join(ALGORITHMS.names())}")
-        _check_types(name, values)
-        try:
-            make_params(name, values)
-        except (ValueError, TypeError) as err:
-            raise ConfigError(str(err)) from None
+    sections = [("algorithm_params", config["algorithm_params"])] + [
+        (f"tasks.{t}.algorithm_params", settings["algorithm_params"])
+        for t, settings in config["tasks"].items() if "algorithm_params" in settings
+    ]
+    for key, section in sections:
+        for name, values in section.items():
+            if name not in ALGORITHMS:
+                raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
+                                  f"{', '.join(ALGORITHMS.names())}")
+            merged = {**config["algorithm_params"].get(name, {}), **values}
+            try:
+                _check_types(name, merged)
+                make_params(name, merged)
+            except ConfigError as err:
+                raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
+            except (ValueError, TypeError) as err:
+                raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
 
     for name, settings in config["tasks"].items():
         if name not in TASKS:
@@ -138,7 +146,9 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
     train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
              **config["train"], **settings.get("train", {}),
              **config["algorithm_train"].get(algorithm, {})}
-    params = make_params(algorithm, config["algorithm_params"].get(algorithm, {}), task.domain)
+    values = {**config["algorithm_params"].get(algorithm, {}),
+              **settings.get("algorithm_params", {}).get(algorithm, {})}
+    params = make_params(algorithm, values, task.domain)
     run = {
         "task": task_name,
         "num_labels": int(num_labels),
