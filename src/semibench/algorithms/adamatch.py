@@ -20,10 +20,16 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.distalign import DistAlignEMA
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
-from semibench.algorithms.thresholding import check_common
 
 
 @dataclass

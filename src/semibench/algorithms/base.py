@@ -152,6 +152,28 @@ class Algorithm:
             raise ValueError(f"{self.name} has no state but the checkpoint holds {list(state)}")
 
 
+def check_param(name: str, key: str, value: object, ok: bool, rule: str) -> None:
+    """Reject an invalid hyper-parameter, naming it as the config does."""
+    if not ok:
+        raise ValueError(f"algorithm_params.{name}.{key}={value!r}: must be {rule}")
+
+
+def check_common(name: str, params: object, fields: dict[str, str]) -> None:
+    """Check hyper-parameters by kind, e.g. ``{"p_cutoff": "threshold", "lambda_u":
+    "weight", "ema_p": "momentum", "T": "temperature"}``; errors name the config key."""
+    rules = {
+        "threshold": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
+        "weight": (lambda v: v >= 0.0, ">= 0"),
+        "momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
+        "temperature": (lambda v: v > 0.0, "> 0"),
+        "positive": (lambda v: v > 0.0, "> 0"),
+    }
+    for key, kind in fields.items():
+        value = getattr(params, key)
+        ok, rule = rules[kind]
+        check_param(name, key, value, ok(value), rule)
+
+
 def base_view(name: str) -> str:
     """"strong2" -> "strong": numbered views are further independent draws of a view."""
     return name.rstrip("0123456789")

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean, pseudo_label
 
 
@@ -28,12 +35,8 @@ class FixMatchParams:
     T: float = 0.5
 
     def check(self, name: str) -> None:
-        if not 0.0 < self.p_cutoff <= 1.0:
-            raise ValueError(f"algorithm_params.{name}.p_cutoff={self.p_cutoff}: must be in (0, 1]")
-        if self.lambda_u < 0:
-            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
-        if self.T <= 0:
-            raise ValueError(f"algorithm_params.{name}.T={self.T}: must be > 0")
+        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
+                                  "T": "temperature"})
 
 
 @ALGORITHMS.register("fixmatch")

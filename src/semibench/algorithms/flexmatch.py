@@ -19,14 +19,17 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
-from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
-from semibench.algorithms.thresholding import (
-    MAPPINGS,
-    FlexMatchThresholds,
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
     check_common,
     check_param,
 )
+from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
+from semibench.algorithms.thresholding import MAPPINGS, FlexMatchThresholds
 
 
 @dataclass

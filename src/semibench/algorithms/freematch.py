@@ -25,9 +25,16 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
-from semibench.algorithms.thresholding import FreeMatchThresholds, check_common
+from semibench.algorithms.thresholding import FreeMatchThresholds
 
 
 def _sum_norm(x: torch.Tensor) -> torch.Tensor:

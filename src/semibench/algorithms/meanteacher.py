@@ -26,7 +26,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
 
@@ -51,12 +58,7 @@ class MeanTeacherParams:
     unsup_warm_up: float = 0.4
 
     def check(self, name: str) -> None:
-        if self.lambda_u < 0:
-            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
-        if self.unsup_warm_up < 0:
-            raise ValueError(
-                f"algorithm_params.{name}.unsup_warm_up={self.unsup_warm_up}: must be >= 0"
-            )
+        check_common(name, self, {"lambda_u": "weight", "unsup_warm_up": "weight"})
 
 
 @ALGORITHMS.register("meanteacher")

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, linear_ramp, masked_mean
 
@@ -32,14 +39,8 @@ class PseudoLabelParams:
     unsup_warm_up: float = 0.4
 
     def check(self, name: str) -> None:
-        if not 0.0 < self.p_cutoff <= 1.0:
-            raise ValueError(f"algorithm_params.{name}.p_cutoff={self.p_cutoff}: must be in (0, 1]")
-        if self.lambda_u < 0:
-            raise ValueError(f"algorithm_params.{name}.lambda_u={self.lambda_u}: must be >= 0")
-        if self.unsup_warm_up < 0:
-            raise ValueError(
-                f"algorithm_params.{name}.unsup_warm_up={self.unsup_warm_up}: must be >= 0"
-            )
+        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
+                                  "unsup_warm_up": "weight"})
 
 
 @ALGORITHMS.register("pseudolabel")

@@ -21,10 +21,17 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+)
 from semibench.algorithms.distalign import DistAlignEMA
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
-from semibench.algorithms.thresholding import TruncatedGaussianWeights, check_common
+from semibench.algorithms.thresholding import TruncatedGaussianWeights
 
 
 @dataclass

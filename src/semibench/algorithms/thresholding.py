@@ -201,25 +201,3 @@ class TruncatedGaussianWeights:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         _load(self, state, self.names)
-
-
-def check_param(name: str, field: str, value: object, ok: bool, rule: str) -> None:
-    """Reject an invalid hyper-parameter, naming it as the config does."""
-    if not ok:
-        raise ValueError(f"algorithm_params.{name}.{field}={value!r}: must be {rule}")
-
-
-def check_common(name: str, params: object, fields: dict[str, str]) -> None:
-    """Checks shared by this family, by kind: ``{"p_cutoff": "threshold", "lambda_u":
-    "weight", "ema_p": "momentum", "T": "temperature"}``."""
-    rules = {
-        "threshold": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
-        "weight": (lambda v: v >= 0.0, ">= 0"),
-        "momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-        "temperature": (lambda v: v > 0.0, "> 0"),
-        "positive": (lambda v: v > 0.0, "> 0"),
-    }
-    for field, kind in fields.items():
-        value = getattr(params, field)
-        ok, rule = rules[kind]
-        check_param(name, field, value, ok(value), rule)

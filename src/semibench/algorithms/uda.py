@@ -26,9 +26,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    LossOutput,
+    Outputs,
+    check_common,
+    check_param,
+)
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean
-from semibench.algorithms.thresholding import check_common, check_param
 
 TSA_SCHEDULES = ("none", "linear", "exp", "log")
 
