@@ -160,6 +160,7 @@ def test_backtranslations_feed_the_strong_text_view(tmp_path):
     trainer = loop.Trainer(run, tmp_path / "prep", tmp_path / "split.json", tmp_path / "run",
                            backtranslations=tmp_path / "bt.npz")
     assert trainer.x_train.shape == (len(data.train_y), 3, 16)
+    assert trainer.text_strong_view == "back-translation"
     batch = trainer.make_batch(0)
     assert batch.x_ulb["weak"].shape == batch.x_ulb["strong"].shape == (8, 16)
     trainer.fit()

@@ -86,6 +86,11 @@ class Trainer:
             from semibench.backtranslate import attach_backtranslations
 
             data = attach_backtranslations(data, backtranslations)
+        #: what the strong text view is, recorded in metrics.json (USB: back-translation)
+        self.text_strong_view = None
+        if data.meta["domain"] == "text":
+            self.text_strong_view = ("back-translation" if data.train_x.ndim == 2
+                                     else "token-edit stand-in")
         self.num_classes = data.meta["num_classes"]
         self.meta = data.meta
         self.model = create_backbone(
@@ -310,6 +315,7 @@ class Trainer:
             "wall_time_s": wall,
             "device": device,
             "threads": torch.get_num_threads(),
+            "text_strong_view": self.text_strong_view,
             "versions": package_versions(),
             "config": {**self.run, "train": asdict(self.cfg)},
         }
