@@ -91,3 +91,35 @@ def test_safe_extract_zip_traversal(tmp_path):
         zf.writestr("../evil.txt", "x")
     with pytest.raises(UnsafeArchiveError):
         safe_extract(path, tmp_path / "out")
+
+
+def test_fetch_url_retries_network_errors_but_not_checksum_errors(tmp_path, monkeypatch):
+    import pooch
+
+    from semibench import io as sio
+
+    calls = []
+
+    def flaky(**kwargs):
+        calls.append(kwargs["url"])
+        if len(calls) < 3:
+            raise ConnectionError("connection reset")
+        path = tmp_path / "f.bin"
+        path.write_bytes(b"abc")
+        return str(path)
+
+    monkeypatch.setattr(pooch, "retrieve", flaky)
+    monkeypatch.setattr(sio.time, "sleep", lambda s: None)
+    monkeypatch.delenv("SEMIBENCH_MIRROR", raising=False)
+    assert sio.fetch_url("https://example.org/f.bin", "0" * 64, tmp_path).name == "f.bin"
+    assert len(calls) == 3
+
+    def mismatch(**kwargs):
+        calls.append(kwargs["url"])
+        raise ValueError("SHA256 hash of downloaded file does not match")
+
+    calls.clear()
+    monkeypatch.setattr(pooch, "retrieve", mismatch)
+    with pytest.raises(ChecksumError):
+        sio.fetch_url("https://example.org/f.bin", "0" * 64, tmp_path)
+    assert len(calls) == 1

@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,14 +118,18 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
 MIRROR_ENV = "SEMIBENCH_MIRROR"
 
 
-def fetch_url(url: str, known_hash: str, dest_dir: str | Path, filename: str | None = None) -> Path:
+def fetch_url(
+    url: str, known_hash: str, dest_dir: str | Path, filename: str | None = None, attempts: int = 3
+) -> Path:
     """Download ``url`` into ``dest_dir`` with pooch (retries, progress bar) and verify it.
 
     ``known_hash`` is ``"sha256:<hex>"`` (or a bare SHA-256) or a source's published
     ``"md5:<hex>"``. A file already present with the right checksum is not downloaded again.
     If the environment variable ``SEMIBENCH_MIRROR`` names a directory holding a file of the
     same name (a local mirror, e.g. for cluster nodes without internet), it is verified and
-    copied instead of downloading.
+    copied instead of downloading. Network errors are retried ``attempts`` times with
+    exponential back-off (an interrupted download restarts; pooch writes to a temporary file,
+    so no partial file is left under the final name).
     """
     import shutil
 
@@ -137,20 +143,30 @@ def fetch_url(url: str, known_hash: str, dest_dir: str | Path, filename: str | N
     mirror = os.environ.get(MIRROR_ENV)
     if mirror and (Path(mirror) / name).is_file():
         source = Path(mirror) / name
-        if not pooch.file_hash(str(source), alg=known_hash.split(":")[0]) == known_hash.split(":")[1].lower():
+        alg, digest = known_hash.split(":", 1)
+        if pooch.file_hash(str(source), alg=alg) != digest.lower():
             raise ChecksumError(f"{source}: checksum does not match {known_hash}")
         with atomic_path(dest_dir / name) as tmp:
             shutil.copyfile(source, tmp)
         return dest_dir / name
-    try:
-        path = pooch.retrieve(
-            url=url,
-            known_hash=known_hash,
-            path=dest_dir,
-            fname=name,
-            progressbar=True,
-            downloader=pooch.HTTPDownloader(progressbar=True, timeout=60),
-        )
-    except ValueError as err:  # pooch raises ValueError on hash mismatch (and deletes the file)
-        raise ChecksumError(f"{url}: {err}") from err
-    return Path(path)
+    for attempt in range(1, attempts + 1):
+        try:
+            path = pooch.retrieve(
+                url=url,
+                known_hash=known_hash,
+                path=dest_dir,
+                fname=name,
+                progressbar=True,
+                downloader=pooch.HTTPDownloader(progressbar=True, timeout=60),
+            )
+            return Path(path)
+        except ValueError as err:  # a hash mismatch (pooch deletes the file): never retried
+            raise ChecksumError(f"{url}: {err}") from err
+        except OSError as err:  # network errors (requests' exceptions are OSErrors)
+            if attempt == attempts:
+                raise
+            wait = 2.0**attempt
+            print(f"download of {url} failed ({err}); retry {attempt}/{attempts - 1} in "
+                  f"{wait:.0f} s", file=sys.stderr)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
