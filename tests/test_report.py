@@ -9,18 +9,13 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from scipy import stats
 
-_SRC = Path(__file__).resolve().parents[1] / "src"
-if str(_SRC) not in sys.path:  # the package may not be installed into the venv
-    sys.path.insert(0, str(_SRC))
-
-from semibench.report.aggregate import (  # noqa: E402
+from semibench.report.aggregate import (
     MetricsFormatError,
     collect_runs,
     compare_to_baseline,
@@ -28,11 +23,11 @@ from semibench.report.aggregate import (  # noqa: E402
     summarize,
     write_tables,
 )
-from semibench.report.figures import write_figures  # noqa: E402
-from semibench.report.html import write_html  # noqa: E402
+from semibench.report.figures import write_figures
+from semibench.report.html import write_html
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-DOMAINS = {"mnist": "image", "agnews": "text"}
+DOMAINS = {"mnist": "image", "agnews": "text", "text_task": "text", "img": "image"}
 SEEDS = {"mnist": [0, 1, 2], "agnews": [0, 1]}
 #: best-on-validation test error per seed (in seed order); last = best + 1.0 everywhere
 BEST: dict[tuple[str, int, str], list[float]] = {
@@ -290,3 +285,22 @@ def test_malformed_metrics_name_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(MetricsFormatError, match="duplicate"):
         collect_runs([good, good])
+
+
+def test_token_edit_stand_in_is_reported(tmp_path: Path) -> None:
+    paths = []
+    for seed, view in ((0, "token-edit stand-in"), (1, "token-edit stand-in")):
+        metrics_path, _ = _write_run(tmp_path, "text_task", 40, "fixmatch", seed, 30.0)
+        data = json.loads(metrics_path.read_text())
+        data.update(domain="text", text_strong_view=view)
+        metrics_path.write_text(json.dumps(data))
+        paths.append(metrics_path)
+    runs = collect_runs(paths)
+    assert set(runs["text_strong_view"]) == {"token-edit stand-in"}
+    out = write_tables(runs, tmp_path / "tables")
+    text = out["summary.md"].read_text()
+    assert "Strong text view of text_task: the token-edit stand-in" in text
+    # a run without the field (image, audio) reads as empty and adds no note
+    image = collect_runs([_write_run(tmp_path, "img", 40, "fixmatch", 0, 10.0)[0]])
+    assert image["text_strong_view"].tolist() == [""]
+    assert "stand-in" not in write_tables(image, tmp_path / "t2")["summary.md"].read_text()

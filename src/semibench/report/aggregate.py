@@ -32,6 +32,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "best_iteration",
     "wall_time_s",
     "device",
+    "text_strong_view",
     "metrics_path",
 )
 #: columns of :func:`summarize`, in order
@@ -162,6 +163,8 @@ def _read_run(path: Path) -> dict[str, Any]:
             "best_iteration": _int_field(best, "iteration", "best."),
             "wall_time_s": _num_field(data, "wall_time_s"),
             "device": _str_field(data, "device"),
+            # text runs: back-translation (USB) or the token-edit stand-in; "" elsewhere
+            "text_strong_view": str(data.get("text_strong_view") or ""),
             "metrics_path": str(path),
         }
     except ValueError as err:
@@ -338,7 +341,19 @@ def describe_runs(runs: pd.DataFrame) -> str:
         f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
         f"seeds per cell: {seeds_per_cell}; total training time "
         f"{runs['wall_time_s'].sum():.1f} s on {', '.join(devices)}."
+        + _text_view_note(runs)
     )
+
+
+def _text_view_note(runs: pd.DataFrame) -> str:
+    """Say which text tasks used the token-edit stand-in instead of USB's back-translation."""
+    if "text_strong_view" not in runs:
+        return ""
+    stand_in = runs.loc[runs["text_strong_view"].fillna("").str.startswith("token-edit"), "task"]
+    if stand_in.empty:
+        return ""
+    return (f" Strong text view of {', '.join(sorted(stand_in.unique()))}: the token-edit "
+            "stand-in, not USB's back-translation.")
 
 
 def _md_escape(text: object) -> str:
