@@ -26,16 +26,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Outputs
 from semibench.algorithms.bn import forward_per_view
-from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
+from semibench.algorithms.pimodel import PiModel, PiModelParams
 
 
 @contextmanager
@@ -51,23 +44,18 @@ def train_mode(module: nn.Module) -> Iterator[nn.Module]:
 
 
 @dataclass
-class MeanTeacherParams:
+class MeanTeacherParams(PiModelParams):
     #: weight lambda_u of the consistency loss (>= 0)
     lambda_u: float = 50.0
-    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
-    unsup_warm_up: float = 0.4
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"lambda_u": "weight", "unsup_warm_up": "weight"})
 
 
 @ALGORITHMS.register("meanteacher")
-class MeanTeacher(Algorithm):
+class MeanTeacher(PiModel):
+    """The Pi-model's loss; only the forward pass (who produces the target) differs."""
+
     name = "meanteacher"
     Params = MeanTeacherParams
     train_defaults = {"all": {"ema_m": 0.999}}
-    lb_views = ("weak",)
-    ulb_views = ("weak", "weak2")
     target_views = frozenset({"ulb_weak"})
 
     def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:
@@ -79,16 +67,3 @@ class MeanTeacher(Algorithm):
         out.logits.update(t.logits | s.logits)
         out.feats.update(t.feats | s.feats)
         return out
-
-    def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
-        # Labelled cross-entropy
-        sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
-
-        # Student (second weak view) against the EMA teacher (first weak view)
-        teacher_probs = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
-        unsup = mse_probs(out.logits["ulb_weak2"].float(), teacher_probs).mean()
-
-        ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
-        loss = sup + self.p.lambda_u * ramp * unsup
-        return LossOutput(loss=loss, log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
-                                          "unsup_ramp": ramp})
