@@ -26,12 +26,12 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from semibench.io import fetch_url, sha256_file
-from semibench.tasks.base import Task, write_manifest
+from semibench.tasks.base import Task, write_manifest, write_prepared
 
 SAMPLE_RATE = 16_000
 
@@ -478,7 +478,59 @@ def find_member(names: Sequence[str], suffix: str, archive: Path) -> str:
     return found[0]
 
 
+class UsbAudioTask(Task):
+    """What USB's audio tasks share: the source's development split validates (no validation
+    drawn from the pool), clips are cut to ``max_seconds`` at 16 kHz with USB's audio views
+    (``usb_audio_augment``), fetching downloads ``archives`` (or the one ``archive``)."""
+
+    domain = "audio"
+    val_per_class = 0
+    validation_source = "prepared"
+    max_seconds: ClassVar[float]
+    expected_counts: ClassVar[dict[str, int]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "max_seconds" in cls.__dict__ and "augment" not in cls.__dict__:
+            cls.augment = usb_audio_augment(cls.max_seconds)
+
+    def remote_files(self) -> tuple[RemoteFile, ...]:
+        return tuple(getattr(self, "archives", ())) or (self.archive,)
+
+    def fetch(self, raw_dir: Path) -> None:
+        fetch_remote_files(self, self.remote_files(), raw_dir)
+
+    def write_splits(
+        self,
+        out_dir: Path,
+        arrays: dict[str, tuple[np.ndarray, np.ndarray]],
+        manifest: dict[str, Any],
+        extra: dict[str, Any],
+    ) -> None:
+        """Check the split sizes against the published ones, then write the prepared data
+        (train, the source's dev split as val, test)."""
+        check_counts(self, {k: len(v[1]) for k, v in arrays.items()}, self.expected_counts)
+        write_prepared(
+            out_dir,
+            task=self,
+            train_x=arrays["train"][0],
+            train_y=arrays["train"][1],
+            val_x=arrays["val"][0],
+            val_y=arrays["val"][1],
+            test_x=arrays["test"][0],
+            test_y=arrays["test"][1],
+            raw_checksums=manifest["files"],
+            extra={
+                "sample_rate": SAMPLE_RATE,
+                "max_seconds": self.max_seconds,
+                "expected_counts": self.expected_counts,
+                **extra,
+            },
+        )
+
+
 __all__ = [
+    "UsbAudioTask",
     "ArchiveContents",
     "ArchiveError",
     "AudioDecodeError",

@@ -15,18 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from semibench.tasks._audio import (
-    SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
     RemoteFile,
-    check_counts,
+    UsbAudioTask,
     decode_members,
-    fetch_remote_files,
     read_csv_rows,
     take_clips,
-    usb_audio_augment,
 )
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.base import TASKS, read_manifest
 
 CLASSES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -50,17 +47,13 @@ ESC50_ARCHIVE = RemoteFile(
 
 
 @TASKS.register("esc50")
-class Esc50(Task):
+class Esc50(UsbAudioTask):
     name = "esc50"
-    domain = "audio"
     classes = CLASSES
     label_budgets = (250, 500)
-    val_per_class = 0
-    validation_source = "prepared"
     num_train = 1200
     backbone = "hubert_base"
     max_seconds = 5.0
-    augment = usb_audio_augment(max_seconds)
     train = {**USB_AUDIO_TRAIN, "lr": 1e-4, "layer_decay": 0.85}
     source = (
         "ESC-50 (Piczak 2015), GitHub archive karolpiczak/ESC-50 master "
@@ -70,9 +63,6 @@ class Esc50(Task):
     archive: RemoteFile = ESC50_ARCHIVE
     folds = {"train": (1, 2, 3), "val": (4,), "test": (5,)}
     expected_counts = {"train": 1200, "val": 400, "test": 400}
-
-    def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, [self.archive], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
@@ -102,22 +92,11 @@ class Esc50(Task):
             names = [audio_dir + r["filename"] for r in chosen]
             x = take_clips(clips, names, converter.length, archive.name)
             arrays[split] = x, np.array([int(r["target"]) for r in chosen], dtype=np.int64)
-        counts = {split: len(y) for split, (_, y) in arrays.items()}
-        check_counts(self, counts, self.expected_counts)
-        write_prepared(
+        self.write_splits(
             out_dir,
-            task=self,
-            train_x=arrays["train"][0],
-            train_y=arrays["train"][1],
-            val_x=arrays["val"][0],
-            val_y=arrays["val"][1],
-            test_x=arrays["test"][0],
-            test_y=arrays["test"][1],
-            raw_checksums=manifest["files"],
+            arrays,
+            manifest,
             extra={
-                "sample_rate": SAMPLE_RATE,
-                "max_seconds": self.max_seconds,
                 "folds": {k: list(v) for k, v in self.folds.items()},
-                "expected_counts": self.expected_counts,
             },
         )

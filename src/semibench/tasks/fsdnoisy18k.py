@@ -32,15 +32,14 @@ from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
     RemoteFile,
+    UsbAudioTask,
     check_counts,
     decode_members,
-    fetch_remote_files,
     read_csv_rows,
     read_files,
     take_clips,
-    usb_audio_augment,
 )
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.base import TASKS, read_manifest, write_prepared
 
 CLASSES = (
     "Acoustic_guitar", "Bass_guitar", "Clapping", "Coin_(dropping)", "Crash_cymbal",
@@ -80,18 +79,14 @@ def dev_holdout(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 
 
 @TASKS.register("fsdnoisy18k")
-class FsdNoisy18k(Task):
+class FsdNoisy18k(UsbAudioTask):
     name = "fsdnoisy18k"
-    domain = "audio"
     classes = CLASSES
     label_budgets = (1772,)
-    val_per_class = 0
-    validation_source = "prepared"
     fixed_labelled = True
     num_train = 17585
     backbone = "hubert_base"
     max_seconds = 5.0
-    augment = usb_audio_augment(max_seconds)
     train = {**USB_AUDIO_TRAIN, "lr": 5e-4, "layer_decay": 0.75}
     source = (
         "FSDnoisy18k (Fonseca et al. 2019), Zenodo record 2529934 (meta, audio_train, "
@@ -102,9 +97,6 @@ class FsdNoisy18k(Task):
     archives: tuple[RemoteFile, ...] = (META_ARCHIVE, TRAIN_ARCHIVE, TEST_ARCHIVE)
     dev_per_class = 5
     expected_counts = {"train": 17585, "labelled": 1772, "test": 947}
-
-    def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, self.archives, raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

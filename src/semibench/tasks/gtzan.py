@@ -33,16 +33,13 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from semibench.tasks._audio import (
-    SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
     RemoteFile,
-    check_counts,
+    UsbAudioTask,
     decode_members,
-    fetch_remote_files,
-    usb_audio_augment,
 )
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.base import TASKS, read_manifest
 
 GENRES = (
     "blues", "classical", "country", "disco", "hiphop",
@@ -91,19 +88,15 @@ def split_tracks(
 
 
 @TASKS.register("gtzan")
-class Gtzan(Task):
+class Gtzan(UsbAudioTask):
     name = "gtzan"
-    domain = "audio"
     classes = GENRES
     label_budgets = (100, 400)
-    val_per_class = 0
-    validation_source = "prepared"
     #: 7,000 segments, or 6,990 if jazz.00054 is unreadable: not fixed by the source
     num_train = None
     backbone = "wav2vec2_base"
     max_seconds = 3.0
     segments_per_track = 10
-    augment = usb_audio_augment(max_seconds)
     train = {**USB_AUDIO_TRAIN, "lr": 2e-5, "layer_decay": 1.0}
     source = (
         "GTZAN genre collection (Tzanetakis & Cook 2002), Marsyas genres.tar.gz (SHA-256 "
@@ -114,9 +107,6 @@ class Gtzan(Task):
     test_fraction = 0.15
     dev_fraction = 0.15
     expected_counts = {"train": 7000, "val": 1500, "test": 1500}
-
-    def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, [self.archive], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
@@ -161,25 +151,15 @@ class Gtzan(Task):
             )
             for split in xs
         }
-        check_counts(self, {k: len(v[1]) for k, v in arrays.items()}, self.expected_counts)
-        write_prepared(
+        self.write_splits(
             out_dir,
-            task=self,
-            train_x=arrays["train"][0],
-            train_y=arrays["train"][1],
-            val_x=arrays["val"][0],
-            val_y=arrays["val"][1],
-            test_x=arrays["test"][0],
-            test_y=arrays["test"][1],
-            raw_checksums=manifest["files"],
+            arrays,
+            manifest,
             extra={
-                "sample_rate": SAMPLE_RATE,
-                "max_seconds": self.max_seconds,
                 "segments_per_track": self.segments_per_track,
                 "skipped": sorted(skipped),
                 "test_tracks": sorted(t for p in split_of.values() for t in p["test"]),
                 "val_tracks": sorted(t for p in split_of.values() for t in p["val"]),
-                "expected_counts": self.expected_counts,
             },
         )
 

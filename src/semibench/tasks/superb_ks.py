@@ -26,17 +26,14 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from semibench.tasks._audio import (
-    SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
     RemoteFile,
-    check_counts,
+    UsbAudioTask,
     decode_members,
-    fetch_remote_files,
     take_clips,
-    usb_audio_augment,
 )
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.base import TASKS, read_manifest
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -71,17 +68,13 @@ def read_list(data: bytes) -> set[str]:
 
 
 @TASKS.register("superb_ks")
-class SuperbKs(Task):
+class SuperbKs(UsbAudioTask):
     name = "superb_ks"
-    domain = "audio"
     classes = KEYWORDS
     label_budgets = (50, 100)
-    val_per_class = 0
-    validation_source = "prepared"
     num_train = 18538
     backbone = "wav2vec2_base"
     max_seconds = 1.0
-    augment = usb_audio_augment(max_seconds)
     train = {**USB_AUDIO_TRAIN, "lr": 5e-5, "layer_decay": 0.75}
     source = (
         "Speech Commands v0.01 (Warden 2017) as in SUPERB KS: speech_commands_v0.01.tar.gz "
@@ -91,9 +84,6 @@ class SuperbKs(Task):
     )
     archives: tuple[RemoteFile, RemoteFile] = (TRAIN_ARCHIVE, TEST_ARCHIVE)
     expected_counts = {"train": 18538, "val": 2577, "test": 2567}
-
-    def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, self.archives, raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
@@ -127,23 +117,7 @@ class SuperbKs(Task):
         chosen = sorted(test.clips)
         x = take_clips(test.clips, chosen, converter.length, test_archive.name)
         arrays["test"] = x, np.array([KEYWORDS.index(keyword_of(n)) for n in chosen])
-        check_counts(self, {k: len(v[1]) for k, v in arrays.items()}, self.expected_counts)
-        write_prepared(
-            out_dir,
-            task=self,
-            train_x=arrays["train"][0],
-            train_y=arrays["train"][1],
-            val_x=arrays["val"][0],
-            val_y=arrays["val"][1],
-            test_x=arrays["test"][0],
-            test_y=arrays["test"][1],
-            raw_checksums=manifest["files"],
-            extra={
-                "sample_rate": SAMPLE_RATE,
-                "max_seconds": self.max_seconds,
-                "expected_counts": self.expected_counts,
-            },
-        )
+        self.write_splits(out_dir, arrays, manifest, extra={})
 
 
 __all__ = ["KEYWORDS", "SuperbKs", "keyword_of", "read_list"]

@@ -21,18 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from semibench.tasks._audio import (
-    SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
     RemoteFile,
-    check_counts,
+    UsbAudioTask,
     decode_members,
-    fetch_remote_files,
     read_csv_rows,
     take_clips,
-    usb_audio_augment,
 )
-from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
+from semibench.tasks.base import TASKS, read_manifest
 
 CLASSES = (
     "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
@@ -47,17 +44,13 @@ US8K_ARCHIVE = RemoteFile(
 
 
 @TASKS.register("urbansound8k")
-class UrbanSound8k(Task):
+class UrbanSound8k(UsbAudioTask):
     name = "urbansound8k"
-    domain = "audio"
     classes = CLASSES
     label_budgets = (100, 400)
-    val_per_class = 0
-    validation_source = "prepared"
     num_train = 7079
     backbone = "hubert_base"
     max_seconds = 4.0
-    augment = usb_audio_augment(max_seconds)
     train = {**USB_AUDIO_TRAIN, "lr": 5e-5, "layer_decay": 0.75}
     source = (
         "UrbanSound8K (Salamon et al. 2014), Zenodo record 1203745 (UrbanSound8K.tar.gz, MD5 "
@@ -67,9 +60,6 @@ class UrbanSound8k(Task):
     archive: RemoteFile = US8K_ARCHIVE
     folds = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
     expected_counts = {"train": 7079, "val": 816, "test": 837}
-
-    def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, [self.archive], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
@@ -99,22 +89,12 @@ class UrbanSound8k(Task):
             names = [f"{audio_dir}fold{r['fold']}/{r['slice_file_name']}" for r in chosen]
             x = take_clips(clips, names, converter.length, archive.name)
             arrays[split] = x, np.array([int(r["classID"]) for r in chosen], dtype=np.int64)
-        check_counts(self, {k: len(v[1]) for k, v in arrays.items()}, self.expected_counts)
-        write_prepared(
+        self.write_splits(
             out_dir,
-            task=self,
-            train_x=arrays["train"][0],
-            train_y=arrays["train"][1],
-            val_x=arrays["val"][0],
-            val_y=arrays["val"][1],
-            test_x=arrays["test"][0],
-            test_y=arrays["test"][1],
-            raw_checksums=manifest["files"],
+            arrays,
+            manifest,
             extra={
-                "sample_rate": SAMPLE_RATE,
-                "max_seconds": self.max_seconds,
                 "folds": {k: list(v) for k, v in self.folds.items()},
-                "expected_counts": self.expected_counts,
             },
         )
 
