@@ -52,8 +52,8 @@ class FixMatch(Algorithm):
         sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
 
         # Pseudo-labels from the weak view, confidence mask
-        probs = torch.softmax(out.logits["ulb_weak"].float(), dim=-1)
-        mask = fixed_threshold_mask(probs, self.p.p_cutoff)
+        probs = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
+        mask, mask_log = self.mask(probs, batch)
         target = pseudo_label(probs, hard=self.p.hard_label, temperature=self.p.T)
 
         # Consistency on the strong view
@@ -61,7 +61,12 @@ class FixMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item()},
+            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), **mask_log},
             mask=mask,
             pseudo_label=probs.argmax(dim=-1),
         )
+
+    def mask(self, probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        """Which pseudo-labels count: a fixed confidence threshold. Variants (FlexMatch)
+        override only this; the second value is extra log entries."""
+        return fixed_threshold_mask(probs, self.p.p_cutoff), {}
