@@ -86,11 +86,12 @@ def _figures(args: argparse.Namespace) -> None:
     from semibench.report.figures import write_figures
 
     runs = pd.read_csv(args.runs)
-    curves = {}
-    for metrics_path in runs["metrics_path"]:
-        m = json.loads(Path(metrics_path).read_text())
-        key = (m["task"], m["num_labels"], m["algorithm"], m["seed"])
-        curves[key] = Path(metrics_path).with_name("curve.csv")
+    curves = {
+        (r.task, int(r.num_labels), r.algorithm, int(r.seed)): Path(r.metrics_path).with_name(
+            "curve.csv"
+        )
+        for r in runs.itertuples()
+    }
     write_figures(runs, curves, Path(args.out_dir))
 
 
