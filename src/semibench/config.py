@@ -51,20 +51,20 @@ def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
+def _type_ok(value: Any, default: Any) -> bool:
+    """YAML value vs the type of a Params default: bools are not numbers, ints are floats."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
 def _check_types(name: str, values: dict[str, Any]) -> None:
-    cls = ALGORITHMS.get(name).Params
-    for field in dataclasses.fields(cls):
-        if field.name not in values:
-            continue
-        value, default = values[field.name], field.default
-        ok = (isinstance(value, bool) if isinstance(default, bool)
-              else isinstance(value, int | float) and not isinstance(value, bool)
-              if isinstance(default, float)
-              else isinstance(value, type(default)) and not isinstance(value, bool)
-              if isinstance(default, int) else isinstance(value, type(default)))
-        if not ok:
-            raise ConfigError(f"algorithm_params.{name}.{field.name}={value!r}: must be of type "
-                              f"{type(default).__name__}")
+    for field in dataclasses.fields(ALGORITHMS.get(name).Params):
+        if field.name in values and not _type_ok(values[field.name], field.default):
+            raise ConfigError(f"algorithm_params.{name}.{field.name}={values[field.name]!r}: "
+                              f"must be of type {type(field.default).__name__}")
 
 
 def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str]:
