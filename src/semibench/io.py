@@ -118,6 +118,66 @@ def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
 MIRROR_ENV = "SEMIBENCH_MIRROR"
 
 
+class ResumingDownloader:
+    """A pooch downloader that survives interrupted downloads of large archives.
+
+    What arrives is appended to ``partial`` (a hidden ``.part`` file next to the final one),
+    which outlives a failed attempt; the next attempt asks the server only for the missing
+    bytes (an HTTP ``Range`` request) and starts over if the server does not honour it. The
+    complete file is handed to pooch, which verifies the checksum before it takes the final
+    name, so an unverified file is never used.
+    """
+
+    def __init__(self, partial: Path, timeout: float = 60.0, progressbar: bool = True,
+                 chunk_size: int = 1 << 16) -> None:
+        self.partial = Path(partial)
+        self.timeout = timeout
+        self.progressbar = progressbar
+        self.chunk_size = chunk_size
+
+    def __call__(self, url: str, output_file: str, pooch_obj: Any = None,
+                 check_only: bool = False) -> bool | None:
+        import requests
+        from tqdm.auto import tqdm
+
+        if check_only:
+            head = requests.head(url, allow_redirects=True, timeout=self.timeout)
+            return head.status_code == 200
+        have = self.partial.stat().st_size if self.partial.exists() else 0
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            if have and response.status_code == 416:  # nothing left to send: we have it all
+                os.replace(self.partial, output_file)
+                return None
+            response.raise_for_status()
+            if response.status_code == 206 and _range_start(response) != have:
+                self.partial.unlink(missing_ok=True)  # not the bytes asked for: start over
+                raise OSError(f"{url}: the server sent {response.headers.get('Content-Range')} "
+                              f"for a request from byte {have}")
+            if response.status_code != 206:
+                have = 0  # no partial file, or the server sent the whole file again
+            size = int(response.headers.get("Content-Length", 0))
+            with (
+                open(self.partial, "ab" if have else "wb") as handle,
+                tqdm(total=have + size or None, initial=have, unit="B", unit_scale=True,
+                     desc=self.partial.name.removeprefix(".").removesuffix(".part"),
+                     disable=not self.progressbar) as bar,
+            ):
+                for chunk in response.iter_content(chunk_size=self.chunk_size):
+                    handle.write(chunk)
+                    bar.update(len(chunk))
+        os.replace(self.partial, output_file)
+        return None
+
+
+def _range_start(response: Any) -> int | None:
+    """First byte of a 206 response (``Content-Range: bytes <start>-<end>/<total>``)."""
+    content_range = response.headers.get("Content-Range", "")
+    unit, _, spec = content_range.partition(" ")
+    start = spec.split("-", 1)[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None
+
+
 def fetch_url(
     url: str, known_hash: str, dest_dir: str | Path, filename: str | None = None, attempts: int = 3
 ) -> Path:
@@ -128,8 +188,9 @@ def fetch_url(
     If the environment variable ``SEMIBENCH_MIRROR`` names a directory holding a file of the
     same name (a local mirror, e.g. for cluster nodes without internet), it is verified and
     copied instead of downloading. Network errors are retried ``attempts`` times with
-    exponential back-off (an interrupted download restarts; pooch writes to a temporary file,
-    so no partial file is left under the final name).
+    exponential back-off; an interrupted download resumes where it stopped, in this call or
+    a later one (see :class:`ResumingDownloader`), and nothing unverified ever takes the final
+    name.
     """
     import shutil
 
@@ -157,7 +218,7 @@ def fetch_url(
                 path=dest_dir,
                 fname=name,
                 progressbar=True,
-                downloader=pooch.HTTPDownloader(progressbar=True, timeout=60),
+                downloader=ResumingDownloader(dest_dir / f".{name}.part"),
             )
             return Path(path)
         except ValueError as err:  # a hash mismatch (pooch deletes the file): never retried
