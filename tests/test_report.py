@@ -177,7 +177,8 @@ def test_summarize_means_stds_and_order(results: dict) -> None:
 
 def test_tables_and_markdown(results: dict) -> None:
     tables = results["tables"]
-    assert set(tables) == {"runs.csv", "summary.csv", "summary.md"}
+    assert set(tables) == {"runs.csv", "summary.csv", "usb_published.csv", "summary.md"}
+    assert pd.read_csv(tables["usb_published.csv"]).empty  # no USB table named
     assert len(pd.read_csv(tables["runs.csv"])) == N_RUNS
     assert pd.read_csv(tables["summary.csv"]).loc[0, "algorithm"] == "supervised"
     md = tables["summary.md"].read_text(encoding="utf-8")

@@ -77,7 +77,8 @@ def _train(args: argparse.Namespace) -> None:
 def _aggregate(args: argparse.Namespace) -> None:
     from semibench.report.aggregate import collect_runs, write_tables
 
-    write_tables(collect_runs([Path(p) for p in args.metrics]), Path(args.out_dir))
+    write_tables(collect_runs([Path(p) for p in args.metrics]), Path(args.out_dir),
+                 published=args.published)
 
 
 def _figures(args: argparse.Namespace) -> None:
@@ -103,7 +104,7 @@ def _report(args: argparse.Namespace) -> None:
     config = json.loads(args.config_json) if args.config_json else None
     figures = sorted(Path(args.figures_dir).glob("*.png"))
     write_html(pd.read_csv(args.runs), Path(args.summary_md), figures, Path(args.out),
-               title=args.title, config=config)
+               title=args.title, config=config, published=args.published)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -187,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("aggregate", help="tables of every run's metrics")
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--published", nargs="*", default=[], metavar="TABLE",
+                   help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, classic_cv")
     p.set_defaults(func=_aggregate)
 
     p = sub.add_parser("figures", help="one figure per task")
@@ -201,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--title", default="SemiBench report")
     p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
+    p.add_argument("--published", nargs="*", default=[], metavar="TABLE",
+                   help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, classic_cv")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("list", help="registered tasks, algorithms and backbones")

@@ -23,6 +23,8 @@ TABLES_DIR = f"results/{BENCHMARK}/tables"
 FIGURES_DIR = f"results/{BENCHMARK}/figures"
 REPORT_HTML = f"reports/{BENCHMARK}/index.html"
 TASK_NAMES = sorted(config["tasks"])
+# USB result tables the report compares with (space-separated for the shell)
+PUBLISHED = " ".join(config["published_reference"])
 
 
 wildcard_constraints:

@@ -5,14 +5,17 @@ rule aggregate:
         runs=f"{TABLES_DIR}/runs.csv",
         summary=f"{TABLES_DIR}/summary.csv",
         markdown=f"{TABLES_DIR}/summary.md",
+        published=f"{TABLES_DIR}/usb_published.csv",
     conda:
         "../../envs/semibench.yaml"
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.runs),
+        published=PUBLISHED,
     log:
         f"logs/aggregate/{BENCHMARK}.log",
     shell:
-        "semibench aggregate --metrics {input.metrics} --out-dir {params.out_dir} 2> {log}"
+        "semibench aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
+        " --published {params.published} 2> {log}"
 
 
 rule figures:
@@ -51,6 +54,7 @@ rule report:
         config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
         figures_dir=lambda wildcards, input: os.path.dirname(input.figures[0]),
         title=f"'SemiBench: {BENCHMARK}'",
+        published=PUBLISHED,
     conda:
         "../../envs/semibench.yaml"
     log:
@@ -58,4 +62,4 @@ rule report:
     shell:
         "semibench report --runs {input.runs} --summary-md {input.markdown}"
         " --figures-dir {params.figures_dir} --out {output.html} --title {params.title}"
-        " --config-json {params.config_json} 2> {log}"
+        " --config-json {params.config_json} --published {params.published} 2> {log}"

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from semibench.io import atomic_write_text, read_json
+from semibench.report import published as usb
 
 #: columns of :func:`collect_runs`, in order
 RUN_COLUMNS: tuple[str, ...] = (
@@ -373,8 +374,11 @@ def _task_domains(summary: pd.DataFrame) -> dict[str, str]:
     return {str(t): str(d) for t, d in summary.groupby("task", sort=True)["domain"].first().items()}
 
 
-def render_markdown(runs: pd.DataFrame, baseline: str = LOWER_BOUND) -> str:
-    """The text of ``summary.md``: per-task tables for best and last, then the comparison."""
+def render_markdown(
+    runs: pd.DataFrame, baseline: str = LOWER_BOUND, published: Sequence[str] = ()
+) -> str:
+    """The text of ``summary.md``: per-task tables for best and last, the comparison with
+    ``baseline``, then (if ``published`` names USB result tables) USB's published numbers."""
     summary = summarize(runs)
     parts = ["# SemiBench results", "", describe_runs(runs), ""]
     domains = _task_domains(summary)
@@ -424,20 +428,40 @@ def render_markdown(runs: pd.DataFrame, baseline: str = LOWER_BOUND) -> str:
         ]
         header = ["task", "labels", "algorithm", "shared seeds", "mean difference", "p-value"]
         parts += [_md_table(header, rows, ["l", "r", "l", "r", "r", "r"]), ""]
+    if published:
+        table = usb.compare_to_published(summary, published)
+        parts += [f"## USB's published error rates ({', '.join(published)})", "", usb.NOTE, ""]
+        if table.empty:
+            parts += ["None of these runs is a cell USB published.", ""]
+        else:
+            rows = [
+                [str(r.task), str(r.num_labels), str(r.algorithm),
+                 format_cell(r.ours_mean, r.ours_std), format_cell(r.usb_mean, r.usb_std),
+                 format_diff(r.difference)]
+                for r in table.itertuples(index=False)
+            ]
+            header = ["task", "labels", "algorithm", "ours", "USB", "difference"]
+            parts += [_md_table(header, rows, ["l", "r", "l", "r", "r", "r"]), ""]
     return "\n".join(parts)
 
 
-def write_tables(runs: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
-    """Write ``runs.csv``, ``summary.csv`` and ``summary.md`` atomically; return their paths.
+def write_tables(
+    runs: pd.DataFrame, out_dir: str | Path, published: Sequence[str] = ()
+) -> dict[str, Path]:
+    """Write ``runs.csv``, ``summary.csv``, ``usb_published.csv`` and ``summary.md``
+    atomically; return their paths.
 
-    Keys are the file names. Floats are written at full precision so that CSVs can be
-    re-analysed without rounding artefacts; only the Markdown is rounded.
+    Keys are the file names. ``usb_published.csv`` compares with the USB result tables named
+    in ``published`` (header only when none is named). Floats are written at full precision
+    so that CSVs can be re-analysed without rounding artefacts; only the Markdown is rounded.
     """
     out_dir = Path(out_dir)
-    paths = {name: out_dir / name for name in ("runs.csv", "summary.csv", "summary.md")}
-    atomic_write_text(paths["runs.csv"], runs.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(
-        paths["summary.csv"], summarize(runs).to_csv(index=False, lineterminator="\n")
-    )
-    atomic_write_text(paths["summary.md"], render_markdown(runs))
+    names = ("runs.csv", "summary.csv", "usb_published.csv", "summary.md")
+    paths = {name: out_dir / name for name in names}
+    summary = summarize(runs)
+    comparison = usb.compare_to_published(summary, published)
+    for name, frame in (("runs.csv", runs), ("summary.csv", summary),
+                        ("usb_published.csv", comparison)):
+        atomic_write_text(paths[name], frame.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(paths["summary.md"], render_markdown(runs, published=published))
     return paths

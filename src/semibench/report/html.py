@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from semibench.io import atomic_write_text
+from semibench.report import published as usb
 from semibench.report.aggregate import (
     CHECKPOINTS,
     LOWER_BOUND,
@@ -25,6 +26,7 @@ from semibench.report.aggregate import (
     compare_to_baseline,
     describe_runs,
     error_table,
+    format_cell,
     format_diff,
     format_p,
     summarize,
@@ -103,6 +105,24 @@ def _comparison_frame(runs: pd.DataFrame, baseline: str) -> pd.DataFrame:
     ).replace("nan", "n/a")
 
 
+def _published_frame(summary: pd.DataFrame, published: Sequence[str]) -> pd.DataFrame:
+    table = usb.compare_to_published(summary, published)
+    return pd.DataFrame(
+        {
+            "task": table["task"],
+            "labels": table["num_labels"],
+            "algorithm": table["algorithm"],
+            "seeds": table["n_seeds"],
+            "ours": [format_cell(m, s) for m, s in zip(table["ours_mean"], table["ours_std"],
+                                                       strict=True)],
+            "USB": [format_cell(m, s) for m, s in zip(table["usb_mean"], table["usb_std"],
+                                                      strict=True)],
+            "USB table": table["usb_benchmark"],
+            "difference": table["difference"].map(format_diff),
+        }
+    )
+
+
 def _runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -125,6 +145,7 @@ def render_html(
     title: str,
     config: dict[str, Any] | None = None,
     baseline: str = LOWER_BOUND,
+    published: Sequence[str] = (),
 ) -> str:
     """The page as a string (see :func:`write_html`)."""
     summary = summarize(runs)
@@ -137,6 +158,7 @@ def render_html(
         "<nav><ul>",
         *(f'<li><a href="#{k}">{escape(v)}</a></li>' for k, v in CHECKPOINTS.items()),
         '<li><a href="#comparison">Paired comparison</a></li>',
+        *(['<li><a href="#published">USB\'s published error rates</a></li>'] if published else []),
         '<li><a href="#figures">Figures</a></li>',
         '<li><a href="#summary">Summary statistics</a></li>',
         '<li><a href="#runs">All runs</a></li>',
@@ -164,6 +186,15 @@ def render_html(
         body.append(_table_html(_comparison_frame(runs, baseline), index=False))
     else:
         body.append(f"<p>No {escape(baseline)} runs to compare with.</p>")
+    if published:
+        body += [
+            f'<h2 id="published">USB\'s published error rates ({escape(", ".join(published))})'
+            "</h2>",
+            f'<p class="note">{escape(usb.NOTE)}</p>',
+        ]
+        table = _published_frame(summary, published)
+        body.append(_table_html(table, index=False) if not table.empty
+                    else "<p>None of these runs is a cell USB published.</p>")
     body.append('<h2 id="figures">Figures</h2>')
     body += [_figure_html(Path(f)) for f in figures]
     body += [
@@ -195,14 +226,16 @@ def write_html(
     out_html: str | Path,
     title: str,
     config: dict[str, Any] | None = None,
+    published: Sequence[str] = (),
 ) -> Path:
     """Write the self-contained report page atomically and return its path.
 
     ``summary_md`` is embedded verbatim in a collapsed block (the tables themselves are
     rendered from ``runs``); ``figures`` must be PNGs and appear in the given order;
-    ``config`` (if given) is shown as sorted JSON. Nothing is time-stamped, so the same
-    inputs give the same page.
+    ``config`` (if given) is shown as sorted JSON; ``published`` names the USB result tables
+    to set our numbers against. Nothing is time-stamped, so the same inputs give the same page.
     """
     out_html = Path(out_html)
-    atomic_write_text(out_html, render_html(runs, summary_md, figures, title, config))
+    atomic_write_text(out_html, render_html(runs, summary_md, figures, title, config,
+                                            published=published))
     return out_html

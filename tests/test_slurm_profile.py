@@ -1,0 +1,201 @@
+"""profiles/slurm against a real SLURM scheduler (tests/slurm/cluster.sh starts one).
+
+The profile used here is the project's profiles/slurm/config.yaml, changed only where a small
+GPU-less test node needs it (partition, memory, CPUs, GPU requests, status-check delay, jobs),
+so that a key the executor plugin rejects or a wrong resource fails these tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from test_pipeline import TINY_TRAIN, tiny_config, write
+
+REPO = Path(__file__).resolve().parents[1]
+CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
+PROJECT_PROFILE = REPO / "profiles" / "slurm" / "config.yaml"
+JOBCOMP_LOG = Path("/var/log/slurm/jobcomp.log")
+BIN = Path(sys.executable).parent
+CANNOT_HOST = 77  # cluster.sh: this machine cannot host a test cluster (see the script)
+JOBS = 2
+SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    partition: str
+    cpus: int
+    mem_mb: int
+
+
+def _cluster_sh(command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLUSTER_SH), command], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> Iterator[Cluster]:
+    """A running single-node cluster; stopped at the end only if this fixture started it."""
+    if os.geteuid() != 0:
+        pytest.skip("the SLURM test cluster needs root (it installs and starts daemons)")
+    started_here = _cluster_sh("status").returncode != 0
+    if started_here:
+        start = _cluster_sh("start")
+        if start.returncode == CANNOT_HOST:
+            reason = start.stderr.strip().splitlines()[-1] if start.stderr.strip() else "?"
+            print(f"\nskipping SLURM tests: {start.stderr}", file=sys.stderr)
+            pytest.skip(f"no SLURM test cluster on this machine: {reason}")
+        assert start.returncode == 0, f"cluster.sh start failed:\n{start.stdout}{start.stderr}"
+    try:
+        info = subprocess.run(["sinfo", "-h", "-o", "%P %c %m"], capture_output=True,
+                              text=True, check=True).stdout.split()
+        # the default partition carries a '*'
+        partition, cpus, mem = next(
+            info[i:i + 3] for i in range(0, len(info), 3) if info[i].endswith("*"))
+        yield Cluster(partition.rstrip("*"), int(cpus), int(mem.rstrip("+")))
+    finally:
+        if started_here:
+            stop = _cluster_sh("stop")
+            if stop.returncode != 0:
+                print(f"cluster.sh stop failed:\n{stop.stderr}", file=sys.stderr)
+
+
+def _fit(resources: dict, cluster: Cluster) -> dict:
+    """Resources that fit JOBS jobs at once on the test node; others untouched."""
+    out = {k: v for k, v in resources.items() if k not in ("gpu", "gpus", "gpu_model")}
+    if "gpu" in str(out.get("gres", "")):
+        del out["gres"]
+    if "slurm_partition" in out:
+        out["slurm_partition"] = cluster.partition
+    if "cpus_per_task" in out:
+        out["cpus_per_task"] = min(int(out["cpus_per_task"]), max(1, cluster.cpus // JOBS))
+    if "mem_mb" in out:
+        out["mem_mb"] = min(int(out["mem_mb"]), cluster.mem_mb // JOBS)
+    return out
+
+
+def make_profile(directory: Path, cluster: Cluster) -> Path:
+    """The project's profile, adapted only where a 2-core GPU-less test node needs it."""
+    profile = yaml.safe_load(PROJECT_PROFILE.read_text())
+    assert profile["executor"] == "slurm"
+    profile["jobs"] = JOBS
+    profile["default-resources"] = _fit(profile["default-resources"], cluster)
+    profile["set-resources"] = {rule: _fit(res, cluster)
+                                for rule, res in profile.get("set-resources", {}).items()}
+    # the plugin's first status check comes after 40 s by default (MinJobAge=300 >= 3 x 5 s)
+    profile["slurm-init-seconds-before-status-checks"] = 5
+    directory.mkdir()
+    write(directory / "config.yaml", profile)
+    return directory
+
+
+def run_snakemake(workdir: Path, profile: Path, configfile: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--profile",
+         str(profile), "--configfile", str(configfile)],
+        cwd=workdir, capture_output=True, text=True, env=env, timeout=1100,
+    )
+
+
+def submissions(output: str) -> list[tuple[str, str]]:
+    """(rule, SLURM job id) of every job the executor submitted, from its log lines."""
+    out = []
+    for job_id, log in SUBMITTED.findall(output):
+        rule = re.search(r"slurm_logs/rule_(\w+?)/", log)
+        assert rule, log
+        out.append((rule.group(1), job_id))
+    return out
+
+
+def jobcomp_records(job_ids: set[str]) -> dict[str, dict[str, str]]:
+    """SLURM's own record (jobcomp/filetxt) of each finished job, by job id."""
+    records = {}
+    for line in JOBCOMP_LOG.read_text().splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if fields.get("JobId") in job_ids:
+            records[fields["JobId"]] = fields  # the latest record wins
+    return records
+
+
+def explain(run: subprocess.CompletedProcess, workdir: Path) -> str:
+    logs = sorted((workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    tails = "".join(f"\n--- {p}\n{p.read_text()[-1500:]}" for p in logs[-3:])
+    return f"{run.stdout[-4000:]}\n{run.stderr[-6000:]}{tails}"
+
+
+@pytest.mark.timeout(1500)
+def test_pipeline_through_slurm(tmp_path, slurm_cluster):
+    profile = make_profile(tmp_path / "profile", slurm_cluster)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cfg = write(tmp_path / "tiny.yaml", tiny_config())
+    run = run_snakemake(workdir, profile, cfg)
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, explain(run, workdir)
+
+    assert (workdir / "reports" / "tiny" / "index.html").exists()
+    rows = list(csv.DictReader((workdir / "results/tiny/tables/summary.csv").open()))
+    got = sorted((r["task"], int(r["num_labels"]), r["algorithm"], int(r["n_seeds"])) for r in rows)
+    expected = sorted((t, n, a, 2) for t, n in [("mnist", 20), ("keywords", 50), ("newsgroups", 40)]
+                      for a in ["supervised", "fixmatch"])
+    assert got == expected
+
+    # every job went through sbatch and SLURM ran it to completion in this working directory
+    jobs = submissions(output)
+    rules = [rule for rule, _ in jobs]
+    assert rules.count("train") == 12, output[-4000:]
+    assert {"fetch", "prepare", "split", "aggregate", "figures", "report"} <= set(rules)
+    records = jobcomp_records({job_id for _, job_id in jobs})
+    assert set(records) == {job_id for _, job_id in jobs}
+    for rule, job_id in jobs:
+        record = records[job_id]
+        assert record["JobState"] == "COMPLETED", (rule, record)
+        assert Path(record["WorkDir"]) == workdir, record
+    # the profile's resources reached SLURM: fetch has its own memory, train the default
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    for rule in ("fetch", "train"):
+        mem = settings["set-resources"].get(rule, {}).get(
+            "mem_mb", settings["default-resources"]["mem_mb"])
+        for job_id in (j for r, j in jobs if r == rule):
+            assert f"mem={mem}M" in records[job_id]["Tres"], records[job_id]
+
+
+@pytest.mark.timeout(900)
+def test_failing_job_under_slurm_fails_the_run(tmp_path, slurm_cluster):
+    """A training job that crashes at run time (a backbone argument that does not exist)."""
+    profile = make_profile(tmp_path / "profile", slurm_cluster)
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    cfg = tiny_config()
+    cfg.update(seeds=[0], algorithms=["supervised"], tasks={"mnist": {
+        "num_labels": [20], "train": TINY_TRAIN, "backbone_args": {"no_such_argument": 1}}})
+    run = run_snakemake(workdir, profile, write(tmp_path / "bad.yaml", cfg))
+    output = run.stdout + run.stderr
+    assert run.returncode != 0, explain(run, workdir)
+    assert "Error in rule train" in output
+
+    jobs = submissions(output)
+    train = [job_id for rule, job_id in jobs if rule == "train"]
+    retries = yaml.safe_load(PROJECT_PROFILE.read_text()).get("retries", 0)
+    assert len(train) == 1 + retries, output[-4000:]
+    records = jobcomp_records(set(train))
+    assert [records[j]["JobState"] for j in train] == ["FAILED"] * len(train), records
+    # the failure is the job's own, kept in its SLURM log and the rule's log
+    for job_id in train:
+        assert any(p.name == f"{job_id}.log"
+                   for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log"))
+    log = workdir / "logs/train/mnist/20/supervised/seed0.log"
+    assert "no_such_argument" in log.read_text()
+    assert not (workdir / "results/tiny/runs/mnist/20/supervised/seed0/metrics.json").exists()
