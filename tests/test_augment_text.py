@@ -58,6 +58,9 @@ def test_strong_shape_dtype_and_reproducible() -> None:
     assert a.shape == x.shape and a.dtype == torch.int64
     assert torch.equal(a, v["strong"](x, gen(1)))
     assert not torch.equal(a, v["strong"](x, gen(2)))
+    # int32 ids (how the text backbones store them) give the same view, still int32
+    a32 = v["strong"](x.to(torch.int32), gen(1))
+    assert a32.dtype == torch.int32 and torch.equal(a32.long(), a)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9, 1.0])
@@ -198,4 +201,4 @@ def test_rejects_other_shapes() -> None:
     with pytest.raises(ValueError, match=r"\[B, L\] or \[B, K, L\]"):
         views()["weak"](torch.zeros(2, 3, 4, 5, dtype=torch.int64), gen())
     with pytest.raises(ValueError):
-        views()["strong"](torch.zeros(2, 3, dtype=torch.int32), gen())
+        views()["strong"](torch.zeros(2, 3, dtype=torch.float32), gen())

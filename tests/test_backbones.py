@@ -389,8 +389,12 @@ def test_bert_vat_embedding_path_matches_forward(vocab_dir: Path) -> None:
 def test_bert_prepare_inputs_and_view_spec(vocab_dir: Path, models: dict) -> None:
     model = models["bert_base_uncased"]
     ids = model.prepare_inputs([["the cat", "a cat"], ["dogs", "the dog ran"]])
-    assert ids.shape == (2, 2, 512) and ids.dtype == torch.long  # USB's max_length
+    assert ids.shape == (2, 2, 512) and ids.dtype == torch.int32  # USB's max_length
     assert ids[0, 0, :4].tolist() == [2, 5, 6, 3]  # [CLS] the cat [SEP]
+    # tokenised in chunks: any chunk size gives the same ids
+    texts = [["the cat", "a cat"], ["dogs", "the dog ran"]]
+    assert torch.equal(model.prepare_inputs(texts, chunk=1), ids)
+    assert torch.equal(model.prepare_inputs(texts, chunk=3), ids)
     assert model.view_spec() == {"pad_id": 0, "cls_id": 2, "sep_id": 3, "mask_id": 4}
     assert model.no_weight_decay() == set()
 

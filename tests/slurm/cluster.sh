@@ -12,12 +12,16 @@
 # jobs are listed in $JOBCOMP_LOG. Exit status 77 means "this machine cannot host the test
 # cluster" (not root, no apt-get, packages not installable, a SLURM config not written by this
 # script); anything else non-zero is a real failure.
+#
+# The node advertises one GPU backed by /dev/null (gres/gpu), so that jobs requesting a GPU
+# (`--gpus`, `--gres=gpu:1`) are scheduled and their request is recorded; nothing runs on it.
 set -euo pipefail
 
 PACKAGES=(munge slurmctld slurmd slurm-client)
 PARTITION="${SEMIBENCH_SLURM_PARTITION:-debug}"
 MARKER="# written by semibench tests/slurm/cluster.sh"
 CONF=/etc/slurm/slurm.conf
+GRES_CONF=/etc/slurm/gres.conf
 LOG_DIR=/var/log/slurm
 RUN_DIR=/run/slurm
 JOBCOMP_LOG="$LOG_DIR/jobcomp.log"
@@ -135,15 +139,18 @@ MailProg=/bin/true
 ReturnToService=2
 # the executor's squeue status mode needs finished jobs visible (>= 3 x first status delay)
 MinJobAge=300
-# no accounting database; finished jobs are listed in the jobcomp log
+# no accounting database; finished jobs are listed in the jobcomp log (with their GPUs)
 AccountingStorageType=accounting_storage/none
+AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/filetxt
 JobCompLoc=$JOBCOMP_LOG
-$node State=UNKNOWN
+GresTypes=gpu
+$node Gres=gpu:1 State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
+  printf '%s\nNodeName=%s Name=gpu File=/dev/null\n' "$MARKER" "$HOST" >"$GRES_CONF"
   mv "$tmp" "$CONF"
-  chmod 644 "$CONF"
+  chmod 644 "$CONF" "$GRES_CONF"
 }
 
 start_munge() {

@@ -60,8 +60,8 @@ class TextViews:
 
     @staticmethod
     def _check(x: torch.Tensor) -> None:
-        if x.dtype != torch.int64 or x.dim() not in (2, 3):
-            raise ValueError("expected int64 token ids [B, L] or [B, K, L], got "
+        if x.dtype not in (torch.int32, torch.int64) or x.dim() not in (2, 3):
+            raise ValueError("expected integer token ids [B, L] or [B, K, L], got "
                              f"{x.dtype} {tuple(x.shape)}")
 
     @staticmethod

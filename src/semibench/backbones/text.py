@@ -128,18 +128,25 @@ class PretrainedTextBackbone(Backbone):
             "blocks": [(r"^encoder\.encoder\.layer\.(\d+)", None)],
         }
 
-    def prepare_inputs(self, raw: np.ndarray) -> torch.Tensor:
+    def prepare_inputs(self, raw: np.ndarray, chunk: int = 4096) -> torch.Tensor:
         """Token ids ``[N, L]`` for texts ``[N]``, or ``[N, K, L]`` for ``[N, K]`` (an original
-        and its back-translations), truncated and padded to ``max_length``."""
+        and its back-translations), truncated and padded to ``max_length``.
+
+        int32 and tokenised ``chunk`` texts at a time: Yahoo! Answers' 500k texts with two
+        back-translations at 512 tokens take 3 GB instead of 6 (embeddings accept int32).
+        """
         flat = np.asarray(raw).reshape(-1)
-        encoded = self.tokenizer(
-            [str(t) for t in flat],
-            max_length=self.max_length,
-            truncation=True,
-            padding="max_length",
-            return_tensors="pt",
-        )
-        return encoded["input_ids"].reshape(*np.shape(raw), self.max_length)
+        ids = torch.empty((len(flat), self.max_length), dtype=torch.int32)
+        for start in range(0, len(flat), chunk):
+            encoded = self.tokenizer(
+                [str(t) for t in flat[start : start + chunk]],
+                max_length=self.max_length,
+                truncation=True,
+                padding="max_length",
+                return_tensors="pt",
+            )
+            ids[start : start + chunk] = encoded["input_ids"]
+        return ids.reshape(*np.shape(raw), self.max_length)
 
     def view_spec(self) -> dict[str, Any]:
         tok = self.tokenizer
