@@ -98,9 +98,12 @@ install_packages() {
 }
 
 write_config() {
-  if [[ -e "$CONF" ]] && ! grep -qF "$MARKER" "$CONF"; then
-    unusable "$CONF exists and was not written by this script; not overwriting a real cluster"
-  fi
+  local f
+  for f in "$CONF" "$GRES_CONF"; do
+    if [[ -e "$f" ]] && ! grep -qF "$MARKER" "$f"; then
+      unusable "$f exists and was not written by this script; not overwriting a real cluster"
+    fi
+  done
   getent hosts "$HOST" >/dev/null || echo "127.0.0.1 $HOST" >>/etc/hosts
   mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd "$LOG_DIR" "$RUN_DIR"
   chown slurm:slurm /var/spool/slurmctld "$LOG_DIR" "$RUN_DIR"
@@ -139,9 +142,8 @@ MailProg=/bin/true
 ReturnToService=2
 # the executor's squeue status mode needs finished jobs visible (>= 3 x first status delay)
 MinJobAge=300
-# no accounting database; finished jobs are listed in the jobcomp log (with their GPUs)
+# no accounting database; finished jobs are listed in the jobcomp log
 AccountingStorageType=accounting_storage/none
-AccountingStorageTRES=gres/gpu
 JobCompType=jobcomp/filetxt
 JobCompLoc=$JOBCOMP_LOG
 GresTypes=gpu
