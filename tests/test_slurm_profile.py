@@ -95,8 +95,8 @@ def make_profile(directory: Path, cluster: Cluster) -> Path:
     profile["default-resources"] = _fit(profile["default-resources"], cluster)
     profile["set-resources"] = {rule: _fit(res, cluster)
                                 for rule, res in profile.get("set-resources", {}).items()}
-    # the plugin's first status check comes after 40 s by default (MinJobAge=300 >= 3 x 5 s)
-    profile["slurm-init-seconds-before-status-checks"] = 5
+    # the plugin's first status check comes after 40 s by default (MinJobAge=300 >= 3 x 2 s)
+    profile["slurm-init-seconds-before-status-checks"] = 2
     directory.mkdir()
     write(directory / "config.yaml", profile)
     return directory
@@ -137,11 +137,16 @@ def explain(run: subprocess.CompletedProcess, workdir: Path) -> str:
     return f"{run.stdout[-4000:]}\n{run.stderr[-6000:]}{tails}"
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """One working directory for this module's runs: the later ones reuse the prepared data
+    and splits, so that only their own jobs wait for SLURM's status polling."""
+    return tmp_path_factory.mktemp("slurm_work")
+
+
 @pytest.mark.timeout(1500)
-def test_pipeline_through_slurm(tmp_path, slurm_cluster):
+def test_pipeline_through_slurm(tmp_path, slurm_cluster, workdir):
     profile = make_profile(tmp_path / "profile", slurm_cluster)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
     # one task and one seed: every rule of the DAG, in a few minutes of status polling
     cfg = tiny_config()
     cfg.update(seeds=[0], tasks={"mnist": cfg["tasks"]["mnist"]})
@@ -165,6 +170,11 @@ def test_pipeline_through_slurm(tmp_path, slurm_cluster):
         record = records[job_id]
         assert record["JobState"] == "COMPLETED", (rule, record)
         assert Path(record["WorkDir"]) == workdir, record
+    # gpus_per_job is 0: no job asks for a GPU (where slurmctld still knows it, MinJobAge)
+    for _, job_id in jobs:
+        info = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
+                              text=True).stdout
+        assert not re.findall(r"TresPer\w+=\S*gpu", info), info
     # the profile's resources reached SLURM: fetch has its own memory, train the default
     settings = yaml.safe_load((profile / "config.yaml").read_text())
     for rule in ("fetch", "train"):
@@ -175,15 +185,14 @@ def test_pipeline_through_slurm(tmp_path, slurm_cluster):
 
 
 @pytest.mark.timeout(900)
-def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster):
+def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster, workdir):
     """A training job that asks for a GPU and crashes at run time (a backbone argument that
     does not exist): SLURM gets the GPU request once, the failure stops the run."""
     profile = make_profile(tmp_path / "profile", slurm_cluster)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
     cfg = tiny_config()
-    cfg.update(seeds=[0], algorithms=["supervised"], gpus_per_job=1, tasks={"mnist": {
-        "num_labels": [20], "train": TINY_TRAIN, "backbone_args": {"no_such_argument": 1}}})
+    cfg.update(benchmark="tiny_bad", seeds=[0], algorithms=["supervised"], gpus_per_job=1,
+               tasks={"mnist": {"num_labels": [20], "train": TINY_TRAIN,
+                                "backbone_args": {"no_such_argument": 1}}})
     run = run_snakemake(workdir, profile, write(tmp_path / "bad.yaml", cfg))
     output = run.stdout + run.stderr
     assert run.returncode != 0, explain(run, workdir)
@@ -200,14 +209,9 @@ def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster):
         info = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
                               text=True, check=True).stdout
         assert re.findall(r"TresPer\w+=\S*gpu\S*", info) == ["TresPerJob=gres:gpu:1"], info
-    # the other jobs asked for no GPU (where slurmctld still knows them)
-    for job_id in (j for r, j in jobs if r != "train"):
-        info = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True,
-                              text=True).stdout
-        assert not re.findall(r"TresPer\w+=\S*gpu", info), info
     # the failure is the job's own, kept in its SLURM log and the rule's log
     logs = {p.name for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert {f"{job_id}.log" for job_id in train} <= logs
-    log = workdir / "logs/train/mnist/20/supervised/seed0.log"
+    log = workdir / "logs/train/tiny_bad/mnist/20/supervised/seed0.log"
     assert "no_such_argument" in log.read_text()
-    assert not (workdir / "results/tiny/runs/mnist/20/supervised/seed0/metrics.json").exists()
+    assert not (workdir / "results/tiny_bad/runs/mnist/20/supervised/seed0/metrics.json").exists()

@@ -17,9 +17,9 @@ rule train:
     conda:
         "../../envs/semibench.yaml"
     log:
-        "logs/train/{task}/{num_labels}/{algorithm}/seed{seed}.log",
+        f"logs/train/{BENCHMARK}/{{task}}/{{num_labels}}/{{algorithm}}/seed{{seed}}.log",
     benchmark:
-        "logs/benchmarks/train/{task}/{num_labels}/{algorithm}/seed{seed}.tsv"
+        f"logs/benchmarks/train/{BENCHMARK}/{{task}}/{{num_labels}}/{{algorithm}}/seed{{seed}}.tsv"
     shell:
         "semibench train --run-config {params.run} --prepared data/prepared/{wildcards.task}"
         " --split {input.split} --out-dir {params.out_dir} --threads {threads}"
