@@ -230,6 +230,13 @@ cmd_stop() {
   stop_pid "$SLURMD_PID" slurmd
   stop_pid "$CTLD_PID" slurmctld
   stop_pid "$MUNGE_PID" munged
+  # without a controller, SLURM clients that find a config retry it for ~10 s, and Snakemake's
+  # SLURM plugin runs them at import: every later `snakemake` call would wait. No config, no
+  # wait (`start` writes it again).
+  local f
+  for f in "$CONF" "$GRES_CONF"; do
+    if [[ -e "$f" ]] && grep -qF "$MARKER" "$f"; then rm -f "$f"; fi
+  done
 }
 
 case "${1:-}" in
