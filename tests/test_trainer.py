@@ -48,9 +48,12 @@ def test_outputs(prepared_mnist, split_path, tmp_path):
     # the selected model is the one with the lowest validation error, never chosen on test
     best_row = min(rows, key=lambda r: float(r["val_error"]))
     assert float(best_row["test_error"]) == pytest.approx(on_disk["best"]["test_error"])
-    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "model_best.pt").exists()
-    state = torch.load(tmp_path / "model_best.pt", weights_only=True)
-    assert "head.weight" in state
+    # a finished run keeps its weights but no checkpoint: it is never resumed
+    assert not list(tmp_path.glob("checkpoint*"))
+    for name in ("model_best.pt", "model_last.pt"):
+        assert "head.weight" in torch.load(tmp_path / name, weights_only=True)
+    assert on_disk["inputs"]["data_sha256"] == json.loads(
+        (prepared_mnist / "meta.json").read_text())["data_sha256"]
 
 
 def test_supervised_has_no_pseudo_label_columns(prepared_mnist, split_path, tmp_path):

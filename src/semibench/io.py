@@ -3,18 +3,21 @@ safe archive extraction and checksummed downloads."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import platform
+import shutil
 import sys
-import tarfile
 import tempfile
 import time
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from semibench.archive import UnsafeArchiveError, safe_extract  # noqa: F401
 
 
 def _current_umask() -> int:
@@ -30,10 +33,6 @@ class ChecksumError(RuntimeError):
     """A file's SHA-256 does not match the pinned value."""
 
 
-class UnsafeArchiveError(RuntimeError):
-    """An archive member would be written outside the extraction directory."""
-
-
 def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -47,15 +46,49 @@ def verify_sha256(path: str | Path, expected: str) -> None:
     if actual.lower() != expected.lower():
         raise ChecksumError(
             f"{path}: SHA-256 mismatch (expected {expected}, got {actual}); "
-            "the file is corrupt or truncated, delete it and fetch again"
+            "the file is corrupt or truncated"
         )
+
+
+#: what ``atomic_path`` names its temporary files: ``.<final name>.<random>.tmp``
+TEMPORARY_GLOB = ".*.*.tmp"
+
+
+def no_space_message(path: str | Path) -> str:
+    """"No space left on device", where, and how much is left there."""
+    path = Path(path)
+    try:
+        left = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MiB free there"
+    except OSError:
+        left = "free space unknown"
+    return f"no space left on device while writing {path} ({left})"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory; the rename is still atomic
+    finally:
+        os.close(fd)
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds.
 
-    A killed or failing writer therefore never leaves a partial file under the final name.
+    A killed or failing writer therefore never leaves a partial file under the final name, and
+    the data reach the disk before the rename (fsync), so a power loss cannot leave an empty
+    file under it either. A full disk is reported as such, naming the file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,10 +98,64 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; results are meant to be shared
     try:
         yield tmp
+        _fsync_file(tmp)
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OSError(err.errno, no_space_message(path), str(path)) from err
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def remove_temporaries(directory: str | Path) -> list[Path]:
+    """Delete what killed writers of ``atomic_path`` left in ``directory``; return them.
+
+    Only for directories that one job owns (a run directory under its lock): a temporary file
+    there belongs to a writer that is gone.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = sorted(directory.glob(TEMPORARY_GLOB))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+class DirectoryBusyError(RuntimeError):
+    """Another live process holds the lock of a directory (e.g. an orphaned training job)."""
+
+
+@contextmanager
+def exclusive_directory(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (``.lock`` inside it) for the block.
+
+    The operating system drops the lock when its holder dies, however it dies, so a lock never
+    needs to be removed by hand; a second live writer fails at once instead of interleaving.
+    """
+    import fcntl
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    handle = open(directory / ".lock", "a+")  # noqa: SIM115 - held open for the block
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise DirectoryBusyError(f"{directory} is in use by {holder}; wait for it to end or "
+                                     "stop it") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+        handle.flush()
+        yield directory
+    finally:
+        handle.close()
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -82,37 +169,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
-
-
-def _check_member(root: Path, name: str) -> Path:
-    target = (root / name).resolve()
-    if target != root and root not in target.parents:
-        raise UnsafeArchiveError(f"archive member {name!r} escapes {root}")
-    return target
-
-
-def safe_extract(archive: str | Path, dest: str | Path) -> list[str]:
-    """Extract a tar or zip archive, refusing absolute paths, ``..`` and links that escape."""
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    if zipfile.is_zipfile(archive):
-        with zipfile.ZipFile(archive) as zf:
-            names = zf.namelist()
-            for name in names:
-                _check_member(root, name)
-            zf.extractall(root)
-        return names
-    with tarfile.open(archive) as tf:
-        members = tf.getmembers()
-        for member in members:
-            _check_member(root, member.name)
-        try:
-            # the "data" filter rejects absolute names, links leaving ``root`` and device files
-            tf.extractall(root, filter="data")
-        except tarfile.FilterError as err:
-            raise UnsafeArchiveError(f"{archive}: {err}") from err
-        return [m.name for m in members]
 
 
 MIRROR_ENV = "SEMIBENCH_MIRROR"

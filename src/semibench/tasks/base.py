@@ -21,6 +21,7 @@ Prepared format (``data/prepared/<task>/``):
 
 from __future__ import annotations
 
+import zipfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from semibench.io import atomic_path, atomic_write_json, read_json, sha256_file, verify_sha256
+from semibench.io import (
+    ChecksumError,
+    atomic_path,
+    atomic_write_json,
+    read_json,
+    sha256_file,
+    verify_sha256,
+)
 from semibench.registry import Registry
 
 DOMAINS = ("image", "text", "audio")
@@ -102,7 +110,14 @@ def read_manifest(raw_dir: Path) -> dict[str, Any]:
     """Read the manifest and re-verify every file it lists (catches later corruption)."""
     manifest = read_json(raw_dir / "manifest.json")
     for rel, digest in manifest["files"].items():
-        verify_sha256(raw_dir / rel, digest)
+        try:
+            verify_sha256(raw_dir / rel, digest)
+        except (ChecksumError, FileNotFoundError) as err:
+            # the fetch rule's output is the manifest: forcing it is what refetches the file
+            raise ChecksumError(
+                f"{err}; refetch it with `snakemake --cores all --forcerun "
+                f"{raw_dir / 'manifest.json'}` (or `semibench fetch --task "
+                f"{manifest.get('task', raw_dir.name)} --raw-dir {raw_dir}`)") from None
     return manifest
 
 
@@ -172,9 +187,53 @@ def write_prepared(
     atomic_write_json(out_dir / "meta.json", meta)
 
 
+class PreparedDataError(RuntimeError):
+    """The prepared data are missing, unreadable or not the ones their meta.json describes."""
+
+
+def _reprepare(prepared_dir: Path) -> str:
+    return (f"rerun its prepare step: `snakemake --cores all --forcerun "
+            f"{prepared_dir / 'meta.json'}`")
+
+
+def verify_prepared(prepared_dir: str | Path) -> str:
+    """Check ``data.npz`` against the SHA-256 its ``meta.json`` recorded; return the SHA-256.
+
+    Training on data that changed after they were prepared (an edit, a half-copied file, a
+    disk fault) would stamp today's run with yesterday's description of the data.
+    """
+    prepared_dir = Path(prepared_dir)
+    data, meta_path = prepared_dir / "data.npz", prepared_dir / "meta.json"
+    try:
+        expected = read_json(meta_path)["data_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise PreparedDataError(f"{meta_path} is missing or unreadable ({err}); "
+                                f"{_reprepare(prepared_dir)}") from None
+    try:
+        actual = sha256_file(data)
+    except OSError as err:
+        raise PreparedDataError(f"{data} is unreadable ({err.strerror or err}); "
+                                f"{_reprepare(prepared_dir)}") from None
+    if actual != expected:
+        raise PreparedDataError(
+            f"{data} does not match the SHA-256 in {meta_path} (recorded {expected[:12]}..., "
+            f"found {actual[:12]}...): it changed after it was prepared; "
+            f"{_reprepare(prepared_dir)}")
+    return actual
+
+
 def load_prepared(prepared_dir: str | Path) -> Prepared:
     prepared_dir = Path(prepared_dir)
     meta = read_json(prepared_dir / "meta.json")
+    try:
+        return _load_arrays(prepared_dir, meta)
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+        raise PreparedDataError(f"{prepared_dir / 'data.npz'} is unreadable "
+                                f"({type(err).__name__}: {err}); {_reprepare(prepared_dir)}"
+                                ) from None
+
+
+def _load_arrays(prepared_dir: Path, meta: dict[str, Any]) -> Prepared:
     with np.load(prepared_dir / "data.npz", allow_pickle=False) as data:
         return Prepared(
             meta=meta,

@@ -8,15 +8,24 @@ validation only, checkpoint + exact resume, ``metrics.json`` and ``curve.csv``.
         loss    = algorithm.compute_loss(outputs, batch)   # the algorithm's own maths
         backward, clip, step, schedule, EMA
         every eval_every: evaluate, keep the best-on-validation, checkpoint
+        on SIGTERM: checkpoint at this step boundary and exit non-zero (the retry resumes here)
+
+A run resumes only an interrupted run of the same inputs: the resolved settings, the prepared
+data's and the split's SHA-256 and the SemiBench code (:func:`run_inputs`). A finished run
+removes its checkpoints, so a rerun (``--forcerun``, changed data) always trains afresh.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import io
 import math
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict
 from importlib import metadata
@@ -30,10 +39,16 @@ from semibench.algorithms import Algorithm, Batch, create_algorithm
 from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
-from semibench.io import atomic_write_json, atomic_write_text
+from semibench.io import (
+    atomic_write_json,
+    atomic_write_text,
+    exclusive_directory,
+    remove_temporaries,
+    sha256_file,
+)
 from semibench.splits import read_split
-from semibench.tasks import load_prepared
-from semibench.train.checkpoint import load_checkpoint, save_checkpoint
+from semibench.tasks import load_prepared, verify_prepared
+from semibench.train.checkpoint import CheckpointStore, save_checkpoint
 from semibench.train.config import TrainConfig
 from semibench.train.ema import ModelEMA
 from semibench.train.evaluate import EvalResult, evaluate
@@ -51,6 +66,58 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite: the run stops and writes no metrics."""
 
 
+class TrainingStopped(RuntimeError):
+    """SIGTERM arrived: the state at the last finished step is checkpointed, no metrics."""
+
+
+class DeviceUnavailableError(RuntimeError):
+    """The config asks for a device this machine does not have."""
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of SemiBench's own source files: a code change is a change of inputs."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def run_inputs(run: dict[str, Any], data_sha256: str, split_path: Path,
+               backtranslations: Path | None) -> dict[str, Any]:
+    """Everything a run's result depends on; a checkpoint resumes only under equal inputs."""
+    return {
+        "settings": run,
+        "data_sha256": data_sha256,
+        "split_sha256": sha256_file(split_path),
+        "backtranslations_sha256": sha256_file(backtranslations) if backtranslations else None,
+        "semibench_version": package_versions()["semibench"],
+        "semibench_code_sha256": code_digest(),
+    }
+
+
+_INPUT_NAMES = {
+    "settings": "the run's settings", "data_sha256": "the prepared data",
+    "split_sha256": "the split file", "backtranslations_sha256": "the back-translations",
+    "semibench_version": "the SemiBench version", "semibench_code_sha256": "SemiBench's code",
+}
+
+
+def inputs_differ(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """"" if a checkpoint with inputs ``old`` may be resumed under ``new``; else why not."""
+    if old is None:
+        return "it records no inputs (written by an older SemiBench)"
+    changed = [_INPUT_NAMES.get(k, k) for k in new if old.get(k) != new[k]]
+    if not changed:
+        return ""
+    if "the run's settings" in changed:
+        keys = sorted(k for k in set(old["settings"]) | set(new["settings"])
+                      if old["settings"].get(k) != new["settings"].get(k))
+        changed[changed.index("the run's settings")] = f"the run's settings ({', '.join(keys)})"
+    return f"{' and '.join(changed)} changed since it was written"
+
+
 def package_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for dist in ("semibench", "torch", "torchvision", "torchaudio", "timm", "transformers", "numpy"):
@@ -65,7 +132,8 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device=cuda but no CUDA device is available")
+        raise DeviceUnavailableError("train.device=cuda, but this machine has no usable CUDA "
+                                     "device (set train.device: auto or cpu)")
     return torch.device(name)
 
 
@@ -81,6 +149,8 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if use_bf16 else None
 
         torch.manual_seed(self.seed)
+        self.inputs = run_inputs(run, verify_prepared(prepared_dir), Path(split_path),
+                                 backtranslations)
         data = load_prepared(prepared_dir)
         if backtranslations is not None:  # train_x becomes [N, 3]: original + 2 translations
             from semibench.backtranslate import attach_backtranslations
@@ -152,16 +222,23 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
         self.elapsed_before = 0.0
+        #: running sums of the step logs since the last evaluation (checkpointed on SIGTERM)
+        self.pending: dict[str, dict[str, float]] = {"sums": {}, "counts": {}}
+        #: set by the SIGTERM handler; the loop checkpoints and stops at the next step boundary
+        self.stop_signal: int | None = None
+        self.checkpoints = CheckpointStore(self.out_dir)
         self._maybe_resume()
 
     # ------------------------------------------------------------------ checkpoint
     @property
     def checkpoint_path(self) -> Path:
-        return self.out_dir / "checkpoint.pt"
+        return self.checkpoints.current
 
     def _state(self, next_iteration: int, elapsed: float) -> dict[str, Any]:
         return {
             "config": self.run,
+            "inputs": self.inputs,
+            "pending": self.pending,
             "next_iteration": next_iteration,
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict() if self.ema else None,
@@ -174,13 +251,24 @@ class Trainer:
             "elapsed_s": elapsed,
         }
 
+    def _start_afresh(self, why: str) -> None:
+        print(f"{why}; starting afresh", file=sys.stderr)
+        self.checkpoints.clear()
+        for name in ("model_best.pt", "model_last.pt"):
+            (self.out_dir / name).unlink(missing_ok=True)
+
     def _maybe_resume(self) -> None:
-        if not self.checkpoint_path.exists():
+        loaded = self.checkpoints.load(lambda line: print(line, file=sys.stderr))
+        if loaded is None:
+            if any(self.out_dir.glob("checkpoint*")):
+                self._start_afresh("no usable checkpoint")
+            for name in ("model_best.pt", "model_last.pt"):  # of a finished or abandoned run
+                (self.out_dir / name).unlink(missing_ok=True)
             return
-        state = load_checkpoint(self.checkpoint_path)
-        if state["config"] != self.run:
-            print("checkpoint.pt belongs to another configuration; starting afresh",
-                  file=sys.stderr)
+        state = loaded.state
+        why = inputs_differ(state.get("inputs"), self.inputs)
+        if why:
+            self._start_afresh(f"{loaded.path.name} is not resumable: {why}")
             return
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
@@ -189,9 +277,11 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.algorithm.load_state_dict(state["algorithm"])
         self.curve, self.best, self.last = state["curve"], state["best"], state["last"]
+        self.pending = state["pending"]
         self.start_iteration = state["next_iteration"]
         self.elapsed_before = state["elapsed_s"]
-        print(f"resumed from iteration {self.start_iteration}", file=sys.stderr)
+        print(f"resumed from iteration {self.start_iteration} ({loaded.path.name}: same "
+              "settings, data, split and code)", file=sys.stderr)
 
     # ------------------------------------------------------------------ one step
     def make_batch(self, step: int) -> Batch:
@@ -271,8 +361,7 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         started = time.perf_counter()
-        sums: dict[str, float] = {}
-        counts: dict[str, int] = {}
+        sums, counts = self.pending["sums"], self.pending["counts"]
         bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration,
                    total=cfg.iterations, desc=f"{self.run['task']}/{self.run['algorithm']}",
                    file=sys.stderr, mininterval=5.0)
@@ -281,7 +370,16 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
             iteration = step + 1
-            if iteration % cfg.eval_every == 0 or iteration == cfg.iterations:
+            evaluation = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
+            if self.stop_signal is not None and not evaluation:
+                self.pending = {"sums": sums, "counts": counts}
+                elapsed = self.elapsed_before + time.perf_counter() - started
+                self.checkpoints.save(self._state(iteration, elapsed))
+                bar.close()
+                raise TrainingStopped(
+                    f"stopped by signal {self.stop_signal} after iteration {iteration} of "
+                    f"{cfg.iterations}; checkpoint written, a rerun resumes there")
+            if evaluation:
                 record = self.last = self._eval_record(iteration)
                 elapsed = self.elapsed_before + time.perf_counter() - started
                 row = {k: sums[k] / counts[k] for k in sums}
@@ -290,12 +388,18 @@ class Trainer:
                            elapsed_s=elapsed)
                 self.curve.append(row)
                 sums, counts = {}, {}
+                self.pending = {"sums": sums, "counts": counts}
                 if self.best is None or record["val_error"] < self.best["val_error"]:
                     self.best = record
                     model = self.ema.model if self.ema is not None else self.model
                     save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
-                save_checkpoint(self.checkpoint_path, self._state(iteration, elapsed))
+                self.checkpoints.save(self._state(iteration, elapsed))
                 bar.set_postfix(val=f"{record['val_error']:.1f}", test=f"{record['test_error']:.1f}")
+                if self.stop_signal is not None and iteration < cfg.iterations:
+                    bar.close()
+                    raise TrainingStopped(
+                        f"stopped by signal {self.stop_signal} after iteration {iteration} of "
+                        f"{cfg.iterations}; checkpoint written, a rerun resumes there")
         bar.close()
         wall = self.elapsed_before + time.perf_counter() - started
         return self._metrics(wall)
@@ -317,6 +421,7 @@ class Trainer:
             "threads": torch.get_num_threads(),
             "text_strong_view": self.text_strong_view,
             "versions": package_versions(),
+            "inputs": {k: v for k, v in self.inputs.items() if k != "settings"},
             "config": {**self.run, "train": asdict(self.cfg)},
         }
 
@@ -334,11 +439,31 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
 
 def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
               backtranslations: Path | None = None) -> dict:
-    """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json."""
+    """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json.
+
+    The run directory is locked for the job (a second live trainer fails at once), temporary
+    files of killed writes are removed first, and SIGTERM (a cluster's pre-emption or time
+    limit) checkpoints at the next step boundary and raises :class:`TrainingStopped`.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
-    metrics = trainer.fit()
-    write_curve(out_dir / "curve.csv", trainer.curve)
-    atomic_write_json(out_dir / "metrics.json", metrics)  # last: its presence means "complete"
+    with exclusive_directory(out_dir):
+        for path in remove_temporaries(out_dir):
+            print(f"removed {path.name}, left by a killed write", file=sys.stderr)
+        trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
+
+        def request_stop(signum: int, _frame: Any) -> None:
+            trainer.stop_signal = signum
+
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, request_stop) if in_main else None
+        try:
+            metrics = trainer.fit()
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
+        model = trainer.ema.model if trainer.ema is not None else trainer.model
+        save_checkpoint(out_dir / "model_last.pt", model.state_dict())
+        write_curve(out_dir / "curve.csv", trainer.curve)
+        atomic_write_json(out_dir / "metrics.json", metrics)  # last: its presence means "complete"
+        trainer.checkpoints.clear()  # a finished run is never resumed
     return metrics

@@ -1,0 +1,272 @@
+"""A result belongs to the inputs that produced it, and faults heal without a person.
+
+Resume only an interrupted run of the same inputs (settings, prepared data, split, code); a
+finished run is never resumed; prepared data that changed under their meta.json, a raw file
+that fails its checksum, a corrupt checkpoint, temporaries of killed writes, SIGTERM and a full
+disk each get one clear line or heal by themselves.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from semibench.config import check_config, run_config
+from semibench.io import DirectoryBusyError, exclusive_directory, sha256_file
+from semibench.splits import make_split, write_split
+from semibench.tasks import PreparedDataError, create_task, load_prepared
+from semibench.tasks.base import read_manifest
+from semibench.train import loop
+from semibench.train.checkpoint import CheckpointStore, write_torch
+from semibench.train.loop import TrainingStopped, train_run
+
+TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
+         "device": "cpu"}
+
+
+def settings(algorithm: str = "fixmatch", **train) -> dict:
+    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
+                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
+    return run_config(cfg, "mnist", 40, algorithm, 0)
+
+
+@pytest.fixture()
+def prepared(prepared_mnist, tmp_path) -> Path:
+    """A private copy of the prepared MNIST data that a test may change."""
+    return Path(shutil.copytree(prepared_mnist, tmp_path / "prepared"))
+
+
+@pytest.fixture()
+def split(prepared, tmp_path) -> Path:
+    data = load_prepared(prepared)
+    path = tmp_path / "split.json"
+    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
+                           val_per_class=20, seed=0), path)
+    return path
+
+
+def reprepare_with_shifted_test_labels(prepared: Path) -> None:
+    """What the prepare rule does when the source changed: new data.npz, new meta.json."""
+    with np.load(prepared / "data.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["test_y"] = (arrays["test_y"] + 1) % 10
+    with open(prepared / "data.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+    meta = json.loads((prepared / "meta.json").read_text())
+    meta["data_sha256"] = sha256_file(prepared / "data.npz")
+    (prepared / "meta.json").write_text(json.dumps(meta))
+
+
+def interrupt_at(monkeypatch, step: int) -> None:
+    original = loop.Trainer.train_step
+
+    def killed(self, s):
+        if s == step:
+            raise KeyboardInterrupt("simulated kill")
+        return original(self, s)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", killed)
+
+
+def interrupted_run(monkeypatch, run, prepared, split, out, step: int = 4) -> None:
+    (out / "metrics.json").unlink(missing_ok=True)  # as Snakemake does before it reruns a job
+    interrupt_at(monkeypatch, step)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(run, prepared, split, out)
+    monkeypatch.undo()
+    assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
+
+
+def outcome(metrics: dict) -> tuple:
+    return metrics["best"], metrics["last"]
+
+
+# ---------------------------------------------------------------- 2. results belong to inputs
+
+
+def test_changed_data_is_not_resumed(prepared, split, tmp_path, monkeypatch, capsys):
+    run = settings()
+    interrupted_run(monkeypatch, run, prepared, split, tmp_path / "run")
+    reprepare_with_shifted_test_labels(prepared)
+    capsys.readouterr()
+    after = train_run(run, prepared, split, tmp_path / "run")
+    err = capsys.readouterr().err
+    assert "not resumable: the prepared data changed" in err and "starting afresh" in err
+    assert "resumed from" not in err
+    fresh = train_run(run, prepared, split, tmp_path / "fresh")
+    assert outcome(after) == outcome(fresh)
+    assert after["last"]["test_error"] > 80  # shifted labels: the old 10-40 % must not come back
+
+
+def test_changed_split_settings_or_code_are_not_resumed(prepared, split, tmp_path, monkeypatch,
+                                                       capsys):
+    run = settings()
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, run, prepared, split, out)
+    other = make_split(load_prepared(prepared).train_y, task="mnist", num_classes=10,
+                       num_labels=40, val_per_class=20, seed=1)
+    write_split(other, split)
+    capsys.readouterr()
+    train_run(run, prepared, split, out)
+    assert "the split file changed" in capsys.readouterr().err
+
+    interrupted_run(monkeypatch, run, prepared, split, out)
+    train_run(settings(lr=0.02), prepared, split, out)
+    assert "the run's settings (train) changed" in capsys.readouterr().err
+
+    interrupted_run(monkeypatch, run, prepared, split, out)
+    monkeypatch.setattr(loop, "code_digest", lambda: "0" * 64)
+    train_run(run, prepared, split, out)
+    assert "SemiBench's code changed" in capsys.readouterr().err
+
+
+def test_finished_run_is_never_resumed(prepared, split, tmp_path, capsys):
+    run = settings()
+    first = train_run(run, prepared, split, tmp_path)
+    assert not list(tmp_path.glob("checkpoint*"))
+    (tmp_path / "metrics.json").unlink()  # what --forcerun does
+    capsys.readouterr()
+    again = train_run(run, prepared, split, tmp_path)
+    err = capsys.readouterr().err
+    assert "resumed from" not in err and outcome(again) == outcome(first)
+
+
+def test_old_checkpoint_without_inputs_is_not_resumed(prepared, split, tmp_path, monkeypatch,
+                                                      capsys):
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, settings(), prepared, split, out)
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    del state["inputs"]
+    CheckpointStore(out).clear()
+    CheckpointStore(out).save(state)
+    train_run(settings(), prepared, split, out)
+    assert "records no inputs" in capsys.readouterr().err
+
+
+def test_prepared_data_changed_under_its_meta(prepared, split, tmp_path):
+    with np.load(prepared / "data.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["test_y"] = (arrays["test_y"] + 1) % 10
+    with open(prepared / "data.npz", "wb") as handle:
+        np.savez(handle, **arrays)
+    with pytest.raises(PreparedDataError) as err:
+        train_run(settings(), prepared, split, tmp_path / "run")
+    message = str(err.value)
+    assert "\n" not in message and str(prepared / "data.npz") in message
+    assert f"--forcerun {prepared / 'meta.json'}" in message
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_unreadable_prepared_data(prepared, split, tmp_path):
+    (prepared / "data.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    meta = json.loads((prepared / "meta.json").read_text())
+    meta["data_sha256"] = sha256_file(prepared / "data.npz")
+    (prepared / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(PreparedDataError, match=r"data\.npz is unreadable .*--forcerun"):
+        train_run(settings(), prepared, split, tmp_path / "run")
+
+
+def test_raw_file_failing_its_checksum_names_the_refetch(tmp_path):
+    task = create_task("mnist")
+    raw = tmp_path / "raw"
+    task.fetch(raw)
+    victim = next(p for p in raw.iterdir() if p.name != "manifest.json")
+    victim.write_bytes(victim.read_bytes()[:100])
+    with pytest.raises(Exception, match="SHA-256 mismatch") as err:
+        read_manifest(raw)
+    assert f"--forcerun {raw / 'manifest.json'}" in str(err.value)
+    task.fetch(raw)  # what that command runs: the file is fetched again and verifies
+    read_manifest(raw)
+
+
+# ---------------------------------------------------------------- 3. faults heal
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage"])
+def test_damaged_checkpoint_falls_back_to_the_previous_generation(
+        prepared, split, tmp_path, monkeypatch, capsys, damage):
+    run = settings(iterations=9)
+    reference = train_run(run, prepared, split, tmp_path / "ref")
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, run, prepared, split, out, step=7)  # checkpoints at 3 and 6
+    ckpt = out / "checkpoint.pt"
+    content = ckpt.read_bytes()
+    ckpt.write_bytes({"truncated": content[: len(content) // 2], "empty": b"",
+                      "garbage": os.urandom(len(content))}[damage])
+    capsys.readouterr()
+    resumed = train_run(run, prepared, split, out)
+    err = capsys.readouterr().err
+    assert "checkpoint.pt is" in err and "resumed from iteration 3 (checkpoint.prev.pt" in err
+    assert outcome(resumed) == outcome(reference)
+
+
+def test_no_usable_checkpoint_starts_afresh(prepared, split, tmp_path, monkeypatch, capsys):
+    run = settings()
+    reference = train_run(run, prepared, split, tmp_path / "ref")
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, run, prepared, split, out)
+    (out / "checkpoint.pt").write_bytes(b"")
+    capsys.readouterr()
+    again = train_run(run, prepared, split, out)
+    err = capsys.readouterr().err
+    assert "checkpoint.pt is empty" in err and "no usable checkpoint; starting afresh" in err
+    assert outcome(again) == outcome(reference)
+
+
+def test_temporaries_of_killed_writes_are_removed(prepared, split, tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    left = [out / ".checkpoint.pt.k2j4.tmp", out / ".metrics.json.x8a1.tmp"]
+    for path in left:
+        path.write_bytes(b"partial")
+    train_run(settings(), prepared, split, out)
+    assert not any(p.exists() for p in left) and not list(out.glob("*.tmp"))
+    assert "removed .checkpoint.pt.k2j4.tmp, left by a killed write" in capsys.readouterr().err
+
+
+def test_sigterm_checkpoints_at_the_next_step(prepared, split, tmp_path, monkeypatch):
+    run = settings(iterations=9)
+    reference = train_run(run, prepared, split, tmp_path / "ref")
+    original = loop.Trainer.train_step
+
+    def preempted(self, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)  # what SLURM sends at its time limit
+        return original(self, step)
+
+    monkeypatch.setattr(loop.Trainer, "train_step", preempted)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingStopped, match="after iteration 5 of 9"):
+        train_run(run, prepared, split, out)
+    monkeypatch.undo()
+    assert not (out / "metrics.json").exists()
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["next_iteration"] == 5  # lost: nothing, not the 2 steps since iteration 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    resumed = train_run(run, prepared, split, out)
+    assert outcome(resumed) == outcome(reference)
+    strip = [lambda p: [r.rsplit(",", 1)[0] for r in p.read_text().splitlines()]][0]
+    assert strip(out / "curve.csv") == strip(tmp_path / "ref" / "curve.csv")
+
+
+def test_full_disk_is_named(tmp_path):
+    with pytest.raises(OSError) as err:
+        write_torch(Path("/dev/full"), {"w": torch.zeros(1000)})
+    assert err.value.errno == errno.ENOSPC
+    assert "no space left on device while writing /dev/full" in str(err.value)
+
+
+def test_second_live_trainer_is_refused(tmp_path):
+    busy = pytest.raises(DirectoryBusyError, match=f"pid {os.getpid()}")
+    with exclusive_directory(tmp_path), busy, exclusive_directory(tmp_path):
+        pass
+    with exclusive_directory(tmp_path):  # released with its holder
+        pass
