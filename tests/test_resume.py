@@ -11,8 +11,12 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -270,3 +274,44 @@ def test_second_live_trainer_is_refused(tmp_path):
         pass
     with exclusive_directory(tmp_path):  # released with its holder
         pass
+
+
+def _cli(run: dict, prepared: Path, split: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "semibench.cli", "train", "--run-config", json.dumps(run),
+            "--prepared", str(prepared), "--split", str(split), "--out-dir", str(out),
+            "--threads", "1", "--backtranslations", ""]
+
+
+@pytest.mark.slow
+def test_cli_faults_are_one_line(prepared, split, tmp_path):
+    """`semibench train` as the rules call it: SIGTERM exits 143 after a checkpoint; a missing
+    GPU or changed data are one line each, with no traceback."""
+    run = settings("supervised", iterations=100_000, eval_every=100_000)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_cli(run, prepared, split, out), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / ".lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert re.search(r"stopped by signal 15 after iteration \d+ of 100000; checkpoint written",
+                     err), err[-2000:]
+    assert "Traceback" not in err and (out / "checkpoint.pt").exists()
+
+    cuda = settings("supervised", device="cuda")
+    done = subprocess.run(_cli(cuda, prepared, split, tmp_path / "cuda"), capture_output=True,
+                          text=True)
+    if not torch.cuda.is_available():
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1] == (
+            "semibench train: error: train.device=cuda, but this machine has no usable CUDA "
+            "device (set train.device: auto or cpu)")
+
+    reprepare_with_shifted_test_labels(prepared)
+    (prepared / "data.npz").write_bytes((prepared / "data.npz").read_bytes()[:-10])
+    done = subprocess.run(_cli(run, prepared, split, out), capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("semibench train: error: ") and "--forcerun" in last

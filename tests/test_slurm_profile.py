@@ -10,10 +10,12 @@ are checked, nothing runs on it.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,13 +188,14 @@ def test_pipeline_through_slurm(tmp_path, slurm_cluster, workdir):
 
 @pytest.mark.timeout(900)
 def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster, workdir):
-    """A training job that asks for a GPU and crashes at run time (a backbone argument that
-    does not exist): SLURM gets the GPU request once, the failure stops the run."""
+    """A training job that asks for a GPU and crashes at run time (a backbone built for
+    3-channel input on 1-channel MNIST): SLURM gets the GPU request once, the failure stops
+    the run."""
     profile = make_profile(tmp_path / "profile", slurm_cluster)
     cfg = tiny_config()
     cfg.update(benchmark="tiny_bad", seeds=[0], algorithms=["supervised"], gpus_per_job=1,
                tasks={"mnist": {"num_labels": [20], "train": TINY_TRAIN,
-                                "backbone_args": {"no_such_argument": 1}}})
+                                "backbone_args": {"in_chans": 3}}})
     run = run_snakemake(workdir, profile, write(tmp_path / "bad.yaml", cfg))
     output = run.stdout + run.stderr
     assert run.returncode != 0, explain(run, workdir)
@@ -213,5 +216,72 @@ def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster, work
     logs = {p.name for p in (workdir / ".snakemake" / "slurm_logs").rglob("*.log")}
     assert {f"{job_id}.log" for job_id in train} <= logs
     log = workdir / "logs/train/tiny_bad/mnist/20/supervised/seed0.log"
-    assert "no_such_argument" in log.read_text()
+    assert "3 channels" in log.read_text()
     assert not (workdir / "results/tiny_bad/runs/mnist/20/supervised/seed0/metrics.json").exists()
+
+
+def _iterations_for(seconds: float, train: dict) -> int:
+    """Iterations that take about ``seconds`` of training on this machine (measured here)."""
+    import time
+
+    import torch
+
+    from semibench.config import check_config, run_config
+    from semibench.splits import make_split, write_split
+    from semibench.tasks import create_task, load_prepared
+    from semibench.train.loop import train_run
+
+    root = Path(tempfile.mkdtemp(prefix="calibrate"))
+    task = create_task("mnist")
+    task.fetch(root / "raw")
+    task.prepare(root / "raw", root / "prepared")
+    data = load_prepared(root / "prepared")
+    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=20,
+                           val_per_class=20, seed=0), root / "split.json")
+    probe = {**train, "iterations": 100, "eval_every": 100}
+    cfg = check_config({"algorithms": ["supervised"], "seeds": [0],
+                        "tasks": {"mnist": {"num_labels": [20], "train": probe}}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    train_run(run_config(cfg, "mnist", 20, "supervised", 0), root / "prepared",
+              root / "split.json", root / "out")
+    torch.set_num_threads(threads)
+    per_iteration = (time.perf_counter() - started) / 100
+    return int(seconds / per_iteration)
+
+
+@pytest.mark.timeout(1500)
+def test_time_limit_is_survived_over_retries(tmp_path, slurm_cluster, workdir):
+    """A training job longer than its SLURM time limit (1 minute) and with no evaluation until
+    its end: at the limit SLURM sends SIGTERM, the job checkpoints at the step it is on and
+    fails, the profile's retry resumes there, and after a few such jobs the run completes."""
+    train = {"batch_size": 64, "uratio": 1, "eval_batch_size": 256}
+    iterations = _iterations_for(100, train)
+    train.update(iterations=iterations, eval_every=iterations)  # no checkpoint but SIGTERM's
+    profile = make_profile(tmp_path / "profile", slurm_cluster)
+    settings = yaml.safe_load((profile / "config.yaml").read_text())
+    settings["retries"] = 6
+    settings["set-resources"]["train"] = {**settings["default-resources"], "runtime": 1}
+    write(profile / "config.yaml", settings)
+    cfg = tiny_config()
+    cfg.update(benchmark="tiny_limit", seeds=[0], algorithms=["supervised"],
+               tasks={"mnist": {"num_labels": [20], "train": train}})
+    run = run_snakemake(workdir, profile, write(tmp_path / "limit.yaml", cfg))
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, explain(run, workdir)
+
+    train_jobs = [job_id for rule, job_id in submissions(output) if rule == "train"]
+    records = jobcomp_records(set(train_jobs))
+    states = [records[j]["JobState"] for j in train_jobs]
+    assert len(train_jobs) >= 2 and states[-1] == "COMPLETED", states
+    assert set(states[:-1]) == {"TIMEOUT"}, states
+    # each attempt but the first resumed where the previous one stopped, at a step boundary
+    run_dir = workdir / "results/tiny_limit/runs/mnist/20/supervised/seed0"
+    text = (run_dir / "history.log").read_text()
+    stopped = [int(n) for n in re.findall(r"stopped by signal 15 after iteration (\d+)", text)]
+    resumed = [int(n) for n in re.findall(r"resumed from iteration (\d+)", text)]
+    assert len(stopped) == len(train_jobs) - 1 and resumed == stopped, (stopped, resumed)
+    assert stopped == sorted(stopped) and 0 < stopped[0] < iterations
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["last"]["iteration"] == iterations

@@ -121,12 +121,40 @@ def _list(args: argparse.Namespace) -> None:
     print("backbones:", ", ".join(BACKBONES.names()))
 
 
-def _check_config(args: argparse.Namespace) -> None:
+def _load_yaml(path: Path, prog: str) -> object:
+    """The YAML in ``path``; an unreadable file or a syntax error is one line (the latter as
+    FILE:LINE:COL, as compilers write it), not a traceback."""
     import yaml
 
-    from semibench.config import check_config, run_grid
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemExit(f"{prog}: error: {path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SystemExit(f"{prog}: error: {path}: cannot read: {reason}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark, start = err.problem_mark or err.context_mark, err.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = err.problem or err.context or "invalid YAML"
+        if err.context and start is not None and start is not mark:
+            problem += f" ({err.context} at {start.line + 1}:{start.column + 1})"
+        raise SystemExit(f"{where}: YAML syntax error: {' '.join(problem.split())}") from None
+    except yaml.YAMLError as err:
+        raise SystemExit(f"{path}: YAML syntax error: {' '.join(str(err).split())}") from None
 
-    config = check_config(yaml.safe_load(Path(args.configfile).read_text()))
+
+def _check_config(args: argparse.Namespace) -> None:
+    from semibench.config import ConfigError, check_config, run_grid
+
+    prog = "semibench check-config"
+    path = Path(args.configfile)
+    try:
+        config = check_config(_load_yaml(path, prog))
+    except ConfigError as err:
+        raise SystemExit(f"{prog}: error: {path}: {err}") from None
     print(f"{args.configfile}: valid; {len(run_grid(config))} training runs")
 
 
@@ -219,13 +247,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from semibench.config import ConfigError
-    from semibench.train.loop import NonFiniteLossError
+    import errno
 
+    from semibench.config import ConfigError
+    from semibench.io import ChecksumError, DirectoryBusyError, UnsafeArchiveError
+    from semibench.tasks import PreparedDataError
+    from semibench.train.loop import DeviceUnavailableError, NonFiniteLossError, TrainingStopped
+
+    # faults of the inputs or the machine: one line that says what to do, not a traceback
+    one_line = (ConfigError, NonFiniteLossError, DeviceUnavailableError, PreparedDataError,
+                ChecksumError, DirectoryBusyError, UnsafeArchiveError)
     try:
         args.func(args)
-    except (ConfigError, NonFiniteLossError) as err:
+    except TrainingStopped as err:
+        print(f"semibench {args.command}: {err}", file=sys.stderr)
+        return 128 + 15  # as if killed by SIGTERM: the scheduler retries, the retry resumes
+    except one_line as err:
         print(f"semibench {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        message = err.strerror or str(err)
+        if err.filename and str(err.filename) not in message:
+            message += f" ({err.filename})"
+        print(f"semibench {args.command}: error: {message}", file=sys.stderr)
         return 1
     return 0
 

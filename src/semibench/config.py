@@ -4,7 +4,13 @@ registries, and the resolved settings of every training run."""
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
+import inspect
 import json
+import math
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +18,8 @@ import jsonschema
 import yaml
 
 from semibench.algorithms import ALGORITHMS, make_params
-from semibench.tasks import TASKS, create_task
+from semibench.backbones import BACKBONES
+from semibench.tasks import TASKS, Task, create_task
 from semibench.train.config import TrainConfig
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -20,6 +27,25 @@ DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message is one line naming the key and what is allowed."""
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    """JSON Schema counts 60.0 as an integer; the pipeline does not (``range(60.0)`` fails and
+    ``num_labels: [40.0]`` names a directory ``40.0`` that no rule makes)."""
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+
+#: per domain, the callable of ``semibench.augment.build_views`` that takes the ``augment`` keys
+VIEW_BUILDERS: dict[str, tuple[str, str]] = {
+    "image": ("semibench.augment.image", "ImageViews"),
+    "text": ("semibench.augment.text", "TextViews"),
+    "audio": ("semibench.augment.audio", "build_audio_views"),
+}
 
 
 def _path(parts: Any) -> str:
@@ -39,12 +65,32 @@ def _one_line(error: jsonschema.ValidationError) -> str:
     if error.validator == "enum":
         return f"{where}={value!r}: allowed values: {', '.join(map(str, schema['enum']))}"
     if error.validator == "type":
+        if schema["type"] == "integer" and isinstance(value, float):
+            return f"{where}={value!r}: must be an integer (written without a decimal point)"
         return f"{where}={value!r}: must be of type {schema['type']}"
+    if error.validator == "pattern":
+        what = f" ({' '.join(schema['description'].split())})" if "description" in schema else ""
+        return f"{where}={value!r}: must match {schema['pattern']}{what}"
     if error.validator == "oneOf" and where.endswith("algorithms"):
         return f"{where}={value!r}: must be a list of algorithm names or \"all\""
     if error.validator == "required":
         return f"{where}: {error.message}"
     return f"{where}={value!r}: {error.message}"
+
+
+def _plain(value: Any, where: str = "") -> Any:
+    """A JSON copy of a loaded YAML value. YAML-only types (dates, sets, ...) and non-finite
+    numbers (``.nan`` passes every range check of the schema) are refused, naming the key."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where or '<config>'}={value!r}: must be a finite number")
+    if value is None or isinstance(value, str | int | float):
+        return value
+    raise ConfigError(f"{where or '<config>'}={value!r}: must be a number, string, boolean, "
+                      f"list or mapping, not a {type(value).__name__}")
 
 
 def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
@@ -78,8 +124,8 @@ def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str
 def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``."""
     schema = schema or load_schema()
-    config = json.loads(json.dumps(config))  # plain copy, and YAML-only types are rejected
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    config = _plain(config)
+    error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
     if error is not None:
         raise ConfigError(_one_line(error))
     for key, spec in schema["properties"].items():
@@ -133,7 +179,101 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
             if pool is not None and n >= pool:
                 raise ConfigError(f"{key}: must be smaller than the {pool} samples of the "
                                   f"labelled/unlabelled pool of {name}")
+        _check_backbone(name, task, settings)
+        _check_augment(name, task, settings)
     return config
+
+
+def _keywords(fn: Callable[..., Any], *, required: bool = True) -> tuple[set[str], bool]:
+    """The names ``fn`` takes by keyword (without the positional ones that have no default when
+    ``required`` is False), and whether it also takes ``**kwargs``."""
+    names, var = set(), False
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            var = True
+        elif p.kind is inspect.Parameter.KEYWORD_ONLY or (
+            p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+            and (required or p.default is not p.empty)
+        ):
+            names.add(p.name)
+    return names, var
+
+
+@functools.cache
+def backbone_arguments(name: str) -> frozenset[str] | None:
+    """The keyword arguments that backbone ``name`` takes; None when it takes any.
+
+    A factory that passes ``**kwargs`` on to the class it returns (its return annotation)
+    takes that class's keyword parameters too, except the required positional ones, which the
+    factory fills itself (e.g. the encoder of a text backbone)."""
+    factory: Callable[..., Any] = BACKBONES.get(name)
+    names, var = _keywords(factory)
+    if var:
+        try:
+            target = typing.get_type_hints(factory).get("return")
+        except (AttributeError, NameError, TypeError):
+            return None
+        if not isinstance(target, type):
+            return None
+        inner, var = _keywords(target, required=False)
+        if var:
+            return None
+        names |= inner
+    return frozenset(names - {"num_classes"})
+
+
+def resolved_backbone_args(task: Task, settings: dict[str, Any]) -> dict[str, Any]:
+    """The task's default backbone_args, then the config's. With another backbone than the
+    task's, the defaults it does not take are dropped (a config cannot remove them)."""
+    name = settings.get("backbone", task.backbone)
+    defaults = dict(task.backbone_args)
+    allowed = backbone_arguments(name) if name != task.backbone else None
+    if allowed is not None:
+        defaults = {k: v for k, v in defaults.items() if k in allowed}
+    return {**defaults, **settings.get("backbone_args", {})}
+
+
+def _check_backbone(task_name: str, task: Task, settings: dict[str, Any]) -> None:
+    key = f"tasks.{task_name}"
+    name = settings.get("backbone", task.backbone)
+    if name not in BACKBONES:
+        raise ConfigError(f"{key}.backbone={name!r}: unknown backbone; allowed: "
+                          f"{', '.join(BACKBONES.names())}")
+    allowed = backbone_arguments(name)
+    if allowed is None:
+        return  # it takes any keyword
+    unknown = sorted(set(resolved_backbone_args(task, settings)) - allowed)
+    if unknown:
+        raise ConfigError(f"{key}.backbone_args: unknown key(s) {', '.join(unknown)} for "
+                          f"backbone {name}; allowed: {', '.join(sorted(allowed))}")
+
+
+def view_arguments(domain: str) -> frozenset[str]:
+    """The ``augment`` keys that the views of ``domain`` take."""
+    module, attr = VIEW_BUILDERS[domain]
+    return frozenset(_keywords(getattr(importlib.import_module(module), attr))[0])
+
+
+def _check_augment(task_name: str, task: Task, settings: dict[str, Any]) -> None:
+    """Keys, then values: the views are built once, as the trainer builds them."""
+    if "augment" not in settings:
+        return  # the task's own views (tested with the task)
+    from semibench.augment import build_views
+
+    key = f"tasks.{task_name}.augment"
+    spec = {**task.augment, **settings["augment"]}
+    allowed = view_arguments(task.domain)
+    unknown = sorted(set(spec) - allowed)
+    if unknown:
+        raise ConfigError(f"{key}: unknown key(s) {', '.join(unknown)} for {task.domain} views; "
+                          f"allowed: {', '.join(sorted(allowed))}")
+    try:
+        build_views(task.domain, spec)
+    except ValueError as err:  # the views' own checks name the key
+        raise ConfigError(f"{key}: {' '.join(str(err).split())}") from None
+    except (TypeError, RuntimeError) as err:  # e.g. a string where numbers are needed
+        raise ConfigError(f"{key}: a value has the wrong type ({' '.join(str(err).split())})"
+                          ) from None
 
 
 def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorithm: str,
@@ -155,7 +295,7 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
         "algorithm": algorithm,
         "seed": int(seed),
         "backbone": settings.get("backbone", task.backbone),
-        "backbone_args": {**task.backbone_args, **settings.get("backbone_args", {})},
+        "backbone_args": resolved_backbone_args(task, settings),
         "augment": {**task.augment, **settings.get("augment", {})},
         "train": dataclasses.asdict(TrainConfig.from_dict(train)),
         "algorithm_params": dataclasses.asdict(params),

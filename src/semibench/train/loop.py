@@ -27,7 +27,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,26 @@ class NonFiniteLossError(FloatingPointError):
 
 class TrainingStopped(RuntimeError):
     """SIGTERM arrived: the state at the last finished step is checkpointed, no metrics."""
+
+
+@dataclass
+class StopRequest:
+    """Set by the SIGTERM handler; the loop checkpoints and stops at the next step boundary."""
+
+    signal: int | None = None
+
+
+HISTORY = "history.log"
+
+
+def note(out_dir: Path, line: str) -> None:
+    """One event of a run's life (started afresh, resumed, stopped, finished): on stderr (the
+    job's log) and appended to the run's ``history.log``, which outlives the job logs that
+    Snakemake replaces at each retry."""
+    print(line, file=sys.stderr)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(Path(out_dir) / HISTORY, "a", encoding="utf-8") as handle:
+        handle.write(f"{stamp} {line}\n")
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -224,8 +244,7 @@ class Trainer:
         self.elapsed_before = 0.0
         #: running sums of the step logs since the last evaluation (checkpointed on SIGTERM)
         self.pending: dict[str, dict[str, float]] = {"sums": {}, "counts": {}}
-        #: set by the SIGTERM handler; the loop checkpoints and stops at the next step boundary
-        self.stop_signal: int | None = None
+        self.stop = StopRequest()
         self.checkpoints = CheckpointStore(self.out_dir)
         self._maybe_resume()
 
@@ -252,13 +271,13 @@ class Trainer:
         }
 
     def _start_afresh(self, why: str) -> None:
-        print(f"{why}; starting afresh", file=sys.stderr)
+        note(self.out_dir, f"{why}; starting afresh")
         self.checkpoints.clear()
         for name in ("model_best.pt", "model_last.pt"):
             (self.out_dir / name).unlink(missing_ok=True)
 
     def _maybe_resume(self) -> None:
-        loaded = self.checkpoints.load(lambda line: print(line, file=sys.stderr))
+        loaded = self.checkpoints.load(lambda line: note(self.out_dir, line))
         if loaded is None:
             if any(self.out_dir.glob("checkpoint*")):
                 self._start_afresh("no usable checkpoint")
@@ -280,8 +299,8 @@ class Trainer:
         self.pending = state["pending"]
         self.start_iteration = state["next_iteration"]
         self.elapsed_before = state["elapsed_s"]
-        print(f"resumed from iteration {self.start_iteration} ({loaded.path.name}: same "
-              "settings, data, split and code)", file=sys.stderr)
+        note(self.out_dir, f"resumed from iteration {self.start_iteration} ({loaded.path.name}: "
+             "same settings, data, split and code)")
 
     # ------------------------------------------------------------------ one step
     def make_batch(self, step: int) -> Batch:
@@ -371,13 +390,13 @@ class Trainer:
                 counts[k] = counts.get(k, 0) + 1
             iteration = step + 1
             evaluation = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
-            if self.stop_signal is not None and not evaluation:
+            if self.stop.signal is not None and not evaluation:
                 self.pending = {"sums": sums, "counts": counts}
                 elapsed = self.elapsed_before + time.perf_counter() - started
                 self.checkpoints.save(self._state(iteration, elapsed))
                 bar.close()
                 raise TrainingStopped(
-                    f"stopped by signal {self.stop_signal} after iteration {iteration} of "
+                    f"stopped by signal {self.stop.signal} after iteration {iteration} of "
                     f"{cfg.iterations}; checkpoint written, a rerun resumes there")
             if evaluation:
                 record = self.last = self._eval_record(iteration)
@@ -395,10 +414,10 @@ class Trainer:
                     save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
                 self.checkpoints.save(self._state(iteration, elapsed))
                 bar.set_postfix(val=f"{record['val_error']:.1f}", test=f"{record['test_error']:.1f}")
-                if self.stop_signal is not None and iteration < cfg.iterations:
+                if self.stop.signal is not None and iteration < cfg.iterations:
                     bar.close()
                     raise TrainingStopped(
-                        f"stopped by signal {self.stop_signal} after iteration {iteration} of "
+                        f"stopped by signal {self.stop.signal} after iteration {iteration} of "
                         f"{cfg.iterations}; checkpoint written, a rerun resumes there")
         bar.close()
         wall = self.elapsed_before + time.perf_counter() - started
@@ -446,24 +465,37 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
     limit) checkpoints at the next step boundary and raises :class:`TrainingStopped`.
     """
     out_dir = Path(out_dir)
-    with exclusive_directory(out_dir):
-        for path in remove_temporaries(out_dir):
-            print(f"removed {path.name}, left by a killed write", file=sys.stderr)
-        trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
+    stop = StopRequest()
 
-        def request_stop(signum: int, _frame: Any) -> None:
-            trainer.stop_signal = signum
+    def request_stop(signum: int, _frame: Any) -> None:
+        stop.signal = signum
 
-        in_main = threading.current_thread() is threading.main_thread()
-        previous = signal.signal(signal.SIGTERM, request_stop) if in_main else None
-        try:
-            metrics = trainer.fit()
-        finally:
-            if in_main:
-                signal.signal(signal.SIGTERM, previous)
-        model = trainer.ema.model if trainer.ema is not None else trainer.model
-        save_checkpoint(out_dir / "model_last.pt", model.state_dict())
-        write_curve(out_dir / "curve.csv", trainer.curve)
-        atomic_write_json(out_dir / "metrics.json", metrics)  # last: its presence means "complete"
-        trainer.checkpoints.clear()  # a finished run is never resumed
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, request_stop) if in_main else None
+    try:
+        with exclusive_directory(out_dir):
+            for path in remove_temporaries(out_dir):
+                note(out_dir, f"removed {path.name}, left by a killed write")
+            trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
+            trainer.stop = stop  # a SIGTERM during start-up stops after the first step
+            try:
+                metrics = trainer.fit()
+            except TrainingStopped as err:
+                note(out_dir, str(err))
+                raise
+            _finish(trainer, out_dir, metrics)
+            note(out_dir, f"finished: {trainer.cfg.iterations} iterations")
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
     return metrics
+
+
+def _finish(trainer: Trainer, out_dir: Path, metrics: dict[str, Any]) -> None:
+    """Final weights, curve, then metrics.json (its presence means "complete"); then the
+    checkpoints go, so that a finished run is never resumed."""
+    model = trainer.ema.model if trainer.ema is not None else trainer.model
+    save_checkpoint(out_dir / "model_last.pt", model.state_dict())
+    write_curve(out_dir / "curve.csv", trainer.curve)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+    trainer.checkpoints.clear()
