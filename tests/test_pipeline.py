@@ -126,3 +126,40 @@ def test_smoke_config_with_all_algorithms(tmp_path, repo_root):
     rows = list(csv.DictReader((tmp_path / "results/tiny/tables/summary.csv").open()))
     assert sorted(r["algorithm"] for r in rows) == ALGORITHMS.names()
     assert (tmp_path / "reports" / "tiny" / "index.html").exists()
+
+
+@pytest.mark.slow
+def test_snakemake_killed_by_sigkill_resumes_after_unlock(tmp_path, repo_root):
+    """SIGKILL to Snakemake and its jobs (a lost terminal, a node going down) leaves its lock:
+    the rerun says to run --unlock, and after that the killed training job resumes from its
+    checkpoint and the pipeline completes."""
+    import signal
+    import time
+
+    cfg = tiny_config()
+    cfg.update(benchmark="killed", seeds=[0], algorithms=["supervised"],
+               tasks={"mnist": {"num_labels": [20], "train": {
+                   **TINY_TRAIN, "iterations": 400, "eval_every": 40, "batch_size": 16}}})
+    path = write(tmp_path / "killed.yaml", cfg)
+    run_dir = tmp_path / "results/killed/runs/mnist/20/supervised/seed0"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [str(BIN / "snakemake"), "--snakefile", str(repo_root / "Snakefile"), "--directory",
+         str(tmp_path), "--cores", "2", "--configfile", str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (run_dir / "checkpoint.json").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "training never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    locked = snakemake(tmp_path, repo_root, "--configfile", str(path))
+    assert locked.returncode != 0
+    assert "--unlock" in locked.stdout + locked.stderr
+    unlock = snakemake(tmp_path, repo_root, "--configfile", str(path), "--unlock")
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    rerun = snakemake(tmp_path, repo_root, "--configfile", str(path), "--rerun-incomplete")
+    assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
+    assert "resumed from iteration" in (run_dir / "history.log").read_text()
+    assert (tmp_path / "reports/killed/index.html").exists()

@@ -315,3 +315,15 @@ def test_cli_faults_are_one_line(prepared, split, tmp_path):
     assert done.returncode == 1 and "Traceback" not in done.stderr
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("semibench train: error: ") and "--forcerun" in last
+
+
+def test_full_disk_in_an_atomic_write_names_the_file(tmp_path):
+    from semibench.io import atomic_path
+
+    target = tmp_path / "metrics.json"
+    with pytest.raises(OSError) as err, atomic_path(target):
+        raise OSError(errno.ENOSPC, "No space left on device")  # what write() raises
+    assert err.value.errno == errno.ENOSPC
+    assert f"no space left on device while writing {target}" in str(err.value)
+    assert "MiB free there" in str(err.value)
+    assert not target.exists() and not list(tmp_path.glob("*.tmp"))
