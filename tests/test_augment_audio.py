@@ -294,3 +294,29 @@ def test_sinc_resample_matches_a_resampled_tone() -> None:
     want = tone(4500, 1.0)[: SR * 2 // 3]
     assert (out[0, 500 : SR * 2 // 3 - 500] - want[500:-500]).abs().max() < 0.02
     assert torch.all(out[0, SR * 2 // 3 :] == 0)
+
+
+def test_speed_width_rule_off_the_cpu_changes_results_by_rounding_only(monkeypatch) -> None:
+    """On an accelerator the width after a slow-down is the host-side bound ceil(T / s), not
+    the longest slowed clip (reading it would sync): the extra columns are zeros past every
+    clip's end, so the views agree with the CPU rule up to float rounding (a later reverb's
+    FFT size may grow)."""
+    from semibench.augment import audio
+
+    x = clips(batch=16, length=12000)
+    x[1::2, 7000:] = 0  # clips of different lengths
+    views = build_audio_views(crop_seconds=0.5, reverb_rt60=0.2, **USB)
+    exact = [views["strong"](x, gen(s)) for s in range(12)]
+    cpu_rule = audio._grown_width
+    widths: list[tuple[int, int]] = []
+
+    def accelerator_rule(width: int, new_lengths: torch.Tensor, steps: torch.Tensor) -> int:
+        bound = cpu_rule(width, new_lengths.to("meta"), steps)  # the branch for non-CPU data
+        widths.append((cpu_rule(width, new_lengths, steps), bound))
+        return bound
+
+    monkeypatch.setattr(audio, "_grown_width", accelerator_rule)
+    for s, want in enumerate(exact):
+        torch.testing.assert_close(views["strong"](x, gen(s)), want, rtol=0, atol=1e-5)
+    assert all(exact_width <= bound for exact_width, bound in widths)
+    assert any(exact_width < bound for exact_width, bound in widths)  # the rule was exercised

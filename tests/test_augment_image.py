@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,12 @@ import torch
 from semibench.augment import build_views
 from semibench.augment.image import (
     ALL_OPS,
+    GEOMETRIC_OPS,
     NO_COLOR_OPS,
+    OP_RANGES,
     ImageViews,
+    _affine_matrices,
+    _warp,
 )
 
 MEAN3, STD3 = (0.4914, 0.4822, 0.4465), (0.2471, 0.2435, 0.2616)
@@ -341,3 +347,73 @@ def test_rejects_bad_crop_specs() -> None:
         ImageViews(mean=MEAN3, std=STD3, resize=0)
     with pytest.raises(ValueError, match="larger than the image"):
         ImageViews(mean=MEAN3, std=STD3, crop_size=40).eval(images((1, 3, 32, 32)))
+
+
+# --------------------------------------------------------------------------- batching by op
+
+
+def _torch_affine(op: torch.Tensor, mag: torch.Tensor, names: tuple[str, ...], h: int,
+                  w: int) -> torch.Tensor:
+    """The affine matrices as the views computed them before they were batched by op (torch,
+    one masked sub-batch per op); the reference for the host-side numpy version."""
+    matrix = torch.zeros(op.shape[0], 2, 3)
+    matrix[:, 0, 0] = 1.0
+    matrix[:, 1, 1] = 1.0
+    for k, name in enumerate(names):
+        sel = op == k
+        if name not in GEOMETRIC_OPS or not sel.any():
+            continue
+        v, m = mag[sel], matrix[sel]
+        if name == "Rotate":
+            theta = v * (math.pi / 180.0)
+            cos, sin = theta.cos(), theta.sin()
+            cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+            m[:, 0, 0], m[:, 0, 1], m[:, 0, 2] = cos, -sin, cx - cos * cx + sin * cy
+            m[:, 1, 0], m[:, 1, 1], m[:, 1, 2] = sin, cos, cy - sin * cx - cos * cy
+        elif name == "ShearX":
+            m[:, 0, 1] = v
+        elif name == "ShearY":
+            m[:, 1, 0] = v
+        elif name == "TranslateX":
+            m[:, 0, 2] = v * w
+        else:
+            m[:, 1, 2] = v * h
+        matrix[sel] = m
+    return matrix.view(-1, 6)
+
+
+def test_host_affine_matrices_equal_the_torch_formulas_bit_for_bit() -> None:
+    g = gen(3)
+    geometric = torch.tensor([k for k, n in enumerate(ALL_OPS) if n in GEOMETRIC_OPS])
+    low = torch.tensor([OP_RANGES[o][0] for o in ALL_OPS])
+    high = torch.tensor([OP_RANGES[o][1] for o in ALL_OPS])
+    for b in (1, 2, 7, 17, 64, 200):
+        op = geometric[torch.randint(len(geometric), (b,), generator=g)]
+        mag = low[op] + (high - low)[op] * torch.rand(b, generator=g)
+        for h, w in ((32, 32), (20, 24), (224, 224)):
+            host = _affine_matrices(op.numpy(), mag.numpy(), ALL_OPS, h, w)
+            assert torch.equal(torch.from_numpy(host), _torch_affine(op, mag, ALL_OPS, h, w))
+
+
+@pytest.mark.parametrize("ops", [ALL_OPS, ("Identity", "Solarize", "Equalize", "Contrast")])
+def test_randaugment_batched_by_op_equals_one_sample_at_a_time(ops: tuple[str, ...]) -> None:
+    """Reordering the batch by op and back gives each sample exactly its own ops, in order."""
+    views = ImageViews(mean=(0.0,) * 3, std=(1.0,) * 3, randaugment_ops=3)
+    views.ops = ops
+    x = images((24, 3, 16, 16), seed=2)
+    out = views.randaugment(x, gen(4))
+    g = gen(4)
+    codes = torch.randint(len(ops), (24, 3), generator=g)
+    low = torch.tensor([OP_RANGES[o][0] for o in ops])
+    high = torch.tensor([OP_RANGES[o][1] for o in ops])
+    mags = low[codes] + (high - low)[codes] * torch.rand((24, 3), generator=g)
+    for i in range(24):
+        one = x[i : i + 1]
+        for step in range(3):
+            name, v = ops[int(codes[i, step])], mags[i : i + 1, step]
+            if name in GEOMETRIC_OPS:
+                matrix = _affine_matrices(codes[i : i + 1, step].numpy(), v.numpy(), ops, 16, 16)
+                one = _warp(one, torch.from_numpy(matrix).view(1, 2, 3))
+            else:
+                one = views.pixel_ops[name](one, v)
+        assert torch.equal(out[i], one[0]), i

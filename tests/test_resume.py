@@ -72,10 +72,10 @@ def reprepare_with_shifted_test_labels(prepared: Path) -> None:
 def interrupt_at(monkeypatch, step: int) -> None:
     original = loop.Trainer.train_step
 
-    def killed(self, s):
+    def killed(self, s, *args):
         if s == step:
             raise KeyboardInterrupt("simulated kill")
-        return original(self, s)
+        return original(self, s, *args)
 
     monkeypatch.setattr(loop.Trainer, "train_step", killed)
 
@@ -241,10 +241,10 @@ def test_sigterm_checkpoints_at_the_next_step(prepared, split, tmp_path, monkeyp
     reference = train_run(run, prepared, split, tmp_path / "ref")
     original = loop.Trainer.train_step
 
-    def preempted(self, step):
+    def preempted(self, step, *args):
         if step == 4:
             os.kill(os.getpid(), signal.SIGTERM)  # what SLURM sends at its time limit
-        return original(self, step)
+        return original(self, step, *args)
 
     monkeypatch.setattr(loop.Trainer, "train_step", preempted)
     out = tmp_path / "run"

@@ -86,10 +86,10 @@ def test_killed_run_resumes_exactly(prepared_mnist, split_path, tmp_path, monkey
 
     original = loop.Trainer.train_step
 
-    def killed(self, step):
+    def killed(self, step, *args):
         if step == 4:
             raise KeyboardInterrupt("simulated kill")
-        return original(self, step)
+        return original(self, step, *args)
 
     monkeypatch.setattr(loop.Trainer, "train_step", killed)
     with pytest.raises(KeyboardInterrupt):

@@ -85,7 +85,7 @@ class AdaMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "threshold": tau.item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "threshold": tau.detach()},
             mask=mask,
             pseudo_label=aligned.argmax(dim=-1),
         )

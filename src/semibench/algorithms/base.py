@@ -46,7 +46,9 @@ class Outputs:
 @dataclass
 class LossOutput:
     loss: torch.Tensor
-    log: dict[str, float]
+    #: values to log: 0-d tensors (detached, left on the device: the trainer reads them at
+    #: evaluation time, so a step never waits for the device) or plain numbers
+    log: dict[str, torch.Tensor | float]
     #: per unlabelled sample weight in [0, 1] (quantity of pseudo-labels)
     mask: torch.Tensor | None = None
     #: hard pseudo-labels (their accuracy under ``mask`` is the quality)

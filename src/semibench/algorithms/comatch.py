@@ -164,8 +164,8 @@ class CoMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup + self.p.lambda_c * contrast
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
-                 "contrast_loss": contrast.item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(),
+                 "contrast_loss": contrast.detach()},
             mask=mask,
             pseudo_label=p.argmax(dim=-1),
         )

@@ -130,12 +130,12 @@ class CRMatch(Algorithm):
         ds_loss = masked_mean(feature_consistency(ds_s, ds_w), mask)
 
         loss = sup + self.p.lambda_u * unsup + self.p.lambda_ds * ds_loss
-        log = {"sup_loss": sup.item(), "unsup_loss": unsup.item(), "ds_loss": ds_loss.item()}
+        log = {"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "ds_loss": ds_loss.detach()}
         # Self-supervised rotation prediction
         if self.use_rotation:
             rot_logits = heads["rot"](out.feats["rot"]).float()
             r = rotation_labels(len(rot_logits) // 4, rot_logits.device)
             rot_loss = ce_loss(rot_logits, r).mean()
             loss = loss + self.p.rot_loss_ratio * rot_loss
-            log["rot_loss"] = rot_loss.item()
+            log["rot_loss"] = rot_loss.detach()
         return LossOutput(loss=loss, log=log, mask=mask, pseudo_label=y_hat)

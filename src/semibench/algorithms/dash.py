@@ -130,7 +130,7 @@ class Dash(Algorithm):
         if iteration < self.warmup_iterations:
             self._record_warmup(iteration, sup)
             return LossOutput(
-                loss=sup, log={"sup_loss": sup.item(), "unsup_loss": 0.0},
+                loss=sup, log={"sup_loss": sup.detach(), "unsup_loss": 0.0},
                 mask=torch.zeros(len(logits_w), device=logits_w.device),
                 pseudo_label=logits_w.argmax(dim=-1),
             )
@@ -150,7 +150,7 @@ class Dash(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "rho": rho},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "rho": rho},
             mask=mask,
             pseudo_label=logits_w.argmax(dim=-1),
         )

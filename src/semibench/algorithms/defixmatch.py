@@ -57,7 +57,7 @@ class DeFixMatch(Algorithm):
         loss = sup + self.p.lambda_u * (unsup - anti)
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "anti_loss": anti.item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "anti_loss": anti.detach()},
             mask=mask,
             pseudo_label=y_hat,
         )

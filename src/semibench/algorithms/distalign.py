@@ -64,15 +64,22 @@ class DistAlignQueue:
     @torch.no_grad()
     def __call__(self, probs: torch.Tensor) -> torch.Tensor:
         self.queue = self.queue.to(probs.device)
-        slot = int(self.filled) % len(self.queue)
-        self.queue[slot] = probs.detach().float().mean(dim=0)
-        self.filled += 1
-        p_model = self.queue[: min(int(self.filled), len(self.queue))].mean(dim=0)
+        filled = self._filled()  # a host-side count: no wait for the device
+        self.queue[filled % len(self.queue)] = probs.detach().float().mean(dim=0)
+        self._count = filled + 1
+        self.filled = torch.tensor(self._count)
+        p_model = self.queue[: min(self._count, len(self.queue))].mean(dim=0)
         target = self.p_target.to(probs.device)
         return _normalise(probs * (target + 1e-6) / (p_model + 1e-6))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"queue": self.queue, "filled": self.filled}
 
+    def _filled(self) -> int:
+        if getattr(self, "_count", None) is None:
+            self._count = int(self.filled)
+        return self._count
+
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.queue, self.filled = state["queue"], state["filled"]
+        self._count = int(self.filled)

@@ -61,7 +61,7 @@ class FixMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), **mask_log},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), **mask_log},
             mask=mask,
             pseudo_label=probs.argmax(dim=-1),
         )

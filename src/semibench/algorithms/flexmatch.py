@@ -53,7 +53,7 @@ class FlexMatch(FixMatch):
     def mask(self, probs: torch.Tensor, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
         if batch.idx_ulb is None:
             raise ValueError("flexmatch needs batch.idx_ulb (positions in the unlabelled pool)")
-        used = self.thresholds.thresholds().mean().item()  # the thresholds this step applies
+        used = self.thresholds.thresholds().mean().detach()  # the thresholds this step applies
         return self.thresholds(probs, batch.idx_ulb), {"threshold_mean": used}
 
     def state_dict(self) -> dict[str, Any]:

@@ -114,8 +114,8 @@ class FreeMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup + self.p.lambda_e * fair
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "fair_loss": fair.item(),
-                 "global_threshold": self.thresholds.time_p.item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "fair_loss": fair.detach(),
+                 "global_threshold": self.thresholds.time_p.detach()},
             mask=mask,
             pseudo_label=probs.argmax(dim=-1),
         )

@@ -130,7 +130,7 @@ class MixMatch(Algorithm):
         loss = sup + self.p.lambda_u * ramp * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "ramp": ramp},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "ramp": ramp},
             mask=torch.ones(len(q), device=q.device),
             pseudo_label=q.argmax(dim=-1),
         )

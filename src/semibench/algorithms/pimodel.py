@@ -62,5 +62,5 @@ class PiModel(Algorithm):
 
         ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
         loss = sup + self.p.lambda_u * ramp * unsup
-        return LossOutput(loss=loss, log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
+        return LossOutput(loss=loss, log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(),
                                           "unsup_ramp": ramp})

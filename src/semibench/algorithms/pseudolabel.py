@@ -68,7 +68,7 @@ class PseudoLabel(Algorithm):
         loss = sup + self.p.lambda_u * ramp * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "unsup_ramp": ramp},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "unsup_ramp": ramp},
             mask=mask,
             pseudo_label=y_hat,
         )

@@ -178,7 +178,7 @@ class ReMixMatch(Algorithm):
 
         ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
         loss = sup + self.p.lambda_kl * ramp * u1 + self.p.lambda_u * ramp * unsup
-        log = {"sup_loss": sup.item(), "unsup_loss": unsup.item(), "u1_loss": u1.item(),
+        log = {"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "u1_loss": u1.detach(),
                "ramp": ramp}
 
         # Rotation loss (not ramped)
@@ -188,7 +188,7 @@ class ReMixMatch(Algorithm):
                 raise ValueError("remixmatch: lambda_rot > 0 but no rotation logits/labels")
             rot = ce_loss(out.logits["rot"].float(), rot_labels).mean()
             loss = loss + self.p.lambda_rot * rot
-            log["rot_loss"] = rot.item()
+            log["rot_loss"] = rot.detach()
         return LossOutput(loss=loss, log=log, mask=torch.ones(len(q), device=q.device),
                           pseudo_label=q.argmax(dim=-1))
 

@@ -244,7 +244,7 @@ class SimMatch(Algorithm):
             self.bank.push(f_lb, batch.y_lb)
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "in_loss": in_loss.item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "in_loss": in_loss.detach()},
             mask=mask,
             pseudo_label=p.argmax(dim=-1),
         )

@@ -87,8 +87,8 @@ class SoftMatch(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
-                 "mu": self.weights.mu.mean().item(), "var": self.weights.var.mean().item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(),
+                 "mu": self.weights.mu.mean().detach(), "var": self.weights.var.mean().detach()},
             mask=weight,
             pseudo_label=probs.argmax(dim=-1),
         )

@@ -13,4 +13,4 @@ class Supervised(Algorithm):
 
     def compute_loss(self, out: Outputs, batch: Batch, iteration: int) -> LossOutput:
         sup = ce_loss(out.logits["lb_weak"], batch.y_lb).mean()
-        return LossOutput(loss=sup, log={"sup_loss": sup.item()})
+        return LossOutput(loss=sup, log={"sup_loss": sup.detach()})

@@ -79,17 +79,20 @@ class FlexMatchThresholds:
         mask = (max_probs >= self.thresholds()[pred]).to(probs.dtype)
 
         confident = max_probs >= self.p_cutoff
-        self.selected_label[idx_ulb[confident]] = pred[confident]
+        # the confident samples take their prediction, the others keep theirs (a select, not a
+        # boolean-mask index: no wait for the device to count the confident ones)
+        idx = idx_ulb.to(self.selected_label.device)
+        self.selected_label[idx] = torch.where(confident, pred, self.selected_label[idx])
         self._update_beta()
         return mask
 
     def _update_beta(self) -> None:
         counts = torch.bincount(self.selected_label + 1, minlength=self.num_classes + 1)
         per_class = counts[1:]
-        if int(per_class.sum()) == 0:
-            return  # nothing selected yet: beta stays 0
         denom = counts.max() if self.thresh_warmup else per_class.max()
-        self.classwise_acc = per_class.float() / denom.float()
+        updated = per_class.float() / denom.float().clamp_min(1.0)
+        # nothing selected yet: beta stays where it is (0)
+        self.classwise_acc = torch.where(per_class.sum() > 0, updated, self.classwise_acc)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {n: getattr(self, n).clone() for n in self.names}

@@ -104,8 +104,8 @@ class UDA(Algorithm):
         loss = sup + self.p.lambda_u * unsup
         return LossOutput(
             loss=loss,
-            log={"sup_loss": sup.item(), "unsup_loss": unsup.item(), "tsa": tsa,
-                 "sup_mask_ratio": sup_mask.float().mean().item()},
+            log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(), "tsa": tsa,
+                 "sup_mask_ratio": sup_mask.float().mean().detach()},
             mask=mask,
             pseudo_label=probs.argmax(dim=-1),
         )

@@ -106,5 +106,5 @@ class VAT(Algorithm):
 
         ramp = linear_ramp(iteration, self.num_iterations, self.p.unsup_warm_up)
         loss = sup + self.p.lambda_u * ramp * unsup + self.p.ent_loss_ratio * ent
-        return LossOutput(loss=loss, log={"sup_loss": sup.item(), "unsup_loss": unsup.item(),
-                                          "ent_loss": ent.item(), "unsup_ramp": ramp})
+        return LossOutput(loss=loss, log={"sup_loss": sup.detach(), "unsup_loss": unsup.detach(),
+                                          "ent_loss": ent.detach(), "unsup_ramp": ramp})

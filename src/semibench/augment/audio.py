@@ -66,19 +66,36 @@ are one gather, noise is shaped by one batched FFT, reverb is one batched FFT co
 the masks are built from broadcast comparisons. Every random number comes from the
 ``torch.Generator`` passed to the view, and every random draw has a fixed shape, so the numbers
 a sample gets do not depend on which effects the other samples drew.
+
+The views run on the waveforms' device without waiting for it: the draws, the choice of the
+rows each effect applies to, the resampling kernels, impulse responses, noise and masks are
+made on the host and moved over with non-blocking copies, while a clip's length (its last
+non-zero sample, a property of the data) stays on the device. The one size that depends on the
+data, the width after a ``speed`` slow-down, is the longest slowed clip on the CPU and, on an
+accelerator, its upper bound ``ceil(width / s)`` from the host-side factors: the extra columns
+are zeros past every clip's end, which can change a later ``reverb`` (its FFT size follows the
+width) or ``speed`` (a longer zero tail in its convolution) by float rounding, no more.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 import torchaudio
 import torchaudio.functional as AF
 
-from semibench.augment import ViewFn
+# torchaudio's resampler in its two halves, so the kernel (data-independent) is built once on
+# the host; ``AF.resample`` builds it on the data's device with a blocking copy each call
+from torchaudio.functional.functional import (
+    _apply_sinc_resample_kernel,
+    _get_sinc_resample_kernel,
+)
+
+from semibench.augment import PerDevice, ViewFn, host_rand, to_device, to_device_all
 
 _LOG_FLOOR = 1e-6
 _NORM_EPS = 1e-7  # the Hugging Face feature extractor's variance floor
@@ -113,7 +130,8 @@ def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> tor
 
 
 class _LogMel:
-    """Normalised log-mel features; one MelSpectrogram module per device (built on first use)."""
+    """Normalised log-mel features; one MelSpectrogram module per device, built on first use
+    and only read afterwards (so two threads may share it)."""
 
     def __init__(
         self,
@@ -136,13 +154,14 @@ class _LogMel:
             power=2.0,
         )
         self.mean, self.std = mean, std
-        self._modules: dict[torch.device, torchaudio.transforms.MelSpectrogram] = {}
+        self._modules = PerDevice(self._build)
+
+    def _build(self, device: torch.device) -> torchaudio.transforms.MelSpectrogram:
+        module = torchaudio.transforms.MelSpectrogram(**self.kwargs)
+        return module.to(device, non_blocking=True)
 
     def __call__(self, wav: torch.Tensor) -> torch.Tensor:
         module = self._modules.get(wav.device)
-        if module is None:
-            module = torchaudio.transforms.MelSpectrogram(**self.kwargs).to(wav.device)
-            self._modules[wav.device] = module
         with torch.no_grad():
             mel = module(wav)  # [B, n_mels, frames]
         return ((torch.log(mel + _LOG_FLOOR) - self.mean) / self.std).unsqueeze(1)
@@ -173,7 +192,8 @@ def _crop(wav: torch.Tensor, start: torch.Tensor, length: int) -> torch.Tensor:
     """``out[b, t] = wav[b, start[b] + t]`` (integer starts), zero outside the waveform."""
     total = wav.shape[1]
     padded = F.pad(wav, (1, 1))  # padded[0] and padded[total + 1] are the zero fill
-    idx = start.to(wav.device, torch.long)[:, None] + torch.arange(length, device=wav.device) + 1
+    start = to_device(start, wav.device).long()
+    idx = start[:, None] + torch.arange(length, device=wav.device) + 1
     return padded.gather(1, idx.clamp_(0, total + 1))
 
 
@@ -181,12 +201,14 @@ def _random_crop(
     wav: torch.Tensor, lengths: torch.Tensor, u: torch.Tensor, length: int
 ) -> torch.Tensor:
     """USB's ``random_subsample``: a crop of ``length`` starting uniformly in
-    ``[0, lengths - length]``; a row no longer than ``length`` starts at 0 (zero padded)."""
+    ``[0, lengths - length]``; a row no longer than ``length`` starts at 0 (zero padded).
+    ``lengths`` may live on the device (they come from the data), ``u`` on the host."""
+    lengths = to_device(lengths, wav.device)
     slack = (lengths - length).clamp_min(0)
-    start = (u * (slack + 1).to(u.dtype)).floor().long().minimum(slack)
+    start = (to_device(u, wav.device) * (slack + 1).to(u.dtype)).floor().long().minimum(slack)
     out = _crop(wav, start, length)
-    inside = torch.arange(length)[None, :] < (lengths - start)[:, None]
-    return out * inside.to(out.device)
+    inside = torch.arange(length, device=wav.device)[None, :] < (lengths - start)[:, None]
+    return out * inside
 
 
 def _resample_crop(
@@ -194,8 +216,9 @@ def _resample_crop(
 ) -> torch.Tensor:
     """``out[b, t] = wav[b, (start[b] + t) * rate[b]]``, linearly interpolated, zero outside."""
     total = wav.shape[1]
+    start, rate = to_device_all([start, rate], wav.device)
     t = torch.arange(length, device=wav.device, dtype=torch.float32)
-    pos = (start.to(wav.device)[:, None] + t) * rate.to(wav.device)[:, None]
+    pos = (start[:, None] + t) * rate[:, None]
     left = pos.floor()
     frac = pos - left
     padded = F.pad(wav, (1, 1))
@@ -231,7 +254,7 @@ def sinc_resample(
     rate = rate.to(torch.float64).cpu()
     cutoff = _SINC_ROLLOFF * torch.clamp(1.0 / rate, max=1.0)
     half = math.ceil(_SINC_ZEROS / float(cutoff.min()))  # taps on each side
-    kernels = _phase_tables(cutoff, half).view(-1, 2 * half).to(wav.device)
+    kernels = to_device(_phase_tables(cutoff, half).view(-1, 2 * half), wav.device)
     # windows[r, i] = the 2 * half input samples around base index i (a view, no copy)
     windows = F.pad(wav, (half - 1, half + 1)).unfold(1, 2 * half, 1)
     row = torch.arange(rows, device=wav.device)[:, None]
@@ -241,32 +264,58 @@ def sinc_resample(
         pos = t[None, :] * rate[:, None]  # [R, C], float64: exact fractional parts
         base = pos.floor()
         phase = ((pos - base) * _PHASES).round().long() + row_offset
-        values = windows[row, base.long().clamp_(0, total).to(wav.device)]  # [R, C, 2 * half]
-        kernel = kernels.index_select(0, phase.view(-1).to(wav.device)).view(values.shape)
+        base, phase = to_device_all([base.long().clamp_(0, total), phase], wav.device)
+        values = windows[row, base]  # [R, C, 2 * half]
+        kernel = kernels.index_select(0, phase.view(-1)).view(values.shape)
         out[:, first : first + len(t)] = torch.einsum("rck,rck->rc", values, kernel)
-    inside = (
-        torch.arange(out_width, device=wav.device)[None, :] < out_lengths.to(wav.device)[:, None]
-    )
+    out_lengths = to_device(out_lengths, wav.device)
+    inside = torch.arange(out_width, device=wav.device)[None, :] < out_lengths[:, None]
     return out * inside
+
+
+@lru_cache(maxsize=256)
+def _resample_kernel(orig_freq: int, new_freq: int) -> tuple[torch.Tensor, int]:
+    """torchaudio's windowed-sinc kernel of ``AF.resample`` (default settings, float32) and its
+    width, built on the host once per rate pair (speeds are rounded to 1/100: <= 151 pairs)."""
+    gcd = math.gcd(orig_freq, new_freq)
+    return _get_sinc_resample_kernel(orig_freq, new_freq, gcd, 6, 0.99, "sinc_interp_hann", None,
+                                     torch.device("cpu"), torch.float32)
+
+
+def _resample(wav: torch.Tensor, orig_freq: int, new_freq: int) -> torch.Tensor:
+    """``AF.resample(wav, orig_freq, new_freq)`` (float32) with a cached host-side kernel."""
+    kernel, width = _resample_kernel(orig_freq, new_freq)
+    gcd = math.gcd(orig_freq, new_freq)
+    return _apply_sinc_resample_kernel(wav, orig_freq, new_freq, gcd,
+                                       to_device(kernel, wav.device), width)
 
 
 def _speed_rows(
     wav: torch.Tensor, steps: torch.Tensor, out_lengths: torch.Tensor, width: int
 ) -> torch.Tensor:
-    """sox ``speed``: resample row r by ``steps[r] / _SPEED_STEPS`` with torchaudio's
-    band-limited resampler (``orig_freq = steps``, ``new_freq = _SPEED_STEPS``); rows with
-    equal steps share one call."""
+    """sox ``speed``: resample row r by ``steps[r] / _SPEED_STEPS`` (host-side) with
+    torchaudio's band-limited resampler (``orig_freq = steps``, ``new_freq = _SPEED_STEPS``);
+    rows with equal steps share one call."""
     out = wav.new_zeros(wav.shape[0], width)
     for step in steps.unique().tolist():
-        rows = torch.nonzero(steps == step).flatten()
-        if step == _SPEED_STEPS:
-            done = wav[rows]
-        else:
-            done = AF.resample(wav[rows], orig_freq=int(step), new_freq=_SPEED_STEPS)
+        rows = to_device(torch.nonzero(steps == step).flatten(), wav.device)
+        done = wav.index_select(0, rows)
+        if step != _SPEED_STEPS:
+            done = _resample(done, int(step), _SPEED_STEPS)
         keep = min(done.shape[1], width)
-        out[rows, :keep] = done[:, :keep]
-    inside = torch.arange(width, device=wav.device)[None, :] < out_lengths.to(wav.device)[:, None]
+        out.narrow(1, 0, keep).index_copy_(0, rows, done.narrow(1, 0, keep))
+    out_lengths = to_device(out_lengths, wav.device)
+    inside = torch.arange(width, device=wav.device)[None, :] < out_lengths[:, None]
     return out * inside
+
+
+def _grown_width(width: int, new_lengths: torch.Tensor, steps: torch.Tensor) -> int:
+    """The waveforms' width after a speed change: on the CPU the longest new clip (reading it
+    costs nothing there, and it is what earlier releases did); elsewhere the bound
+    ``ceil(width / s)`` of the host-side factors, so that no device value is read."""
+    if new_lengths.device.type == "cpu":
+        return max(width, int(new_lengths.max()))
+    return max(width, *(-(-width * _SPEED_STEPS // s) for s in steps.tolist()))
 
 
 def _fft_convolve(x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
@@ -307,8 +356,9 @@ def usb_effects(
     """USB's strong waveform effects (see the module docstring) on a batch ``[B, T]``.
 
     Returns the effected waveforms ``[B, T']`` (``T'`` grows when a clip is slowed down) and
-    each clip's length; samples after a clip's length are 0. A clip's length at the input is
-    its :func:`valid_lengths` (its trailing zero padding is not audio).
+    each clip's length (on ``wav``'s device); samples after a clip's length are 0. A clip's
+    length at the input is its :func:`valid_lengths` (its trailing zero padding is not audio).
+    Which rows an effect applies to is decided on the host from the draws.
     """
     wav = _check_input(wav).clone()
     unknown = sorted(set(effects) - set(USB_EFFECTS))
@@ -329,35 +379,41 @@ def usb_effects(
     speeds = _uniform(batch * draws, *speed_range, g).view(batch, draws)
     ir_noise = torch.randn(batch, draws, n_ir, generator=g, device=g.device).cpu()
 
-    lengths = valid_lengths(wav).cpu()
+    lengths = valid_lengths(wav)  # data-dependent: stays on the data's device
+    dev = wav.device
     for slot in range(draws):
         for code, name in enumerate(effects):
             rows = torch.nonzero(choice[:, slot] == code).flatten()
             if len(rows) == 0:
                 continue
-            x, n = wav[rows], lengths[rows]
-            if name == "gain":
-                peak = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-                scale = 10.0 ** (gains[rows, slot] / 20.0)
-                wav[rows] = (x / peak * scale.to(x)[:, None]).clamp(-1.0, 1.0)
-            elif name == "pitch":
+            if name == "pitch":
                 factor = 2.0 ** (cents[rows, slot].double() / 1200.0)
                 moved = torch.nonzero(factor != 1.0).flatten()
-                shifted = sinc_resample(x[moved], factor[moved], n[moved], x.shape[1])
-                wav[rows[moved]] = shifted.clamp(-1.0, 1.0)
+                at = to_device(rows[moved], dev)
+                x, n = wav.index_select(0, at), lengths.index_select(0, at)
+                shifted = sinc_resample(x, factor[moved], n, x.shape[1])
+                wav.index_copy_(0, at, shifted.clamp(-1.0, 1.0))
+                continue
+            at = to_device(rows, dev)
+            x, n = wav.index_select(0, at), lengths.index_select(0, at)
+            if name == "gain":
+                peak = x.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+                scale = to_device(10.0 ** (gains[rows, slot] / 20.0), dev).to(x.dtype)
+                wav.index_copy_(0, at, (x / peak * scale[:, None]).clamp(-1.0, 1.0))
             elif name == "speed":
                 steps = (speeds[rows, slot] * _SPEED_STEPS).round().long()  # s = steps / 100
-                new = (n * _SPEED_STEPS + steps - 1) // steps  # ceil(n / s), as the resampler
-                width = max(wav.shape[1], int(new.max()))
+                on_dev = to_device(steps, dev)
+                new = (n * _SPEED_STEPS + on_dev - 1) // on_dev  # ceil(n / s), as the resampler
+                width = _grown_width(wav.shape[1], new, steps)
                 if width > wav.shape[1]:
                     wav = F.pad(wav, (0, width - wav.shape[1]))
-                wav[rows] = _speed_rows(x, steps, new, width).clamp(-1.0, 1.0)
-                lengths[rows] = new
+                wav.index_copy_(0, at, _speed_rows(x, steps, new, width).clamp(-1.0, 1.0))
+                lengths.index_copy_(0, at, new)
             else:  # reverb
                 ir = _impulse_responses(ir_noise[rows, slot], sample_rate, reverb_rt60)
-                wet = _fft_convolve(x, ir.to(x))
-                inside = torch.arange(x.shape[1])[None, :] < n[:, None]
-                wav[rows] = (wet * inside.to(wet)).clamp(-1.0, 1.0)
+                wet = _fft_convolve(x, to_device(ir, dev).to(x.dtype))
+                inside = torch.arange(x.shape[1], device=dev)[None, :] < n[:, None]
+                wav.index_copy_(0, at, (wet * inside.to(wet)).clamp(-1.0, 1.0))
     return wav, lengths
 
 
@@ -462,15 +518,15 @@ def build_audio_views(
         offset = (wav.shape[1] - length) // 2
         if not logmel:  # too short: keep the start, pad at the end (as the HF extractor does)
             offset = max(offset, 0)
-        start = torch.full((wav.shape[0],), offset, dtype=torch.long)
+        start = torch.full((wav.shape[0],), offset, dtype=torch.long, device=wav.device)
         return finish(_crop(wav, start, length))
 
     def weak_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         wav = _check_input(wav)
         batch = wav.shape[0]
         if strong_effects == "usb":
-            u = torch.rand(batch, generator=generator, device=generator.device).cpu()
-            return finish(_random_crop(wav, valid_lengths(wav).cpu(), u, length))
+            u = host_rand((batch,), generator)
+            return finish(_random_crop(wav, valid_lengths(wav), u, length))
         shift = torch.randint(
             -max_shift, max_shift + 1, (batch,), generator=generator, device=generator.device
         )
@@ -483,18 +539,19 @@ def build_audio_views(
         shift = _uniform(batch, -max_shift, max_shift, generator)
         snr = _uniform(batch, *snr_range, generator)
         exponent = _uniform(batch, *exponent_range, generator)
-        noise = _coloured_noise(batch, length, exponent, generator).to(wav.device)
+        noise = _coloured_noise(batch, length, exponent, generator).cpu()
         # centre of the sped-up signal (total / rate samples long) plus the shift
         start = (total / rate - length) / 2 + shift
-        loud = (wav * gain.to(wav.device)[:, None]).clamp_(-1.0, 1.0)
+        gain, snr, start, rate, noise = to_device_all([gain, snr, start, rate, noise], wav.device)
+        loud = (wav * gain[:, None]).clamp_(-1.0, 1.0)
         out = _resample_crop(loud, start, rate, length)
         power = out.pow(2).mean(dim=1, keepdim=True)
-        noise_rms = (power / 10.0 ** (snr.to(wav.device)[:, None] / 10.0)).sqrt()
+        noise_rms = (power / 10.0 ** (snr[:, None] / 10.0)).sqrt()
         return out + noise * noise_rms
 
     def usb_strong(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         effected, lengths = usb_effects(wav, generator, **usb_kwargs)
-        u = torch.rand(wav.shape[0], generator=generator, device=generator.device).cpu()
+        u = host_rand((wav.shape[0],), generator)
         return _random_crop(effected, lengths, u, length)
 
     def strong_view(wav: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -504,8 +561,9 @@ def build_audio_views(
         if not logmel:
             return out
         batch, _, mels, frames = out.shape
-        freq = _masks(batch, mels, freq_masks, freq_mask_bins, generator).to(out.device)
-        time = _masks(batch, frames, time_masks, time_mask_frames, generator).to(out.device)
+        freq = _masks(batch, mels, freq_masks, freq_mask_bins, generator)
+        time = _masks(batch, frames, time_masks, time_mask_frames, generator)
+        freq, time = to_device_all([freq, time], out.device)
         return out.masked_fill(freq[:, None, :, None] | time[:, None, None, :], 0.0)
 
     return {"eval": eval_view, "weak": weak_view, "strong": strong_view}

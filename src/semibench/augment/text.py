@@ -25,13 +25,16 @@ are never deleted, swapped or masked and keep their order, so ``[CLS]`` stays fi
 not directly comparable with USB's published text numbers.
 
 As in USB, the weak view is the original text and ``eval`` is the identity (on the original).
+
+The random numbers are drawn on the host and moved to the ids' device in one non-blocking
+copy; every edit is a mask, gather or scatter there, so the views never wait for the device.
 """
 
 from __future__ import annotations
 
 import torch
 
-from semibench.augment import ViewFn
+from semibench.augment import ViewFn, host_rand, to_device
 
 
 class TextViews:
@@ -86,12 +89,12 @@ class TextViews:
         """Drop real tokens with ``delete_prob`` (one survives per row) and re-pack left."""
         real = self.real_mask(x)
         drop = real & (u < self.delete_prob)
-        # rows that would lose every real token keep the one with the largest draw
+        # rows that would lose every real token keep the one with the largest draw (a mask
+        # over all rows: selecting the emptied rows would read device values on the host)
         emptied = real.any(1) & ~(real & ~drop).any(1)
-        if emptied.any():
-            keep = torch.where(real, u, torch.full_like(u, -1.0)).argmax(1)
-            rows = emptied.nonzero().squeeze(1)
-            drop[rows, keep[rows]] = False
+        keep = torch.where(real, u, torch.full_like(u, -1.0)).argmax(1)
+        positions = torch.arange(x.shape[1], device=x.device)
+        drop &= ~(emptied.unsqueeze(1) & (positions == keep.unsqueeze(1)))
         kept = ~drop
         # stable compaction: kept token j goes to position (number kept before j)
         target = kept.long().cumsum(1) - 1
@@ -120,11 +123,11 @@ class TextViews:
         if x.dim() == 3 and x.shape[1] > 1:
             pick = torch.randint(1, x.shape[1], (x.shape[0],), generator=gen, device=gen.device)
             rows = torch.arange(x.shape[0], device=x.device)
-            return x[rows, pick.to(x.device)].clone()
+            return x[rows, to_device(pick.cpu(), x.device)].clone()
         x = self.original(x)
         if x.numel() == 0:
             return x.clone()
-        u = torch.rand((4, *x.shape), generator=gen, device=gen.device).to(x.device)
+        u = to_device(host_rand((4, *x.shape), gen), x.device)
         x = self._delete(x, u[0])
         x = self._swap(x, u[1], parity=0)
         x = self._swap(x, u[2], parity=1)

@@ -35,8 +35,13 @@ class TrainConfig:
     clip_grad: float = 0.0
     #: "auto" (CUDA when available), "cpu" or "cuda"
     device: str = "auto"
-    #: autocast dtype on CUDA: "bf16" or "none" (the CPU always runs float32)
+    #: autocast dtype on CUDA: "none", "bf16" or "fp16" (with a gradient scaler); the CPU
+    #: always runs float32
     amp: str = "bf16"
+    #: torch.compile mode of the model: "none", "default" or "reduce-overhead" (CUDA graphs)
+    compile: str = "none"
+    #: prepare the views of step t + 1 while step t runs (a worker thread)
+    prefetch: bool = True
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -22,6 +22,8 @@ class ModelEMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._shadow_params = list(self.model.parameters())
+        self._shadow_buffers = list(self.model.buffers())
 
     def momentum_at(self, step: int) -> float:
         if not self.warmup:
@@ -30,8 +32,13 @@ class ModelEMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module, step: int) -> None:
+        """All parameters in one fused multi-tensor op (no Python loop over parameters):
+        shadow += (1 - m) * (live - shadow), i.e. m * shadow + (1 - m) * live."""
         m = self.momentum_at(step)
-        for shadow, live in zip(self.model.parameters(), model.parameters(), strict=True):
-            shadow.mul_(m).add_(live.detach(), alpha=1.0 - m)
-        for shadow, live in zip(self.model.buffers(), model.buffers(), strict=True):
-            shadow.copy_(live)
+        live = [p.detach() for p in model.parameters()]
+        if len(live) != len(self._shadow_params):
+            raise ValueError("the EMA model and the live model have different parameters")
+        torch._foreach_lerp_(self._shadow_params, live, 1.0 - m)
+        buffers = list(model.buffers())
+        if buffers:
+            torch._foreach_copy_(self._shadow_buffers, buffers)

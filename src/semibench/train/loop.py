@@ -48,11 +48,14 @@ from semibench.io import (
 )
 from semibench.splits import read_split
 from semibench.tasks import load_prepared, verify_prepared
+from semibench.train import gpu_slots
 from semibench.train.checkpoint import CheckpointStore, save_checkpoint
 from semibench.train.config import TrainConfig
 from semibench.train.ema import ModelEMA
 from semibench.train.evaluate import EvalResult, evaluate
+from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.optim import make_optimizer, make_scheduler
+from semibench.train.prefetch import Prefetcher
 from semibench.train.sampling import BatchSampler, step_generator
 
 CURVE_COLUMNS = [
@@ -60,10 +63,12 @@ CURVE_COLUMNS = [
     "val_error", "test_error", "elapsed_s",
 ]  # fmt: skip
 STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH = 1, 2, 3, 4
+#: on CUDA, look at the losses' finiteness every this many steps (one sync), and at every
+#: evaluation and checkpoint; on the CPU after every step (it costs nothing there)
+CHECK_EVERY = 50
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite: the run stops and writes no metrics."""
+__all__ = ["NonFiniteLossError", "Trainer", "TrainingStopped", "train_run"]
 
 
 class TrainingStopped(RuntimeError):
@@ -157,6 +162,22 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def precision_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device`` (None: float32). The CPU always
+    trains in float32 (documented); a GPU without bfloat16 is one line, before anything runs."""
+    if device.type != "cuda" or amp == "none":
+        return None
+    if amp == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise DeviceUnavailableError(
+                f"train.amp=bf16, but {torch.cuda.get_device_name(device)} has no bfloat16 "
+                "support (set train.amp: fp16 or none)")
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    raise DeviceUnavailableError(f"train.amp={amp!r}: allowed values: none, bf16, fp16")
+
+
 class Trainer:
     def __init__(self, run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
                  backtranslations: Path | None = None):
@@ -165,8 +186,12 @@ class Trainer:
         self.seed = int(run["seed"])
         self.cfg = TrainConfig.from_dict(run["train"])
         self.device = pick_device(self.cfg.device)
-        use_bf16 = self.device.type == "cuda" and self.cfg.amp == "bf16"
-        self.autocast_dtype = torch.bfloat16 if use_bf16 else None
+        #: what this run really does where it differs from the settings, and why (logged and
+        #: written to metrics.json; never a silent fallback)
+        self.fallbacks: list[str] = []
+        self.autocast_dtype = precision_dtype(self.cfg.amp, self.device)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.autocast_dtype is torch.float16)
 
         torch.manual_seed(self.seed)
         self.inputs = run_inputs(run, verify_prepared(prepared_dir), Path(split_path),
@@ -242,11 +267,50 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
         self.elapsed_before = 0.0
-        #: running sums of the step logs since the last evaluation (checkpointed on SIGTERM)
-        self.pending: dict[str, dict[str, float]] = {"sums": {}, "counts": {}}
+        #: the step logs since the last evaluation, on the device (checkpointed on SIGTERM)
+        self.logs = LogSums()
+        self.guard = FiniteGuard()
+        #: look at the loss after every step (free on the CPU); on CUDA every CHECK_EVERY steps
+        self.check_each_step = self.device.type != "cuda"
         self.stop = StopRequest()
         self.checkpoints = CheckpointStore(self.out_dir)
+        self._place_pools()
+        self.compiled = self._compile()
         self._maybe_resume()
+
+    # ------------------------------------------------------------------ speed
+    def _place_pools(self) -> None:
+        """On CUDA, the stored inputs go to the device when they take under a quarter of its
+        free memory (views then run there, with no copy per step), else to pinned host memory
+        (asynchronous copies). On the CPU nothing moves."""
+        if self.device.type != "cuda":
+            return
+        stored = [self.x_train, self.y_train]
+        size = sum(t.numel() * t.element_size() for t in stored)
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if size < free / 4:
+            self.x_train, self.y_train = (t.to(self.device) for t in stored)
+        else:
+            self.x_train, self.y_train = (t.pin_memory() for t in stored)
+            self.fallbacks.append(f"stored inputs ({size / 2**30:.1f} GiB) kept in pinned host "
+                                  "memory: they do not fit a quarter of the free GPU memory")
+
+    def _compile(self) -> str:
+        """Apply ``train.compile`` to the model's forward; return the mode really used."""
+        mode = self.cfg.compile
+        if mode == "none":
+            return "none"
+        reason = getattr(self.model, "compile_obstacle", lambda: None)()
+        if reason:
+            self.fallbacks.append(f"train.compile={mode} not applied: {reason}")
+            return "none"
+        if mode == "reduce-overhead" and self.device.type != "cuda":
+            self.fallbacks.append("train.compile=reduce-overhead uses CUDA graphs; on "
+                                  f"{self.device.type} it compiles as mode=default")
+            mode = "default"
+        for name in ("forward_features", "forward_head"):
+            setattr(self.model, name, torch.compile(getattr(self.model, name), mode=mode))
+        return mode
 
     # ------------------------------------------------------------------ checkpoint
     @property
@@ -257,7 +321,8 @@ class Trainer:
         return {
             "config": self.run,
             "inputs": self.inputs,
-            "pending": self.pending,
+            "pending": self.logs.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "next_iteration": next_iteration,
             "model": self.model.state_dict(),
             "ema": self.ema.model.state_dict() if self.ema else None,
@@ -296,7 +361,9 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.algorithm.load_state_dict(state["algorithm"])
         self.curve, self.best, self.last = state["curve"], state["best"], state["last"]
-        self.pending = state["pending"]
+        self.logs.load_state_dict(state["pending"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.start_iteration = state["next_iteration"]
         self.elapsed_before = state["elapsed_s"]
         note(self.out_dir, f"resumed from iteration {self.start_iteration} ({loaded.path.name}: "
@@ -304,33 +371,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def make_batch(self, step: int) -> Batch:
+        """Step ``step``'s samples and views, on the training device. A function of (seed,
+        step) only: the prefetch thread may build it while the previous step runs."""
         gen = step_generator(self.seed, STREAM_VIEWS, step)
         lb_pos = self.lb_sampler.batch(step)
-        lb = self.lb_pool[lb_pos]
+        lb = self._on_pool(self.lb_pool[lb_pos])
         x_lb = {v: self.views[base_view(v)](self.x_train[lb], gen) for v in self.algorithm.lb_views}
         batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb], idx_lb=lb_pos)
         if self.algorithm.ulb_views:
             pos = self.ulb_sampler.batch(step)
-            ulb = self.ulb_pool[pos]
+            ulb = self._on_pool(self.ulb_pool[pos])
             batch.x_ulb = {v: self.views[base_view(v)](self.x_train[ulb], gen)
                            for v in self.algorithm.ulb_views}
             batch.idx_ulb, batch.y_ulb = pos, self.y_train[ulb]
-        return batch
+        return self._to_device(batch)
+
+    def _on_pool(self, index: torch.Tensor) -> torch.Tensor:
+        return index.to(self.x_train.device, non_blocking=True)
 
     def _to_device(self, batch: Batch) -> Batch:
-        move = {k: v.to(self.device, non_blocking=True) for k, v in batch.x_lb.items()}
-        batch.x_lb = move
-        batch.x_ulb = {k: v.to(self.device, non_blocking=True) for k, v in batch.x_ulb.items()}
-        batch.y_lb = batch.y_lb.to(self.device)
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if t.device == self.device:
+                return t
+            if self.device.type == "cuda" and not t.is_pinned():
+                t = t.pin_memory()  # an asynchronous copy needs page-locked memory
+            return t.to(self.device, non_blocking=True)
+
+        batch.x_lb = {k: move(v) for k, v in batch.x_lb.items()}
+        batch.x_ulb = {k: move(v) for k, v in batch.x_ulb.items()}
+        batch.y_lb = move(batch.y_lb)
         for name in ("idx_lb", "idx_ulb", "y_ulb"):
             value = getattr(batch, name)
             if value is not None:
-                setattr(batch, name, value.to(self.device))
+                setattr(batch, name, move(value))
         return batch
 
-    def train_step(self, step: int) -> dict[str, float]:
+    def train_step(self, step: int, batch: Batch | None = None) -> None:
+        """One optimiser step; its logs go to ``self.logs`` without waiting for the device."""
         torch.manual_seed(step_generator(self.seed, STREAM_TORCH, step).initial_seed())
-        batch = self._to_device(self.make_batch(step))
+        if batch is None:
+            batch = self.make_batch(step)
         inputs = {f"lb_{v}": x for v, x in batch.x_lb.items()}
         inputs.update({f"ulb_{v}": x for v, x in batch.x_ulb.items()})
         self.model.train()
@@ -339,30 +419,32 @@ class Trainer:
             out = self.algorithm.forward(self.model, inputs, self.cfg.use_cat)
             result = self.algorithm.compute_loss(out, batch, step)
         loss = result.loss
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"non-finite loss {loss.item()} at iteration {step} "
-                f"({', '.join(f'{k}={v:.4g}' for k, v in result.log.items())}); "
-                "lower train.lr or check the data"
-            )
+        self.guard.observe(loss, step)
+        if self.check_each_step:
+            self.guard.check()  # free on the CPU: stop before the step, as before
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         if self.cfg.clip_grad > 0:
+            self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model, step)
-        log = {"loss": loss.item(), **result.log}
+        self.logs.add("loss", loss)
+        for key, value in result.log.items():
+            self.logs.add(key, value)
         if result.mask is not None and batch.y_ulb is not None:
-            mask = result.mask.float()
-            log["mask_ratio"] = mask.mean().item()
+            mask = result.mask.detach().float()
+            self.logs.add("mask_ratio", mask.mean())
             known = (batch.y_ulb >= 0).float()  # unlabelled-only sources have no true label
             weight = mask * known
-            if weight.sum() > 0 and result.pseudo_label is not None:
+            if result.pseudo_label is not None:
                 correct = (result.pseudo_label == batch.y_ulb).float()
-                log["pseudo_label_acc"] = ((weight * correct).sum() / weight.sum()).item()
-        return log
+                total = weight.sum()
+                self.logs.add("pseudo_label_acc", (weight * correct).sum() / total.clamp_min(1e-12),
+                              weight=(total > 0).double())
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> EvalResult:
@@ -377,51 +459,58 @@ class Trainer:
                 "test_per_class_accuracy": test.per_class_accuracy}
 
     # ------------------------------------------------------------------ the run
+    def _stop(self, iteration: int) -> TrainingStopped:
+        return TrainingStopped(
+            f"stopped by signal {self.stop.signal} after iteration {iteration} of "
+            f"{self.cfg.iterations}; checkpoint written, a rerun resumes there")
+
     def fit(self) -> dict[str, Any]:
         cfg = self.cfg
         started = time.perf_counter()
-        sums, counts = self.pending["sums"], self.pending["counts"]
         bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration,
                    total=cfg.iterations, desc=f"{self.run['task']}/{self.run['algorithm']}",
                    file=sys.stderr, mininterval=5.0)
-        for step in bar:
-            for k, v in self.train_step(step).items():
-                sums[k] = sums.get(k, 0.0) + v
-                counts[k] = counts.get(k, 0) + 1
-            iteration = step + 1
-            evaluation = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
-            if self.stop.signal is not None and not evaluation:
-                self.pending = {"sums": sums, "counts": counts}
-                elapsed = self.elapsed_before + time.perf_counter() - started
-                self.checkpoints.save(self._state(iteration, elapsed))
-                bar.close()
-                raise TrainingStopped(
-                    f"stopped by signal {self.stop.signal} after iteration {iteration} of "
-                    f"{cfg.iterations}; checkpoint written, a rerun resumes there")
-            if evaluation:
-                record = self.last = self._eval_record(iteration)
-                elapsed = self.elapsed_before + time.perf_counter() - started
-                row = {k: sums[k] / counts[k] for k in sums}
-                row.update(iteration=iteration, lr=self.scheduler.get_last_lr()[-1],
-                           val_error=record["val_error"], test_error=record["test_error"],
-                           elapsed_s=elapsed)
-                self.curve.append(row)
-                sums, counts = {}, {}
-                self.pending = {"sums": sums, "counts": counts}
-                if self.best is None or record["val_error"] < self.best["val_error"]:
-                    self.best = record
-                    model = self.ema.model if self.ema is not None else self.model
-                    save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
-                self.checkpoints.save(self._state(iteration, elapsed))
-                bar.set_postfix(val=f"{record['val_error']:.1f}", test=f"{record['test_error']:.1f}")
-                if self.stop.signal is not None and iteration < cfg.iterations:
-                    bar.close()
-                    raise TrainingStopped(
-                        f"stopped by signal {self.stop.signal} after iteration {iteration} of "
-                        f"{cfg.iterations}; checkpoint written, a rerun resumes there")
-        bar.close()
+        prefetch = Prefetcher(self.make_batch, enabled=cfg.prefetch, device=self.device)
+        try:
+            for step in bar:
+                following = step + 1 if step + 1 < cfg.iterations else None
+                self.train_step(step, prefetch.get(step, following))
+                iteration = step + 1
+                evaluation = iteration % cfg.eval_every == 0 or iteration == cfg.iterations
+                if iteration % CHECK_EVERY == 0:
+                    self.guard.check()
+                if self.stop.signal is not None and not evaluation:
+                    self.guard.check()  # never checkpoint a diverged model
+                    elapsed = self.elapsed_before + time.perf_counter() - started
+                    self.checkpoints.save(self._state(iteration, elapsed))
+                    raise self._stop(iteration)
+                if evaluation:
+                    self._evaluation(iteration, self.elapsed_before + time.perf_counter() - started)
+                    bar.set_postfix(val=f"{self.last['val_error']:.1f}",
+                                    test=f"{self.last['test_error']:.1f}")
+                    if self.stop.signal is not None and iteration < cfg.iterations:
+                        raise self._stop(iteration)
+        finally:
+            prefetch.close()
+            bar.close()
         wall = self.elapsed_before + time.perf_counter() - started
         return self._metrics(wall)
+
+    def _evaluation(self, iteration: int, elapsed: float) -> None:
+        """Check the losses, evaluate, add a curve row, keep the best, checkpoint."""
+        self.guard.check()
+        record = self.last = self._eval_record(iteration)
+        row: dict[str, Any] = self.logs.means()
+        self.logs.clear()
+        row.update(iteration=iteration, lr=self.scheduler.get_last_lr()[-1],
+                   val_error=record["val_error"], test_error=record["test_error"],
+                   elapsed_s=elapsed)
+        self.curve.append(row)
+        if self.best is None or record["val_error"] < self.best["val_error"]:
+            self.best = record
+            model = self.ema.model if self.ema is not None else self.model
+            save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
+        self.checkpoints.save(self._state(iteration, elapsed))
 
     def _metrics(self, wall: float) -> dict[str, Any]:
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
@@ -439,6 +528,10 @@ class Trainer:
             "device": device,
             "threads": torch.get_num_threads(),
             "text_strong_view": self.text_strong_view,
+            "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
+                self.autocast_dtype, "fp32"),
+            "compile": self.compiled,
+            "fallbacks": self.fallbacks,
             "versions": package_versions(),
             "inputs": {k: v for k, v in self.inputs.items() if k != "settings"},
             "config": {**self.run, "train": asdict(self.cfg)},
@@ -457,14 +550,35 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
-              backtranslations: Path | None = None) -> dict:
+              backtranslations: Path | None = None, jobs_per_gpu: int = 1) -> dict:
     """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json.
 
     The run directory is locked for the job (a second live trainer fails at once), temporary
     files of killed writes are removed first, and SIGTERM (a cluster's pre-emption or time
-    limit) checkpoints at the next step boundary and raises :class:`TrainingStopped`.
+    limit) checkpoints at the next step boundary and raises :class:`TrainingStopped`. On CUDA
+    the job holds one of ``jobs_per_gpu`` slots of the least-loaded visible GPU for its life.
     """
     out_dir = Path(out_dir)
+    slot = None
+    if pick_device(TrainConfig.from_dict(run["train"]).device).type == "cuda":
+        try:
+            slot = gpu_slots.acquire(gpu_slots.visible_gpus(), jobs_per_gpu)
+        except gpu_slots.NoFreeSlotError as err:
+            raise DeviceUnavailableError(str(err)) from None
+        torch.cuda.set_device(slot.index)
+    try:
+        return _train_run(run, prepared_dir, split_path, out_dir, backtranslations)
+    except torch.cuda.OutOfMemoryError:
+        raise DeviceUnavailableError(
+            f"out of GPU memory on cuda:{slot.index if slot else '?'} with jobs_per_gpu="
+            f"{jobs_per_gpu}: lower jobs_per_gpu (or the batch size)") from None
+    finally:
+        if slot is not None:
+            slot.release()
+
+
+def _train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
+               backtranslations: Path | None) -> dict:
     stop = StopRequest()
 
     def request_stop(signum: int, _frame: Any) -> None:

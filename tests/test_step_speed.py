@@ -1,0 +1,182 @@
+"""The fast training step: no host sync in the steady state, prefetching that changes nothing,
+a NaN still stops the run without a per-step sync, compiled steps that agree with eager ones,
+and settings the device cannot honour said in one line (or as a logged fallback)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import torch._inductor.config
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from semibench.config import check_config, run_config
+from semibench.splits import make_split, write_split
+from semibench.tasks import load_prepared
+from semibench.train import loop
+from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
+from semibench.train.loop import Trainer, precision_dtype, train_run
+
+TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
+         "device": "cpu"}
+#: the algorithms whose step never waits for the device (the others still read a value
+#: back once per step: dash's rho schedule, the memory banks of comatch/simmatch, the
+#: rotation head of crmatch/remixmatch, the mixup seed of mixmatch/remixmatch)
+SYNC_FREE = ["adamatch", "defixmatch", "fixmatch", "flexmatch", "freematch", "fullysupervised",
+             "meanteacher", "pimodel", "pseudolabel", "softmatch", "supervised", "uda", "vat"]
+#: ops that make the host wait for the device when their input lives there
+SYNCING_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
+               torch.ops.aten.is_nonzero.default}
+
+
+@pytest.fixture(scope="module")
+def split_path(prepared_mnist, tmp_path_factory):
+    data = load_prepared(prepared_mnist)
+    path = tmp_path_factory.mktemp("split") / "seed0.json"
+    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
+                           val_per_class=20, seed=0), path)
+    return path
+
+
+def settings(algorithm: str, **train) -> dict:
+    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
+                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
+    return run_config(cfg, "mnist", 40, algorithm, 0)
+
+
+class SyncRecorder(TorchDispatchMode):
+    """Records every op that would read a value back from the device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func in SYNCING_OPS:
+            self.ops.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("algorithm", SYNC_FREE)
+def test_steady_state_step_reads_nothing_back(algorithm, prepared_mnist, split_path, tmp_path):
+    trainer = Trainer(settings(algorithm, prefetch=False), prepared_mnist, split_path, tmp_path)
+    trainer.check_each_step = False  # as on CUDA: the loss is looked at every CHECK_EVERY steps
+    for step in range(3):
+        batch = trainer.make_batch(step)  # built ahead by the prefetcher, off the step's path
+        recorder = SyncRecorder()
+        with recorder:
+            trainer.train_step(step, batch)
+        assert recorder.ops == [], f"{algorithm} step {step} synchronises: {recorder.ops}"
+
+
+@pytest.mark.parametrize("algorithm", ["fixmatch", "flexmatch"])
+def test_prefetching_changes_nothing(algorithm, prepared_mnist, split_path, tmp_path):
+    on = train_run(settings(algorithm, prefetch=True), prepared_mnist, split_path, tmp_path / "a")
+    off = train_run(settings(algorithm, prefetch=False), prepared_mnist, split_path, tmp_path / "b")
+    assert (on["best"], on["last"]) == (off["best"], off["last"])
+    assert (tmp_path / "a/curve.csv").read_text().splitlines()[1].rsplit(",", 1)[0] == \
+        (tmp_path / "b/curve.csv").read_text().splitlines()[1].rsplit(",", 1)[0]
+
+
+def test_nan_is_caught_at_the_next_check_without_a_per_step_sync(prepared_mnist, split_path,
+                                                                  tmp_path, monkeypatch):
+    from semibench.algorithms.fixmatch import FixMatch
+
+    original = FixMatch.compute_loss
+
+    def poisoned(self, out, batch, iteration):
+        res = original(self, out, batch, iteration)
+        if iteration == 1:
+            res.loss = res.loss * float("nan")
+        return res
+
+    monkeypatch.setattr(FixMatch, "compute_loss", poisoned)
+    original_init = Trainer.__init__
+
+    def as_on_cuda(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.check_each_step = False
+
+    monkeypatch.setattr(Trainer, "__init__", as_on_cuda)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at iteration 1"):
+        train_run(settings("fixmatch"), prepared_mnist, split_path, tmp_path)
+    assert not (tmp_path / "metrics.json").exists()
+    assert not list(tmp_path.glob("checkpoint*.pt"))  # the diverged model is never saved
+
+
+def test_log_sums_and_guard():
+    sums = LogSums()
+    for value, weight in [(1.0, 1.0), (float("nan"), 0.0), (3.0, torch.tensor(1.0))]:
+        sums.add("acc", torch.tensor(value), weight)
+    sums.add("loss", 2.0)
+    assert sums.means() == {"acc": 2.0, "loss": 2.0}
+    restored = LogSums()
+    restored.load_state_dict(sums.state_dict())
+    assert restored.means() == sums.means()
+    guard = FiniteGuard()
+    guard.observe(torch.tensor(1.0), 0)
+    guard.check()
+    guard.observe(torch.tensor(float("inf")), 1)
+    guard.observe(torch.tensor(float("nan")), 2)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss inf at iteration 1"):
+        guard.check()
+
+
+def test_precision_and_compile_settings_are_recorded(prepared_mnist, split_path, tmp_path):
+    assert precision_dtype("bf16", torch.device("cpu")) is None  # the CPU trains in float32
+    metrics = train_run(settings("supervised", amp="fp16"), prepared_mnist, split_path, tmp_path)
+    assert metrics["precision"] == "fp32" and metrics["compile"] == "none"
+    assert metrics["fallbacks"] == []
+
+
+def test_compile_obstacle_is_a_logged_fallback(prepared_mnist, split_path, tmp_path, monkeypatch):
+    from semibench.backbones.cnn import SmallCNN
+
+    monkeypatch.setattr(SmallCNN, "compile_obstacle", lambda self: "data-dependent shapes",
+                        raising=False)
+    trainer = Trainer(settings("supervised", compile="default"), prepared_mnist, split_path,
+                      tmp_path)
+    assert trainer.compiled == "none"
+    assert trainer.fallbacks == ["train.compile=default not applied: data-dependent shapes"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm, backend", [
+    ("fixmatch", "inductor"), ("meanteacher", "aot_eager"), ("mixmatch", "aot_eager"),
+    ("simmatch", "aot_eager")])
+def test_compiled_step_agrees_with_eager(algorithm, backend, prepared_mnist, split_path, tmp_path,
+                                         monkeypatch):
+    """One algorithm per family (pseudo-labelling, consistency, mixup, memory bank): three
+    steps compiled and eager give the same losses and weights within 1e-4. FixMatch goes
+    through inductor's code generation (minutes of C++ compilation on a CPU); the others
+    through the same graph capture and autograd tracing, without code generation."""
+    if backend != "inductor":
+        compile_ = torch.compile
+        monkeypatch.setattr(torch, "compile",
+                            lambda fn, mode=None: compile_(fn, backend=backend))
+
+    def run(mode: str, out: Path) -> tuple[list[float], dict[str, torch.Tensor]]:
+        trainer = Trainer(settings(algorithm, compile=mode, prefetch=False), prepared_mnist,
+                          split_path, out)
+        losses = []
+        for step in range(3):
+            trainer.train_step(step)
+            losses.append(float(trainer.logs.sums["loss"]))
+        return losses, {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+    torch._dynamo.reset()
+    eager_losses, eager_weights = run("none", tmp_path / "eager")
+    # inductor draws its own random numbers (dropout) unless told to use eager's generator
+    with torch._inductor.config.patch(fallback_random=True):
+        compiled_losses, compiled_weights = run("default", tmp_path / "compiled")
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-4, abs=1e-5)
+    for name, value in eager_weights.items():
+        torch.testing.assert_close(compiled_weights[name], value, rtol=1e-4, atol=1e-4,
+                                   msg=lambda m, n=name: f"{n}: {m}")
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_check_every_is_a_small_interval():
+    assert 1 <= loop.CHECK_EVERY <= 100
