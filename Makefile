@@ -14,7 +14,7 @@ UV_COMPILE = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-
 	--custom-compile-command 'make lock' --quiet
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install benchmark test test-fast lint lock clean
+.PHONY: install benchmark test test-fast lint lock clean bench-deps
 
 install: $(STAMP)
 
@@ -43,11 +43,20 @@ lint: install
 
 # Refresh the lock after editing pyproject.toml: pins that still satisfy it are kept; UPGRADE=pkg
 # (or UPGRADE='--upgrade' for everything) moves them. Then `make install test` before committing.
-lock: install
+lock:
+	test -x $(BIN)/uv || $(MAKE) install
 	$(UV_COMPILE) $(if $(UPGRADE),$(if $(filter --%,$(UPGRADE)),$(UPGRADE),--upgrade-package $(UPGRADE))) \
 		pyproject.toml --all-extras -o $(LOCK)
 	$(UV_COMPILE) --no-deps requirements/no-deps.in -o $(NO_DEPS_LOCK)
 	$(BIN)/python -m semibench.lockfile conda-env > envs/semibench.yaml
+
+# semilearn 0.3.2 (USB's PyPI release) for benchmarks/speed.py, beside the locked environment
+# (not in it): into benchmarks/.semilearn, without its dependencies (it runs on our torch, timm
+# and transformers), plus the two small ones it imports and we lack, pinned
+SEMILEARN_DIR := benchmarks/.semilearn
+bench-deps: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		--target $(SEMILEARN_DIR) semilearn==0.3.2 ruamel.yaml==0.19.1 progress==1.6.1
 
 clean:
 	rm -rf .snakemake data results reports/*/ logs

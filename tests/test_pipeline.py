@@ -5,6 +5,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,19 @@ def test_pipeline_end_to_end(tmp_path, repo_root):
     for r in rows:
         assert 0.0 <= float(r["best_test_error_mean"]) <= 100.0
     for task in ["mnist", "keywords", "newsgroups"]:
-        assert (tmp_path / f"results/tiny/figures/{task}.png").stat().st_size > 1000
+        for kind in ("", "_curves", "_pseudolabels", "_per_class"):
+            assert (tmp_path / f"results/tiny/figures/{task}{kind}.png").stat().st_size > 1000
+    for name in ("paper_image.tex", "paper_text.md", "paper_audio.csv", "statistics.csv",
+                 "comparisons.csv", "cost.csv", "curves.csv", "per_class.csv"):
+        assert (tmp_path / f"results/tiny/tables/{name}").stat().st_size > 0
+    assert "12 of 12 runs" in html.read_text()
+    # Snakemake's own report lists the same tables and figures, with captions
+    zipped = tmp_path / "snakemake_report.zip"
+    report = snakemake(tmp_path, repo_root, "--configfile", str(cfg), "--report", str(zipped))
+    assert report.returncode == 0, report.stderr[-3000:]
+    names = "\n".join(zipfile.ZipFile(zipped).namelist())
+    for name in ("paper_image.csv", "statistics.csv", "cost_pareto.png", "mnist_pseudolabels.png"):
+        assert name in names, name
     split = yaml.safe_load((tmp_path / "data/splits/mnist/20/seed0.json").read_text())
     assert len(split["labelled"]) == 20
 

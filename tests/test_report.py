@@ -1,5 +1,8 @@
 """Tests for semibench.report: aggregation, Markdown tables, paired tests, figures, HTML.
 
+(Statistics, paper tables and cost: test_report_stats.py; the CLI, partial reports and the
+declared-inputs rule: test_report_cli.py; the page in a real browser: test_report_browser.py.)
+
 The fake results use hand-picked numbers so that every expected mean/std below can be checked
 by hand, and known orderings (e.g. 40 < 200 labels, which sorts the other way as text).
 """
@@ -13,18 +16,20 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from report_runs import table_rows
 from scipy import stats
 
 from semibench.report.aggregate import (
     MetricsFormatError,
+    collect,
     collect_runs,
     compare_to_baseline,
     order_algorithms,
     summarize,
-    write_tables,
 )
-from semibench.report.figures import write_figures
+from semibench.report.figures import algorithm_colors, write_figures
 from semibench.report.html import write_html
+from semibench.report.tables import table_names, write_tables
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DOMAINS = {"mnist": "image", "agnews": "text", "text_task": "text", "img": "image"}
@@ -104,10 +109,18 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
             m, c = _write_run(root, task, num_labels, algorithm, seed, best)
             metrics.append(m)
             curves[(task, num_labels, algorithm, seed)] = c
-    runs = collect_runs(metrics)
-    tables = write_tables(runs, root / "tables")
-    figures = write_figures(runs, curves, root / "figures")
-    return {"root": root, "runs": runs, "curves": curves, "tables": tables, "figures": figures}
+    collected = collect(metrics, [curves[_key(m)] for m in metrics])
+    runs = collected.runs
+    tables = write_tables(runs, root / "tables", curves=collected.curves,
+                          per_class=collected.per_class)
+    figures = write_figures(runs, collected.curves, collected.per_class, root / "figures")
+    return {"root": root, "runs": runs, "curves": curves, "collected": collected,
+            "tables": tables, "figures": figures}
+
+
+def _key(metrics_path: Path) -> tuple:
+    data = json.loads(metrics_path.read_text(encoding="utf-8"))
+    return (data["task"], data["num_labels"], data["algorithm"], data["seed"])
 
 
 def _row(frame: pd.DataFrame, task: str, num_labels: int, algorithm: str) -> pd.Series:
@@ -131,7 +144,50 @@ def test_collect_runs(results: dict) -> None:
     assert row["best_iteration"] == 200
     assert row["wall_time_s"] == 12.0
     assert row["device"] == "cpu"
+    assert row["precision"] == "fp32"
     assert row["metrics_path"].endswith("mnist/40/fixmatch/seed2/metrics.json")
+    # no benchmark files given: job costs are unknown, not zero
+    assert math.isnan(row["job_wall_s"]) and math.isnan(row["job_max_rss_mb"])
+
+
+def test_collect_reads_curves_and_per_class(results: dict) -> None:
+    curves = results["collected"].curves
+    # 4 evaluations per run (the first row has no val_error and is dropped)
+    assert len(curves) == 3 * N_RUNS
+    one = curves.loc[(curves["task"] == "mnist") & (curves["algorithm"] == "fixmatch")
+                     & (curves["num_labels"] == 40) & (curves["seed"] == 2)]
+    assert one["iteration"].tolist() == [100, 200, 300]
+    assert one["val_error"].tolist() == [20.0, 9.5, 10.5]
+    assert one["mask_ratio"].tolist() == [0.8] * 3
+    per_class = results["collected"].per_class
+    assert len(per_class) == 2 * N_RUNS
+    row = per_class.loc[(per_class["task"] == "mnist") & (per_class["algorithm"] == "fixmatch")
+                        & (per_class["num_labels"] == 40) & (per_class["seed"] == 2)]
+    assert row["class_name"].tolist() == ["a", "b"]
+    assert row["best_accuracy"].tolist() == [90.0, 90.0]
+    assert row["last_accuracy"].tolist() == [89.0, 89.0]
+
+
+def test_a_curve_must_sit_next_to_its_metrics(results: dict) -> None:
+    runs = sorted(results["curves"].items())
+    metrics = [c.with_name("metrics.json") for _k, c in runs[:2]]
+    with pytest.raises(ValueError, match="not next to its metrics"):
+        collect(metrics, [runs[1][1], runs[0][1]])
+    with pytest.raises(ValueError, match="one per run"):
+        collect(metrics, [runs[0][1]])
+
+
+def test_benchmark_files_give_job_cost(tmp_path: Path) -> None:
+    metrics, _curve = _write_run(tmp_path, "mnist", 40, "fixmatch", 0, 5.0)
+    tsv = tmp_path / "seed0.tsv"
+    tsv.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load"
+                   "\tcpu_time\n27.09\t0:00:27\t1059.03\t3583.75\t568.39\t679.70\t0.00\t0.77"
+                   "\t34.39\t9.55\n", encoding="utf-8")
+    row = collect_runs([metrics], [tsv]).iloc[0]
+    assert (row["job_wall_s"], row["job_cpu_s"], row["job_max_rss_mb"]) == (27.09, 9.55, 1059.03)
+    # a missing benchmark file (a run made outside Snakemake) is NaN, not an error
+    row = collect_runs([metrics], [tmp_path / "absent.tsv"]).iloc[0]
+    assert math.isnan(row["job_wall_s"])
 
 
 def test_summarize_means_stds_and_order(results: dict) -> None:
@@ -177,7 +233,8 @@ def test_summarize_means_stds_and_order(results: dict) -> None:
 
 def test_tables_and_markdown(results: dict) -> None:
     tables = results["tables"]
-    assert set(tables) == {"runs.csv", "summary.csv", "usb_published.csv", "summary.md"}
+    assert set(tables) == set(table_names(["image", "text"]))
+    assert {"paper_image.tex", "paper_text.md", "statistics.csv", "cost.csv"} <= set(tables)
     assert pd.read_csv(tables["usb_published.csv"]).empty  # no USB table named
     assert len(pd.read_csv(tables["runs.csv"])) == N_RUNS
     assert pd.read_csv(tables["summary.csv"]).loc[0, "algorithm"] == "supervised"
@@ -199,72 +256,102 @@ def test_tables_and_markdown(results: dict) -> None:
     )
     assert "## Paired comparison with supervised" in md
     assert "| mnist | 40 | fixmatch | 3 | -25.00 |" in md
-    assert "| agnews | 200 | meanteacher | 1 | -5.00 | n/a |" in md
+    # one or two seeds: no test, whatever scipy would compute
+    assert ("| agnews | 200 | meanteacher | 1 | -5.00 | too few seeds (1) | too few seeds (1) |"
+            in md)
+    assert "| agnews | 40 | fixmatch | 2 | -27.00 | too few seeds (2) | too few seeds (2) |" in md
+    assert "Holm–Bonferroni" in md
+    # the paper table of the text domain: agnews 200 meanteacher has 1 seed (as many as found)
+    assert "| fixmatch | **25.00 ± 7.07** | **16.00 ± 1.41** | 20.50 | 1.00 |" in md
+    assert "Too few settings for a Friedman test" in md
+    assert "39 of 39 runs" in md and "Partial report" not in md
 
 
 def test_compare_to_baseline_matches_scipy(results: dict) -> None:
     cmp = compare_to_baseline(results["runs"])
-    assert "supervised" not in set(cmp["algorithm"])
-    assert len(cmp) == len(BEST) - 4
+    # neither the baseline nor the upper bound (it sees every label) is compared
+    assert set(cmp["algorithm"]) == {"fixmatch", "meanteacher"}
+    assert len(cmp) == 8
     for (task, nl, alg), values in BEST.items():
-        if alg == "supervised":
+        if alg in ("supervised", "fullysupervised"):
             continue
         row = _row(cmp, task, nl, alg)
         base = BEST[(task, nl, "supervised")][: len(values)]
         assert row["n_shared_seeds"] == len(values)
         diffs = [a - b for a, b in zip(values, base, strict=True)]
         assert row["mean_difference"] == pytest.approx(sum(diffs) / len(diffs))
-        if len(values) < 2:
-            assert math.isnan(row["p_value"])
+        if len(values) < 3:
+            assert math.isnan(row["p_value"]) and math.isnan(row["p_holm"])
         else:
-            expected = stats.ttest_rel(values, base).pvalue
-            assert row["p_value"] == pytest.approx(expected, nan_ok=True)
+            assert row["p_value"] == pytest.approx(stats.ttest_rel(values, base).pvalue)
     fix = _row(cmp, "mnist", 40, "fixmatch")
     assert fix["p_value"] == pytest.approx(stats.ttest_rel([5, 6, 10], [30, 32, 34]).pvalue)
     assert fix["mean_difference"] == pytest.approx(-25.0)
+    # Holm by hand over the four tested cells (mnist): sort p ascending, multiply the i-th
+    # smallest by (m - i), keep the running maximum, cap at 1
+    tested = cmp.dropna(subset=["p_value"]).sort_values("p_value")
+    m, running, expected = len(tested), 0.0, []
+    for i, p in enumerate(tested["p_value"]):
+        running = max(running, min(1.0, (m - i) * p))
+        expected.append(running)
+    assert len(tested) == 4
+    assert tested["p_holm"].tolist() == pytest.approx(expected)
 
 
 def test_figures_are_deterministic_pngs(results: dict, tmp_path: Path) -> None:
     figures = results["figures"]
+    kinds = ["", "_curves", "_pseudolabels", "_per_class"]
     assert [p.name for p in figures] == [
-        "agnews.png",
-        "agnews_curves.png",
-        "mnist.png",
-        "mnist_curves.png",
-    ]
+        *(f"agnews{k}.png" for k in kinds), *(f"mnist{k}.png" for k in kinds), "cost_pareto.png"]
     for path in figures:
         data = path.read_bytes()
         assert data.startswith(PNG_SIGNATURE)
         assert len(data) > 10_000
-    again = write_figures(results["runs"], results["curves"], tmp_path)
+    collected = results["collected"]
+    again = write_figures(results["runs"], collected.curves, collected.per_class, tmp_path)
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in figures]
+
+
+def test_one_colour_per_algorithm_everywhere() -> None:
+    colors = algorithm_colors(["fixmatch", "supervised", "fullysupervised", "flexmatch"])
+    assert list(colors) == ["supervised", "fixmatch", "flexmatch", "fullysupervised"]
+    assert len(set(colors.values())) == 4
+    # the baselines are grey and black whatever else is configured
+    assert colors["supervised"] == algorithm_colors(["supervised", "uda"])["supervised"]
+    assert max(colors["fullysupervised"]) < 0.2
+    # 19 algorithms (USB's set) still get 19 distinct colours
+    many = [f"alg{i:02d}" for i in range(17)] + ["supervised", "fullysupervised"]
+    assert len(set(algorithm_colors(many).values())) == 19
 
 
 def test_html_is_self_contained(results: dict) -> None:
     root = results["root"]
     out = write_html(
         results["runs"],
-        results["tables"]["summary.md"],
         results["figures"],
         root / "report.html",
         title="SemiBench <test> & co",
         config={"note": "<script>alert(1)</script>"},
     )
     page = out.read_text(encoding="utf-8")
-    assert page.count('<img src="data:image/png;base64,') == len(results["figures"]) == 4
+    assert page.count('<img src="data:image/png;base64,') == len(results["figures"]) == 9
     assert "http://" not in page and "https://" not in page
-    assert "<script" not in page
+    # one inline script (the table sorter), nothing loaded from elsewhere
+    assert page.count("<script") == 1 and "<script>" in page and " src=" not in page.replace(
+        '<img src="data:', "")
     assert "SemiBench &lt;test&gt; &amp; co" in page and "<test>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert f"{N_RUNS} runs over 2 tasks" in page
-    assert "<strong>7.00 ± 2.65</strong>" in page
+    assert "39 of 39 runs over 2 tasks" in page
+    assert "<strong>25.00 ± 7.07</strong>" in page
     assert "<strong>1.50" not in page
-    # one per-run row: mnist, 40 labels, fixmatch, seed 2, best 10, last 11, 12 s, cpu
-    cells = ["mnist", "40", "fixmatch", "2", "10.00", "11.00", "12.00", "cpu"]
-    assert re.search(r"<tr>\s*" + r"\s*".join(f"<td>{c}</td>" for c in cells), page)
-    # paired comparison row
-    p = stats.ttest_rel([5, 6, 10], [30, 32, 34]).pvalue
-    assert f"<td>{p:.4f}</td>" in page
+    assert 'class="data sortable paper"' in page
+    # a table of contents that points at sections that exist
+    for anchor in re.findall(r'<a href="#([^"]+)"', page):
+        assert f'id="{anchor}"' in page, anchor
+    # one per-run row: mnist, 40 labels, fixmatch, seed 2, best 10, last 11, val 9.5 at it 200,
+    # 12 s = 0.20 min, cpu, fp32
+    assert ["mnist", "40", "fixmatch", "2", "10.00", "11.00", "9.50", "200", "0.20", "cpu",
+            "fp32"] in table_rows(page, "runs")
 
 
 def test_malformed_metrics_name_the_file(tmp_path: Path) -> None:

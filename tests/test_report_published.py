@@ -71,9 +71,40 @@ def test_no_tables_named_gives_an_empty_comparison():
     assert published.compare_to_published(summarize(runs), []).empty
 
 
+def test_within_two_std_and_the_summary_count():
+    # USB imdb/20: fixmatch 7.72 ± 0.33 (inside: 7.06..8.38), supervised 20.31 ± 2.79
+    runs = runs_frame([
+        {"task": "imdb", "num_labels": 20, "algorithm": "fixmatch", "seed": 0,
+         "best_test_error": 8.3},
+        {"task": "imdb", "num_labels": 20, "algorithm": "supervised", "seed": 0,
+         "best_test_error": 26.0},
+    ])
+    table = published.compare_to_published(summarize(runs), ["usb_nlp"])
+    inside = dict(zip(table["algorithm"], table["within_2std"], strict=True))
+    assert inside == {"fixmatch": True, "supervised": False}  # |26 - 20.31| = 5.69 > 5.58
+    assert published.summary_line(table) == (
+        "Ours is inside USB's mean ± 2 std on 1 of 2 published cells.")
+
+
+def test_a_configured_cell_without_runs_is_listed_as_missing():
+    from semibench.report.aggregate import cells, grid_frame
+
+    runs = runs_frame([{"task": "imdb", "num_labels": 20, "algorithm": "fixmatch", "seed": 0,
+                        "best_test_error": 8.0}])
+    grid = grid_frame([("imdb", 20, "fixmatch", 0), ("imdb", 20, "fixmatch", 1),
+                       ("imdb", 100, "fixmatch", 0)], {"imdb": "text"})
+    table = published.compare_to_published(cells(runs, grid), ["usb_nlp"])
+    rows = {int(r.num_labels): r for r in table.itertuples(index=False)}
+    assert set(rows) == {20, 100}
+    assert rows[20].n_seeds == 1 and rows[20].within_2std is not None
+    assert rows[100].n_seeds == 0 and math.isnan(rows[100].ours_mean)
+    assert rows[100].within_2std is None and rows[100].usb_mean == 7.33
+    assert published.summary_line(table).endswith("(1 more not finished yet).")
+
+
 def test_tables_markdown_and_html_show_the_published_numbers(tmp_path):
-    from semibench.report.aggregate import write_tables
     from semibench.report.html import render_html
+    from semibench.report.tables import build, write_tables
 
     runs = runs_frame([
         {"task": "imdb", "num_labels": 20, "algorithm": "fixmatch", "seed": s,
@@ -84,9 +115,13 @@ def test_tables_markdown_and_html_show_the_published_numbers(tmp_path):
     table = pd.read_csv(paths["usb_published.csv"])
     assert table[["algorithm", "usb_mean"]].values.tolist() == [["supervised", 20.31],
                                                                  ["fixmatch", 7.72]]
+    assert table["within_2std"].tolist() == [False, False]
     md = paths["summary.md"].read_text()
     assert "## USB's published error rates (usb_nlp)" in md
-    assert "| imdb | 20 | fixmatch | 9.00 ± 1.41 | 7.72 ± 0.33 | +1.28 |" in md
-    html = render_html(runs, paths["summary.md"], [], "t", published=["usb_nlp"])
+    assert "| imdb | 20 | fixmatch | 9.00 ± 1.41 | 7.72 ± 0.33 | +1.28 | no |" in md
+    assert "Ours is inside USB's mean ± 2 std on 0 of 2 published cells." in md
+    assert "USB picks its vision checkpoints on the test set" in md
+    html = render_html(build(runs, published=["usb_nlp"]), [], "t")
     assert 'id="published"' in html and "7.72 ± 0.33" in html and "+1.28" in html
-    assert 'id="published"' not in render_html(runs, paths["summary.md"], [], "t")
+    assert "on 0 of 2 published cells" in html
+    assert 'id="published"' not in render_html(build(runs), [], "t")

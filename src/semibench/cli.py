@@ -64,7 +64,8 @@ def _train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     run = json.loads(args.run_config)
     metrics = train_run(run, Path(args.prepared), Path(args.split), Path(args.out_dir),
-                        backtranslations=Path(args.backtranslations) if args.backtranslations else None)
+                        backtranslations=Path(args.backtranslations) if args.backtranslations else None,
+                        jobs_per_gpu=args.jobs_per_gpu)
     best, last = metrics["best"], metrics["last"]
     print(
         f"{run['task']}/{run['num_labels']}/{run['algorithm']}/seed{run['seed']}: "
@@ -74,37 +75,84 @@ def _train(args: argparse.Namespace) -> None:
     )
 
 
-def _aggregate(args: argparse.Namespace) -> None:
-    from semibench.report.aggregate import collect_runs, write_tables
+def _expected(args: argparse.Namespace):
+    """The configured runs (``--grid-json``: {"domains": {task: domain}, "runs": [[task,
+    num_labels, algorithm, seed], ...]}), or None."""
+    from semibench.report.aggregate import grid_frame
 
-    write_tables(collect_runs([Path(p) for p in args.metrics]), Path(args.out_dir),
-                 published=args.published)
+    if not args.grid_json:
+        return None
+    spec = json.loads(args.grid_json)
+    return grid_frame(spec["runs"], spec["domains"])
+
+
+def _aggregate(args: argparse.Namespace) -> None:
+    from semibench.report.aggregate import collect
+    from semibench.report.tables import write_tables
+
+    results = collect(args.metrics, args.curves, args.benchmarks)
+    write_tables(results.runs, Path(args.out_dir), published=args.published,
+                 grid=_expected(args), curves=results.curves, per_class=results.per_class,
+                 title=args.title)
+
+
+def _read_tables(args: argparse.Namespace):
+    import pandas as pd
+
+    def read(path: str) -> pd.DataFrame:
+        return pd.read_csv(path, keep_default_na=True, dtype={"device": str, "precision": str,
+                                                            "text_strong_view": str})
+
+    runs = read(args.runs)
+    for column in ("text_strong_view", "precision"):
+        if column in runs:
+            runs[column] = runs[column].fillna("")
+    return runs, read(args.grid)
 
 
 def _figures(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from semibench.report.figures import write_figures
+    from semibench.report.tables import build
 
-    runs = pd.read_csv(args.runs)
-    curves = {
-        (r.task, int(r.num_labels), r.algorithm, int(r.seed)): Path(r.metrics_path).with_name(
-            "curve.csv"
-        )
-        for r in runs.itertuples()
-    }
-    write_figures(runs, curves, Path(args.out_dir))
+    runs, grid = _read_tables(args)
+    data = build(runs, grid)
+    write_figures(runs, pd.read_csv(args.curves), pd.read_csv(args.per_class),
+                  Path(args.out_dir), grid=grid, statistics=data.statistics,
+                  cd_groups=args.cd_groups)
 
 
 def _report(args: argparse.Namespace) -> None:
-    import pandas as pd
+    if args.partial:
+        from semibench.config import ConfigError, check_config
+        from semibench.report.partial import partial_report
 
-    from semibench.report.html import write_html
+        prog = "semibench report --partial"
+        if not args.configfile:
+            raise SystemExit(f"{prog}: error: --configfile is required")
+        path = Path(args.configfile)
+        try:
+            config = check_config(_load_yaml(path, prog))
+        except ConfigError as err:
+            raise SystemExit(f"{prog}: error: {path}: {err}") from None
+        page = partial_report(config, Path(args.directory), args.out_dir)
+        print(f"{prog}: wrote {page}", file=sys.stderr)
+        return
+    from semibench.report.html import render_html
+    from semibench.report.tables import build
 
+    missing = [f"--{name}" for name in ("runs", "grid", "out") if not getattr(args, name)]
+    if missing:
+        raise SystemExit(f"semibench report: error: {', '.join(missing)} required "
+                         "(or --partial --configfile CONFIG)")
+    from semibench.io import atomic_write_text
+
+    runs, grid = _read_tables(args)
     config = json.loads(args.config_json) if args.config_json else None
-    figures = sorted(Path(args.figures_dir).glob("*.png"))
-    write_html(pd.read_csv(args.runs), Path(args.summary_md), figures, Path(args.out),
-               title=args.title, config=config, published=args.published)
+    page = render_html(build(runs, grid, args.published), [Path(f) for f in args.figures],
+                       args.title, config)
+    atomic_write_text(Path(args.out), page)
 
 
 def _list(args: argparse.Namespace) -> None:
@@ -158,6 +206,26 @@ def _check_config(args: argparse.Namespace) -> None:
     print(f"{args.configfile}: valid; {len(run_grid(config))} training runs")
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from semibench.config import ConfigError, check_config
+    from semibench.plan import PlanError, as_dict, format_plan, jobs_csv, make_plan
+
+    prog = "semibench plan"
+    path = Path(args.configfile)
+    try:
+        config = check_config(_load_yaml(path, prog))
+        plan = make_plan(config, args.device.lower(), amp=args.amp, compile_mode=args.compile,
+                         algorithms=args.algorithms, calibration=args.calibration,
+                         prepared_root=Path(args.prepared_root) if args.prepared_root else None)
+    except (ConfigError, PlanError) as err:
+        raise SystemExit(f"{prog}: error: {path}: {err}") from None
+    print(format_plan(plan))
+    if args.jobs_csv:
+        jobs_csv(plan, args.jobs_csv)
+    if args.json:
+        Path(args.json).write_text(json.dumps(as_dict(plan), indent=1) + "\n", encoding="utf-8")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semibench", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -209,31 +277,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--jobs-per-gpu", type=int, default=1,
+                   help="training jobs that share one GPU (job packing)")
     p.add_argument("--backtranslations", default="",
                    help="back-translation table of a text task (from `semibench backtranslate`)")
     p.set_defaults(func=_train)
 
-    p = sub.add_parser("aggregate", help="tables of every run's metrics")
-    p.add_argument("--metrics", nargs="+", required=True)
+    published = dict(nargs="*", default=[], metavar="TABLE",
+                     help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, "
+                     "classic_cv")
+    grid_json = dict(default="", help='the configured runs as JSON: {"domains": {task: domain}, '
+                     '"runs": [[task, num_labels, algorithm, seed], ...]}; the report says '
+                     '"n of N runs" and marks what is missing')
+    p = sub.add_parser("aggregate", help="every table of the report, from the runs' files")
+    p.add_argument("--metrics", nargs="*", default=[], help="the runs' metrics.json files")
+    p.add_argument("--curves", nargs="*", default=[],
+                   help="their curve.csv files, in the same order")
+    p.add_argument("--benchmarks", nargs="*", default=[],
+                   help="the Snakemake benchmark files of their train jobs, in the same order")
+    p.add_argument("--grid-json", **grid_json)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--published", nargs="*", default=[], metavar="TABLE",
-                   help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, classic_cv")
+    p.add_argument("--published", **published)
+    p.add_argument("--title", default="SemiBench results")
     p.set_defaults(func=_aggregate)
 
-    p = sub.add_parser("figures", help="one figure per task")
-    p.add_argument("--runs", required=True)
+    p = sub.add_parser("figures", help="every figure of the report, from aggregate's tables")
+    p.add_argument("--runs", required=True, help="runs.csv")
+    p.add_argument("--grid", required=True, help="grid.csv (the configured runs)")
+    p.add_argument("--curves", required=True, help="curves.csv")
+    p.add_argument("--per-class", required=True, help="per_class.csv")
+    p.add_argument("--cd-groups", nargs="*", default=[], metavar="GROUP",
+                   help="statistics groups (domains, all) that get a critical-difference "
+                   "diagram")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=_figures)
 
-    p = sub.add_parser("report", help="the self-contained HTML report")
-    p.add_argument("--runs", required=True)
-    p.add_argument("--summary-md", required=True)
-    p.add_argument("--figures-dir", required=True)
-    p.add_argument("--out", required=True)
+    p = sub.add_parser("report", help="the self-contained HTML report (--partial: of whatever "
+                       "has finished, from a config)")
+    p.add_argument("--runs", help="runs.csv")
+    p.add_argument("--grid", help="grid.csv (the configured runs)")
+    p.add_argument("--figures", nargs="*", default=[], help="the PNGs to embed")
+    p.add_argument("--out", help="the page to write")
     p.add_argument("--title", default="SemiBench report")
     p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
-    p.add_argument("--published", nargs="*", default=[], metavar="TABLE",
-                   help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, classic_cv")
+    p.add_argument("--published", **published)
+    p.add_argument("--partial", action="store_true",
+                   help="render the finished runs of --configfile into "
+                   "reports/<benchmark>/partial/ (while a sweep runs): 'n of N runs'")
+    p.add_argument("--configfile", help="with --partial: the benchmark config")
+    p.add_argument("--directory", default=".",
+                   help="with --partial: the workflow's working directory (default: .)")
+    p.add_argument("--out-dir", default=None,
+                   help="with --partial: where to write (default: reports/<benchmark>/partial)")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("list", help="registered tasks, algorithms and backbones")
@@ -242,6 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a benchmark config file")
     p.add_argument("configfile")
     p.set_defaults(func=_check_config)
+
+    p = sub.add_parser("plan", help="FLOPs per step, time per job and device-hours of a config, "
+                       "before anything runs")
+    p.add_argument("--configfile", required=True)
+    p.add_argument("--device", required=True,
+                   help="cpu, h200, h100, a100, l40s or v100 (times from the calibration table, "
+                   "else the datasheet peak x a stated efficiency, marked uncalibrated)")
+    p.add_argument("--amp", default=None, help="none, bf16 or fp16 (default: the config's)")
+    p.add_argument("--compile", default=None,
+                   help="none, default or reduce-overhead (default: the config's)")
+    p.add_argument("--algorithms", nargs="+", default=None,
+                   help="plan only these algorithms (e.g. fixmatch)")
+    p.add_argument("--calibration", default=None,
+                   help="a calibration CSV (default: the one shipped in the package)")
+    p.add_argument("--prepared-root", default="data/prepared",
+                   help="where prepared meta.json files give the evaluation set sizes")
+    p.add_argument("--jobs-csv", default=None, help="write one row per job here")
+    p.add_argument("--json", default=None, help="write the whole plan as JSON here")
+    p.set_defaults(func=_plan)
     return parser
 
 

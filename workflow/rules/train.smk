@@ -11,6 +11,7 @@ rule train:
         run=run_settings,
         out_dir=RUN_DIR,
         backtranslations=lambda wildcards, input: input.get("backtranslations", ""),
+        jobs_per_gpu=config["jobs_per_gpu"],
     threads: config["threads"]
     resources:
         gpu=config["gpus_per_job"],
@@ -23,4 +24,5 @@ rule train:
     shell:
         "semibench train --run-config {params.run} --prepared data/prepared/{wildcards.task}"
         " --split {input.split} --out-dir {params.out_dir} --threads {threads}"
+        " --jobs-per-gpu {params.jobs_per_gpu}"
         " --backtranslations '{params.backtranslations}' 2> {log}"

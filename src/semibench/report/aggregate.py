@@ -1,7 +1,9 @@
-"""Aggregate per-run metrics into tables: runs.csv, summary.csv and summary.md.
+"""Collect every run's files into data frames, and the per-cell statistics all tables share.
 
-Everything a report shows is computed here from the ``metrics.json`` files, so the CSV, the
-Markdown and the HTML page cannot disagree with each other.
+The inputs are exactly the files a caller names (the ``metrics.json``, ``curve.csv`` and
+Snakemake benchmark files of the runs the workflow declared): nothing is globbed and no path
+is derived from another file's contents. Everything a report shows is computed from the frames
+built here, so the CSVs, the Markdown, the LaTeX and the HTML page cannot disagree.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
 
-from semibench.io import atomic_write_text, read_json
-from semibench.report import published as usb
+from semibench.io import read_json
+from semibench.report.layout import LOWER_BOUND, UPPER_BOUND
 
 #: columns of :func:`collect_runs`, in order
 RUN_COLUMNS: tuple[str, ...] = (
@@ -33,9 +37,25 @@ RUN_COLUMNS: tuple[str, ...] = (
     "best_iteration",
     "wall_time_s",
     "device",
+    "threads",
+    "precision",
     "text_strong_view",
+    "job_wall_s",
+    "job_cpu_s",
+    "job_max_rss_mb",
     "metrics_path",
 )
+#: columns of the expected-runs frame (``grid.csv``)
+GRID_COLUMNS: tuple[str, ...] = ("task", "domain", "num_labels", "algorithm", "seed")
+#: run keys that prefix ``curves.csv`` and ``per_class.csv``
+KEY_COLUMNS: tuple[str, ...] = ("task", "num_labels", "algorithm", "seed")
+#: columns of ``curve.csv`` as the trainer writes them
+CURVE_COLUMNS: tuple[str, ...] = (
+    "iteration", "lr", "loss", "sup_loss", "unsup_loss", "mask_ratio", "pseudo_label_acc",
+    "val_error", "test_error", "elapsed_s",
+)
+PER_CLASS_COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "class_index", "class_name",
+                                      "best_accuracy", "last_accuracy")
 #: columns of :func:`summarize`, in order
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "task",
@@ -60,10 +80,16 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "baseline_mean",
     "mean_difference",
     "p_value",
+    "p_holm",
 )
-#: the lower bound (labelled data only) is listed first, the upper bound (all labels) last
-LOWER_BOUND = "supervised"
-UPPER_BOUND = "fullysupervised"
+#: a paired test over fewer shared seeds than this means nothing: no p-value is given
+MIN_SEEDS_FOR_TEST = 3
+PAIRED_TEST = (
+    "two-sided paired t-test over the seeds both runs have (a seed fixes the labelled split "
+    "and the data order, so pairing by seed removes that variance), Holm–Bonferroni "
+    "correction over every comparison in the table; no p-value with fewer than "
+    f"{MIN_SEEDS_FOR_TEST} shared seeds"
+)
 #: what the two table sets show, keyed by the ``which`` argument of :func:`error_table`
 CHECKPOINTS: dict[str, str] = {
     "best": "Test error (%) at the checkpoint with the lowest validation error",
@@ -141,8 +167,39 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _read_run(path: Path) -> dict[str, Any]:
-    """One row of :func:`collect_runs`; any problem is reported with the file's path."""
+def precision(device: str, config: Any) -> str:
+    """The arithmetic a run trained in: bf16 autocast on a GPU when ``train.amp`` is bf16
+    (the trainer's rule), fp32 otherwise; "not recorded" for a GPU run without the key."""
+    train = config.get("train") if isinstance(config, Mapping) else None
+    amp = train.get("amp") if isinstance(train, Mapping) else None
+    if device == "cpu":
+        return "fp32"
+    if amp is None:
+        return "not recorded"
+    return "bf16 autocast" if amp == "bf16" else "fp32"
+
+
+def _per_class(key: tuple, data: Mapping[str, Any], best: Mapping[str, Any],
+               last: Mapping[str, Any]) -> list[dict[str, Any]]:
+    best_acc = best.get("test_per_class_accuracy")
+    if not isinstance(best_acc, list):
+        return []
+    last_acc = last.get("test_per_class_accuracy")
+    if not isinstance(last_acc, list) or len(last_acc) != len(best_acc):
+        last_acc = [math.nan] * len(best_acc)
+    names = data.get("classes")
+    if not isinstance(names, list) or len(names) != len(best_acc):
+        names = [str(i) for i in range(len(best_acc))]
+    return [
+        dict(zip(KEY_COLUMNS, key, strict=True), class_index=i, class_name=str(name),
+             best_accuracy=float(b) if b is not None else math.nan,
+             last_accuracy=float(la) if la is not None else math.nan)
+        for i, (name, b, la) in enumerate(zip(names, best_acc, last_acc, strict=True))
+    ]
+
+
+def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One row of :func:`collect_runs` and its per-class rows; problems name the file."""
     try:
         data = read_json(path)
     except (OSError, UnicodeDecodeError, JSONDecodeError) as err:
@@ -152,7 +209,9 @@ def _read_run(path: Path) -> dict[str, Any]:
             raise ValueError(f"top level must be an object, got {type(data).__name__}")
         best = _section(data, "best")
         last = _section(data, "last")
-        return {
+        device = _str_field(data, "device")
+        threads = data.get("threads")
+        row = {
             "task": _str_field(data, "task"),
             "domain": _str_field(data, "domain"),
             "num_labels": _int_field(data, "num_labels"),
@@ -163,38 +222,166 @@ def _read_run(path: Path) -> dict[str, Any]:
             "best_val_error": _num_field(best, "val_error", "best."),
             "best_iteration": _int_field(best, "iteration", "best."),
             "wall_time_s": _num_field(data, "wall_time_s"),
-            "device": _str_field(data, "device"),
+            "device": device,
+            "threads": threads if isinstance(threads, int) and not isinstance(threads, bool)
+            else math.nan,
+            "precision": precision(device, data.get("config")),
             # text runs: back-translation (USB) or the token-edit stand-in; "" elsewhere
             "text_strong_view": str(data.get("text_strong_view") or ""),
+            "job_wall_s": math.nan,
+            "job_cpu_s": math.nan,
+            "job_max_rss_mb": math.nan,
             "metrics_path": str(path),
         }
     except ValueError as err:
         raise MetricsFormatError(f"{path}: malformed metrics file: {err}") from err
+    key = tuple(row[k] for k in KEY_COLUMNS)
+    return row, _per_class(key, data, best, last)
 
 
-def collect_runs(metrics_paths: Sequence[str | Path]) -> pd.DataFrame:
-    """One row per run (columns :data:`RUN_COLUMNS`), sorted in benchmark order.
+def read_benchmark(path: str | Path) -> dict[str, float]:
+    """Wall time, CPU time and peak resident memory of one job from Snakemake's benchmark
+    file (a TSV with columns ``s``, ``cpu_time``, ``max_rss`` in MB; the last line is the
+    last attempt). Unmeasured values ("NA", "-") are NaN."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, sep="\t", na_values=["NA", "-", ""])
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: cannot read Snakemake benchmark file: {err}") from err
+    if frame.empty or "s" not in frame.columns:
+        raise ValueError(f"{path}: not a Snakemake benchmark file (no 's' column)")
+    row = frame.iloc[-1]
 
-    Raises :class:`MetricsFormatError` naming the file for unreadable or incomplete metrics,
-    and for two files claiming the same (task, num_labels, algorithm, seed), which would
-    otherwise silently double-count a seed.
+    def number(column: str) -> float:
+        value = pd.to_numeric(row.get(column, math.nan), errors="coerce")
+        return float(value) if pd.notna(value) else math.nan
+
+    return {"job_wall_s": number("s"), "job_cpu_s": number("cpu_time"),
+            "job_max_rss_mb": number("max_rss")}
+
+
+def read_curve(path: str | Path) -> pd.DataFrame:
+    """The evaluated rows of one ``curve.csv``, numeric, sorted by iteration."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise ValueError(f"{path}: cannot read curve file: {err}") from err
+    missing = {"iteration", "val_error"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: curve file lacks column(s) {', '.join(sorted(missing))}")
+    out = pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
+                        else np.nan for c in CURVE_COLUMNS})
+    out = out.dropna(subset=["iteration", "val_error"])
+    return out.sort_values("iteration", kind="mergesort").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Results:
+    """Everything read from the runs' files: one row per run, per evaluation, per class."""
+
+    runs: pd.DataFrame
+    curves: pd.DataFrame
+    per_class: pd.DataFrame
+
+
+def _check_pairs(kind: str, paths: Sequence[Path], metrics: Sequence[Path]) -> None:
+    if paths and len(paths) != len(metrics):
+        raise ValueError(f"{len(paths)} {kind} file(s) for {len(metrics)} metrics files: "
+                         f"give one per run, in the order of the metrics files")
+
+
+def collect(
+    metrics_paths: Sequence[str | Path],
+    curve_paths: Sequence[str | Path] = (),
+    benchmark_paths: Sequence[str | Path] = (),
+) -> Results:
+    """Read the named files of a set of runs.
+
+    ``curve_paths`` and ``benchmark_paths`` (either may be empty) are given in the order of
+    ``metrics_paths``, one per run; a curve must sit next to its metrics file. A run whose
+    benchmark file is missing (a partial report, a run made outside Snakemake) gets NaN job
+    costs. Raises :class:`MetricsFormatError` naming the file for unreadable or incomplete
+    metrics and for two files claiming the same (task, num_labels, algorithm, seed).
     """
-    rows = [_read_run(Path(p)) for p in metrics_paths]
-    seen: dict[tuple[str, int, str, int], str] = {}
-    for row in rows:
-        key = (row["task"], row["num_labels"], row["algorithm"], row["seed"])
+    metrics = [Path(p) for p in metrics_paths]
+    curves = [Path(p) for p in curve_paths]
+    benchmarks = [Path(p) for p in benchmark_paths]
+    _check_pairs("curve", curves, metrics)
+    _check_pairs("benchmark", benchmarks, metrics)
+    rows: list[dict[str, Any]] = []
+    per_class: list[dict[str, Any]] = []
+    curve_frames: list[pd.DataFrame] = []
+    seen: dict[tuple, str] = {}
+    for i, path in enumerate(metrics):
+        row, classes = _read_run(path)
+        key = tuple(row[k] for k in KEY_COLUMNS)
         if key in seen:
-            raise MetricsFormatError(
-                f"{row['metrics_path']}: duplicate run {key} (also in {seen[key]})"
-            )
-        seen[key] = row["metrics_path"]
-    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
-    if frame.empty:
-        frame = frame.astype(
+            raise MetricsFormatError(f"{path}: duplicate run {key} (also in {seen[key]})")
+        seen[key] = str(path)
+        if benchmarks and benchmarks[i].exists():
+            row.update(read_benchmark(benchmarks[i]))
+        if curves:
+            if curves[i].parent != path.parent:
+                raise ValueError(f"{curves[i]}: curve file is not next to its metrics file "
+                                 f"{path}")
+            if curves[i].exists():
+                curve = read_curve(curves[i])
+                for k, v in zip(KEY_COLUMNS, key, strict=True):
+                    curve.insert(KEY_COLUMNS.index(k), k, v)
+                curve_frames.append(curve)
+        rows.append(row)
+        per_class += classes
+    runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    if runs.empty:
+        runs = runs.astype(
             {"num_labels": "int64", "seed": "int64", "best_iteration": "int64"}
-            | {c: "float64" for c in RUN_COLUMNS if c.endswith(("_error", "_s"))}
+            | {c: "float64" for c in RUN_COLUMNS if c.endswith(("_error", "_s", "_mb"))}
         )
+    curve_frame = (pd.concat(curve_frames, ignore_index=True) if curve_frames
+                   else pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS]))
+    return Results(
+        runs=_sort_frame(runs, extra=["seed"]),
+        curves=_sort_frame(curve_frame, extra=["seed", "iteration"]) if curve_frames
+        else curve_frame,
+        per_class=_sort_frame(pd.DataFrame(per_class, columns=list(PER_CLASS_COLUMNS)),
+                              extra=["seed", "class_index"]),
+    )
+
+
+def collect_runs(
+    metrics_paths: Sequence[str | Path], benchmark_paths: Sequence[str | Path] = ()
+) -> pd.DataFrame:
+    """One row per run (columns :data:`RUN_COLUMNS`), sorted in benchmark order."""
+    return collect(metrics_paths, benchmark_paths=benchmark_paths).runs
+
+
+def grid_frame(grid: Iterable[Sequence[Any]], domains: Mapping[str, str]) -> pd.DataFrame:
+    """The expected runs (``grid.csv``): (task, num_labels, algorithm, seed) tuples of the
+    config, with each task's domain from ``domains``."""
+    rows = [
+        {"task": str(t), "domain": str(domains[str(t)]), "num_labels": int(n),
+         "algorithm": str(a), "seed": int(s)}
+        for t, n, a, s in grid
+    ]
+    frame = pd.DataFrame(rows, columns=list(GRID_COLUMNS))
+    if frame.empty:
+        frame = frame.astype({"num_labels": "int64", "seed": "int64"})
     return _sort_frame(frame, extra=["seed"])
+
+
+def grid_from_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """When no grid is known, the runs that exist are what was expected."""
+    return _sort_frame(runs[list(GRID_COLUMNS)].drop_duplicates(), extra=["seed"])
+
+
+def missing_runs(runs: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``grid`` without a finished run."""
+    if grid.empty:
+        return grid.copy()
+    done = set(runs[list(KEY_COLUMNS)].itertuples(index=False, name=None)) if len(runs) else set()
+    keep = [tuple(r) not in done for r in grid[list(KEY_COLUMNS)].itertuples(index=False)]
+    return grid.loc[keep].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -221,6 +408,37 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return _sort_frame(summary[list(SUMMARY_COLUMNS)])
 
 
+def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> pd.DataFrame:
+    """:func:`summarize` for every expected (task, num_labels, algorithm) cell of ``grid``
+    (default: the cells that have runs), with ``expected_seeds`` and ``status``: "complete",
+    "partial" (fewer seeds than expected) or "missing" (none). A cell is never dropped."""
+    if grid is None:
+        grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
+    keys = ["task", "num_labels", "algorithm"]
+    expected = (grid.groupby(keys, sort=False)
+                .agg(domain=("domain", "first"), expected_seeds=("seed", "nunique"))
+                .reset_index())
+    summary = summarize(runs)
+    if summary.empty:
+        summary = pd.DataFrame(columns=list(SUMMARY_COLUMNS))
+    merged = expected.merge(summary.drop(columns="domain"), on=keys, how="outer")
+    if merged.empty:
+        return pd.DataFrame(columns=[*SUMMARY_COLUMNS, "expected_seeds", "status"])
+    domain = summary.set_index(keys)["domain"] if len(summary) else pd.Series(dtype=object)
+    merged["domain"] = [
+        d if isinstance(d, str) else domain.get(tuple(k), "")
+        for d, k in zip(merged["domain"], merged[keys].itertuples(index=False), strict=True)
+    ]
+    merged["n_seeds"] = merged["n_seeds"].fillna(0).astype(int)
+    merged["expected_seeds"] = np.maximum(merged["expected_seeds"].fillna(0).astype(int),
+                                          merged["n_seeds"])
+    merged["status"] = np.where(
+        merged["n_seeds"] == 0, "missing",
+        np.where(merged["n_seeds"] < merged["expected_seeds"], "partial", "complete"))
+    merged["num_labels"] = merged["num_labels"].astype(int)
+    return _sort_frame(merged[[*SUMMARY_COLUMNS, "expected_seeds", "status"]])
+
+
 def compare_to_baseline(
     runs: pd.DataFrame, baseline: str = LOWER_BOUND, metric: str = "best_test_error"
 ) -> pd.DataFrame:
@@ -229,21 +447,25 @@ def compare_to_baseline(
     Pairing by seed removes the variance that comes from the labelled split, which the two
     runs share. ``mean_difference`` = algorithm - baseline (negative: fewer errors);
     ``p_value`` is the two-sided paired t-test (:func:`scipy.stats.ttest_rel`), NaN with
-    fewer than two shared seeds.
+    fewer than :data:`MIN_SEEDS_FOR_TEST` shared seeds; ``p_holm`` is the Holm-Bonferroni
+    adjusted p-value over every comparison that has one (statsmodels' ``multipletests``).
+    The upper bound is not compared: it sees every label.
     """
     if metric not in runs.columns:
         raise ValueError(f"unknown metric {metric!r}; columns: {', '.join(runs.columns)}")
     rows: list[dict[str, Any]] = []
     for (task, num_labels), group in runs.groupby(["task", "num_labels"], sort=False):
         base = group.loc[group["algorithm"] == baseline].set_index("seed")[metric]
-        others = group.loc[group["algorithm"] != baseline]
+        if base.empty:
+            continue
+        others = group.loc[~group["algorithm"].isin([baseline, UPPER_BOUND])]
         for algorithm, alg_group in others.groupby("algorithm", sort=False):
             values = alg_group.set_index("seed")[metric]
             shared = sorted(set(values.index) & set(base.index))
             a = values.loc[shared].to_numpy(dtype=float)
             b = base.loc[shared].to_numpy(dtype=float)
             p_value = math.nan
-            if len(shared) >= 2:
+            if len(shared) >= MIN_SEEDS_FOR_TEST:
                 with warnings.catch_warnings():
                     # identical differences make the t statistic degenerate; scipy warns
                     warnings.simplefilter("ignore", RuntimeWarning)
@@ -259,9 +481,14 @@ def compare_to_baseline(
                     "baseline_mean": float(b.mean()) if shared else math.nan,
                     "mean_difference": float((a - b).mean()) if shared else math.nan,
                     "p_value": p_value,
+                    "p_holm": math.nan,
                 }
             )
     frame = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    tested = frame["p_value"].notna()
+    if tested.any():
+        frame.loc[tested, "p_holm"] = multipletests(frame.loc[tested, "p_value"],
+                                                    method="holm")[1]
     return _sort_frame(frame)
 
 
@@ -286,6 +513,26 @@ def format_p(p: float) -> str:
 def format_diff(d: float) -> str:
     """Signed, so that an improvement (negative) is visible at a glance."""
     return f"{d:+.2f}" if np.isfinite(d) else "n/a"
+
+
+def plural(n: int, word: str) -> str:
+    """"1 setting", "2 settings"."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def format_test_p(p: float, n_shared: int) -> str:
+    """A paired test's p-value, or why there is none."""
+    if n_shared < MIN_SEEDS_FOR_TEST:
+        return f"too few seeds ({n_shared})"
+    return format_p(p)
+
+
+def format_hours(seconds: float) -> str:
+    """Seconds as hours, with enough digits for CPU-sized and GPU-sized runs alike."""
+    if not np.isfinite(seconds):
+        return "n/a"
+    hours = seconds / 3600
+    return f"{hours:.3f}" if hours < 10 else f"{hours:,.1f}"
 
 
 def error_table(
@@ -324,10 +571,19 @@ def error_table(
     return cells, bold
 
 
-def describe_runs(runs: pd.DataFrame) -> str:
+def run_count(runs: pd.DataFrame, grid: pd.DataFrame | None) -> tuple[int, int]:
+    """(finished, expected) runs of ``grid`` (without a grid: the runs there are)."""
+    if grid is None or grid.empty:
+        return len(runs), len(runs)
+    return len(grid) - len(missing_runs(runs, grid)), len(grid)
+
+
+def describe_runs(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> str:
     """One sentence saying what the report was computed from (all counts from the data)."""
+    done, expected = run_count(runs, grid)
     if runs.empty:
-        return "No runs were found."
+        return f"No runs have finished (0 of {expected} runs)." if expected else \
+            "No runs were found."
     tasks = sorted(runs["task"].unique())
     algorithms = order_algorithms(runs["algorithm"])
     seeds = sorted(int(s) for s in runs["seed"].unique())
@@ -336,7 +592,7 @@ def describe_runs(runs: pd.DataFrame) -> str:
     seeds_per_cell = str(lo) if lo == hi else f"{lo}–{hi}"
     devices = sorted(runs["device"].unique())
     return (
-        f"{len(runs)} runs over {len(tasks)} task{'s' if len(tasks) != 1 else ''} "
+        f"{done} of {expected} runs over {len(tasks)} task{'s' if len(tasks) != 1 else ''} "
         f"({', '.join(tasks)}), {len(algorithms)} algorithm"
         f"{'s' if len(algorithms) != 1 else ''} ({', '.join(algorithms)}) and "
         f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
@@ -350,118 +606,9 @@ def _text_view_note(runs: pd.DataFrame) -> str:
     """Say which text tasks used the token-edit stand-in instead of USB's back-translation."""
     if "text_strong_view" not in runs:
         return ""
-    stand_in = runs.loc[runs["text_strong_view"].fillna("").str.startswith("token-edit"), "task"]
+    stand_in = runs.loc[runs["text_strong_view"].fillna("").astype(str)
+                        .str.startswith("token-edit"), "task"]
     if stand_in.empty:
         return ""
     return (f" Strong text view of {', '.join(sorted(stand_in.unique()))}: the token-edit "
             "stand-in, not USB's back-translation.")
-
-
-def _md_escape(text: object) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
-    lines = [
-        "| " + " | ".join(_md_escape(h) for h in header) + " |",
-        "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|",
-    ]
-    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _task_domains(summary: pd.DataFrame) -> dict[str, str]:
-    return {str(t): str(d) for t, d in summary.groupby("task", sort=True)["domain"].first().items()}
-
-
-def render_markdown(
-    runs: pd.DataFrame, baseline: str = LOWER_BOUND, published: Sequence[str] = ()
-) -> str:
-    """The text of ``summary.md``: per-task tables for best and last, the comparison with
-    ``baseline``, then (if ``published`` names USB result tables) USB's published numbers."""
-    summary = summarize(runs)
-    parts = ["# SemiBench results", "", describe_runs(runs), ""]
-    domains = _task_domains(summary)
-    for which, heading in CHECKPOINTS.items():
-        parts += [f"## {heading}", ""]
-        parts += [
-            f"Cells: mean ± std over seeds (sample std). Bold: lowest mean per label budget, "
-            f"ignoring {UPPER_BOUND} (an upper bound trained on all labels).",
-            "",
-        ]
-        for task, domain in domains.items():
-            cells, bold = error_table(summary, task, which)
-            header = ["algorithm", *(f"{b} labels" for b in cells.columns)]
-            rows = [
-                [
-                    str(alg),
-                    *(
-                        f"**{cells.at[alg, b]}**" if bold.at[alg, b] else cells.at[alg, b]
-                        for b in cells.columns
-                    ),
-                ]
-                for alg in cells.index
-            ]
-            align = ["l", *("r" for _ in cells.columns)]
-            parts += [f"### {task} ({domain})", "", _md_table(header, rows, align), ""]
-    comparison = compare_to_baseline(runs, baseline=baseline)
-    parts += [f"## Paired comparison with {baseline}", ""]
-    if comparison.empty or not (runs["algorithm"] == baseline).any():
-        parts += [f"No {baseline} runs to compare with.", ""]
-    else:
-        parts += [
-            f"Difference in test error at the best-validation checkpoint (algorithm - {baseline}, "
-            "percentage points; negative = better) over the seeds both have, with the two-sided "
-            "paired t-test p-value (n/a with fewer than 2 shared seeds).",
-            "",
-        ]
-        rows = [
-            [
-                str(r.task),
-                str(r.num_labels),
-                str(r.algorithm),
-                str(r.n_shared_seeds),
-                format_diff(r.mean_difference),
-                format_p(r.p_value),
-            ]
-            for r in comparison.itertuples(index=False)
-        ]
-        header = ["task", "labels", "algorithm", "shared seeds", "mean difference", "p-value"]
-        parts += [_md_table(header, rows, ["l", "r", "l", "r", "r", "r"]), ""]
-    if published:
-        table = usb.compare_to_published(summary, published)
-        parts += [f"## USB's published error rates ({', '.join(published)})", "", usb.NOTE, ""]
-        if table.empty:
-            parts += ["None of these runs is a cell USB published.", ""]
-        else:
-            rows = [
-                [str(r.task), str(r.num_labels), str(r.algorithm),
-                 format_cell(r.ours_mean, r.ours_std), format_cell(r.usb_mean, r.usb_std),
-                 format_diff(r.difference)]
-                for r in table.itertuples(index=False)
-            ]
-            header = ["task", "labels", "algorithm", "ours", "USB", "difference"]
-            parts += [_md_table(header, rows, ["l", "r", "l", "r", "r", "r"]), ""]
-    return "\n".join(parts)
-
-
-def write_tables(
-    runs: pd.DataFrame, out_dir: str | Path, published: Sequence[str] = ()
-) -> dict[str, Path]:
-    """Write ``runs.csv``, ``summary.csv``, ``usb_published.csv`` and ``summary.md``
-    atomically; return their paths.
-
-    Keys are the file names. ``usb_published.csv`` compares with the USB result tables named
-    in ``published`` (header only when none is named). Floats are written at full precision
-    so that CSVs can be re-analysed without rounding artefacts; only the Markdown is rounded.
-    """
-    out_dir = Path(out_dir)
-    names = ("runs.csv", "summary.csv", "usb_published.csv", "summary.md")
-    paths = {name: out_dir / name for name in names}
-    summary = summarize(runs)
-    comparison = usb.compare_to_published(summary, published)
-    for name, frame in (("runs.csv", runs), ("summary.csv", summary),
-                        ("usb_published.csv", comparison)):
-        atomic_write_text(paths[name], frame.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(paths["summary.md"], render_markdown(runs, published=published))
-    return paths

@@ -33,6 +33,7 @@ COLUMNS: tuple[str, ...] = (
     "usb_mean",
     "usb_std",
     "difference",
+    "within_2std",
 )
 NOTE = (
     "USB's published test error (%, mean ± std over 3 seeds, from its result CSVs) next to "
@@ -57,7 +58,10 @@ def load_published(benchmarks: Sequence[str] = BENCHMARKS) -> pd.DataFrame:
 def compare_to_published(summary: pd.DataFrame, benchmarks: Sequence[str]) -> pd.DataFrame:
     """One row per (task, num_labels, algorithm) of ``summary`` that USB published.
 
-    ``summary`` is :func:`semibench.report.aggregate.summarize`'s frame. A cell matches when
+    ``summary`` is :func:`semibench.report.aggregate.summarize`'s frame, or
+    :func:`~semibench.report.aggregate.cells` (every configured cell: one without a finished
+    run is kept, with NaN for ours). ``within_2std``: our mean lies inside USB's mean ± 2 std
+    (NaN where ours is missing). A cell matches when
     the task, the label budget (after :data:`BUDGET_ALIASES`) and the algorithm are equal;
     cells USB did not publish are left out. Benchmarks are tried in the given order, so a
     task that two USB tables share (CIFAR-100 with 400 labels is in both ``usb_cv`` and
@@ -84,4 +88,18 @@ def compare_to_published(summary: pd.DataFrame, benchmarks: Sequence[str]) -> pd
     )
     merged = ours.merge(published, on=["task", "usb_num_labels", "algorithm"], how="inner")
     merged["difference"] = merged["ours_mean"] - merged["usb_mean"]
+    inside = (merged["difference"].abs() <= 2 * merged["usb_std"]).astype(object)
+    merged["within_2std"] = inside.where(merged["ours_mean"].notna(), None)
     return merged[list(COLUMNS)].reset_index(drop=True)
+
+
+def summary_line(table: pd.DataFrame) -> str:
+    """One line: on how many published cells ours is inside USB's mean ± 2 std."""
+    if table.empty:
+        return "None of this benchmark's cells is one USB published."
+    done = table.loc[table["ours_mean"].notna()]
+    inside = int((done["within_2std"] == True).sum())  # noqa: E712 (object column)
+    text = (f"Ours is inside USB's mean ± 2 std on {inside} of {len(done)} published "
+            f"cell{'s' if len(done) != 1 else ''}")
+    missing = len(table) - len(done)
+    return text + (f" ({missing} more not finished yet)." if missing else ".")

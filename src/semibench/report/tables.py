@@ -1,0 +1,293 @@
+"""Every table of the report, computed once (:func:`build`) and written as files.
+
+:func:`write_tables` writes, into one folder: the data (``runs.csv``, ``grid.csv`` = the
+configured runs, ``curves.csv``, ``per_class.csv``), the paper tables per domain
+(``paper_<domain>.csv/.md/.tex``), the statistics (``statistics.csv``,
+``statistics_ranks.csv``, ``statistics_posthoc.csv``), the paired comparisons
+(``comparisons.csv``), the cost (``cost.csv``), USB's published numbers next to ours
+(``usb_published.csv``), the per-cell summary (``summary.csv``) and all of it as Markdown
+(``summary.md``). Floats in CSVs keep full precision; only Markdown, LaTeX and HTML round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from semibench.io import atomic_write_text
+from semibench.report import cost as costs
+from semibench.report import paper
+from semibench.report import published as usb
+from semibench.report.aggregate import (
+    CHECKPOINTS,
+    CURVE_COLUMNS,
+    GRID_COLUMNS,
+    KEY_COLUMNS,
+    LOWER_BOUND,
+    PAIRED_TEST,
+    PER_CLASS_COLUMNS,
+    UPPER_BOUND,
+    cells,
+    compare_to_baseline,
+    describe_runs,
+    error_table,
+    format_cell,
+    format_diff,
+    format_hours,
+    format_test_p,
+    grid_from_runs,
+    missing_runs,
+    plural,
+    run_count,
+    summarize,
+)
+from semibench.report.layout import DOMAIN_TITLES, PAPER_FORMATS, PAPER_TABLE
+from semibench.report.stats import FriedmanResult, friedman_groups, statistics_frames
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What every rendering of the report shows, computed from the runs and the grid."""
+
+    runs: pd.DataFrame
+    grid: pd.DataFrame
+    cells: pd.DataFrame
+    domains: dict[str, str]
+    paper: list[paper.PaperTable]
+    paper_last: list[paper.PaperTable]
+    statistics: list[FriedmanResult]
+    comparisons: pd.DataFrame
+    cost: pd.DataFrame
+    published: pd.DataFrame
+    published_tables: tuple[str, ...]
+    missing: pd.DataFrame
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(finished, configured) runs."""
+        return run_count(self.runs, self.grid)
+
+    @property
+    def complete(self) -> bool:
+        done, expected = self.counts
+        return done == expected
+
+
+def _domains(grid: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
+    pairs = pd.concat([grid[["task", "domain"]], runs[["task", "domain"]]])
+    return {str(t): str(d) for t, d in pairs.drop_duplicates("task").itertuples(index=False)}
+
+
+def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
+          published: Sequence[str] = ()) -> ReportData:
+    """All tables of the report. ``grid`` (``grid.csv``): the configured runs; without it,
+    the runs that exist are taken as everything that was configured."""
+    if grid is None:
+        grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
+    all_cells = cells(runs, grid)
+    domains = _domains(grid, runs)
+    return ReportData(
+        runs=runs, grid=grid, cells=all_cells, domains=domains,
+        paper=paper.paper_tables(all_cells, domains, "best"),
+        paper_last=paper.paper_tables(all_cells, domains, "last"),
+        statistics=friedman_groups(all_cells, domains),
+        comparisons=compare_to_baseline(runs),
+        cost=costs.cost_frame(runs),
+        published=usb.compare_to_published(all_cells, published),
+        published_tables=tuple(published),
+        missing=missing_runs(runs, grid),
+    )
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_escape(text: object) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence[str]) -> str:
+    lines = [
+        "| " + " | ".join(_md_escape(h) for h in header) + " |",
+        "|" + "|".join("---:" if a == "r" else ":---" for a in align) + "|",
+    ]
+    lines += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _statistics_markdown(data: ReportData) -> list[str]:
+    parts = ["## Statistics across settings", "",
+             "Friedman test over the settings (task × label budget) of each domain and of all "
+             "of them, Nemenyi post-hoc test, critical difference (Demšar 2006); algorithms "
+             "ranked by mean test error at the best-validation checkpoint.", ""]
+    for r in data.statistics:
+        parts += [f"### {r.title}", "", r.message, ""]
+        if r.excluded:
+            parts += [f"Not in the test (not configured on every setting of this group): "
+                      f"{', '.join(r.excluded)}.", ""]
+        if len(r.mean_ranks):
+            rows = [[a, f"{v:.2f}"] for a, v in r.mean_ranks.sort_values().items()]
+            parts += [_md_table(["algorithm", f"mean rank over {plural(len(r.settings), 'setting')}"],
+                                rows, ["l", "r"]), ""]
+    return parts
+
+
+def _comparison_markdown(data: ReportData) -> list[str]:
+    parts = [f"## Paired comparison with {LOWER_BOUND}", ""]
+    if data.comparisons.empty:
+        return parts + [f"No {LOWER_BOUND} runs to compare with.", ""]
+    parts += [f"Difference in test error at the best-validation checkpoint (algorithm − "
+              f"{LOWER_BOUND}, percentage points; negative = better). Test: {PAIRED_TEST}.", ""]
+    rows = [[str(r.task), str(r.num_labels), str(r.algorithm), str(r.n_shared_seeds),
+             format_diff(r.mean_difference), format_test_p(r.p_value, r.n_shared_seeds),
+             format_test_p(r.p_holm, r.n_shared_seeds)]
+            for r in data.comparisons.itertuples(index=False)]
+    header = ["task", "labels", "algorithm", "shared seeds", "mean difference", "p-value",
+              "Holm p-value"]
+    return parts + [_md_table(header, rows, ["l", "r", "l", "r", "r", "r", "r"]), ""]
+
+
+def cost_rows(table: pd.DataFrame, keys: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows of a cost table (shared by Markdown and HTML)."""
+    header = [*keys, "runs", "device (precision)", "device-hours", "min per run",
+              "job hours", "peak memory (GB)"]
+    rows = []
+    for r in table.to_dict("records"):
+        rows.append([*(str(r[k]) for k in keys), str(r["runs"]),
+                     f"{r['device']} ({r['precision']})", f"{r['device_h']:.3f}",
+                     f"{r['mean_run_min']:.1f}",
+                     f"{r['job_h']:.3f}" if pd.notna(r["job_h"]) else "n/a",
+                     f"{r['peak_rss_gb']:.2f}" if pd.notna(r["peak_rss_gb"]) else "n/a"])
+    return header, rows
+
+
+def _cost_markdown(data: ReportData) -> list[str]:
+    parts = ["## Cost", "", costs.device_statement(data.runs), ""]
+    if data.runs.empty:
+        return parts
+    for keys, title in ((["algorithm"], "Per algorithm"), (["task"], "Per task")):
+        header, rows = cost_rows(costs.cost_table(data.runs, keys), keys)
+        parts += [f"### {title}", "", _md_table(header, rows, ["l"] + ["r"] * (len(header) - 1)),
+                  ""]
+    return parts
+
+
+def _published_markdown(data: ReportData) -> list[str]:
+    if not data.published_tables:
+        return []
+    parts = [f"## USB's published error rates ({', '.join(data.published_tables)})", "",
+             usb.NOTE, "", usb.summary_line(data.published), ""]
+    if data.published.empty:
+        return parts
+    rows = [[str(r.task), str(r.num_labels), str(r.algorithm),
+             format_cell(r.ours_mean, r.ours_std) if r.n_seeds else "missing",
+             format_cell(r.usb_mean, r.usb_std), format_diff(r.difference),
+             {True: "yes", False: "no"}.get(r.within_2std, "n/a")]
+            for r in data.published.itertuples(index=False)]
+    header = ["task", "labels", "algorithm", "ours", "USB", "difference",
+              "inside USB ± 2 std"]
+    return parts + [_md_table(header, rows, ["l", "r", "l", "r", "r", "r", "l"]), ""]
+
+
+def render_markdown(data: ReportData, title: str = "SemiBench results") -> str:
+    """The text of ``summary.md``: everything in the HTML page except the figures."""
+    done, expected = data.counts
+    parts = [f"# {title}", ""]
+    if not data.complete:
+        parts += [f"**Partial report: {done} of {expected} runs finished.** Missing cells are "
+                  "marked.", ""]
+    parts += [describe_runs(data.runs, data.grid), "", costs.device_statement(data.runs), ""]
+    parts += [f"## {CHECKPOINTS['best']}, per domain", "", paper.NOTES, ""]
+    for table in data.paper:
+        parts += [f"### {DOMAIN_TITLES.get(table.group, table.group)}", "",
+                  paper.to_markdown(table), ""]
+    parts += _statistics_markdown(data)
+    parts += _comparison_markdown(data)
+    summary = summarize(data.runs)
+    for which, heading in CHECKPOINTS.items():
+        parts += [f"## {heading}, per task", "",
+                  f"Cells: mean ± std over seeds (sample std). Bold: lowest mean per label "
+                  f"budget, ignoring {UPPER_BOUND} (an upper bound trained on all labels).", ""]
+        for task in sorted(summary["task"].unique()) if len(summary) else []:
+            cells_, bold = error_table(summary, task, which)
+            header = ["algorithm", *(f"{b} labels" for b in cells_.columns)]
+            rows = [[str(a), *(f"**{cells_.at[a, b]}**" if bold.at[a, b] else cells_.at[a, b]
+                               for b in cells_.columns)] for a in cells_.index]
+            parts += [f"### {task} ({data.domains.get(task, '')})", "",
+                      _md_table(header, rows, ["l", *("r" for _ in cells_.columns)]), ""]
+    parts += _cost_markdown(data)
+    parts += _published_markdown(data)
+    if len(data.missing):
+        rows = [[str(r.task), str(r.num_labels), str(r.algorithm), str(r.seed)]
+                for r in data.missing.itertuples(index=False)]
+        parts += [f"## Missing runs ({len(data.missing)})", "",
+                  _md_table(["task", "labels", "algorithm", "seed"], rows, ["l", "r", "l", "r"]),
+                  ""]
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def table_names(domains: Sequence[str]) -> list[str]:
+    """Every file :func:`write_tables` writes, for a benchmark with these domains."""
+    from semibench.report.layout import DATA_TABLES, RESULT_TABLES
+
+    return [*DATA_TABLES, *RESULT_TABLES,
+            *(f"{PAPER_TABLE.format(group=d)}.{ext}" for d in sorted(set(domains))
+              for ext in PAPER_FORMATS)]
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, lineterminator="\n")
+
+
+def write_tables(
+    runs: pd.DataFrame,
+    out_dir: str | Path,
+    published: Sequence[str] = (),
+    grid: pd.DataFrame | None = None,
+    curves: pd.DataFrame | None = None,
+    per_class: pd.DataFrame | None = None,
+    title: str = "SemiBench results",
+) -> dict[str, Path]:
+    """Write every table (see the module docstring) atomically; keys are the file names.
+
+    ``grid``: the configured runs (default: the runs there are); ``curves``/``per_class``:
+    :func:`aggregate.collect`'s frames (header only when not given); ``published``: the USB
+    result tables to set our numbers against. The paper tables cover the domains of ``grid``.
+    """
+    out_dir = Path(out_dir)
+    data = build(runs, grid, published)
+    files: dict[str, str] = {
+        "runs.csv": _csv(runs),
+        "grid.csv": _csv(data.grid),
+        "curves.csv": _csv(curves if curves is not None
+                           else pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS])),
+        "per_class.csv": _csv(per_class if per_class is not None
+                              else pd.DataFrame(columns=list(PER_CLASS_COLUMNS))),
+        "summary.csv": _csv(summarize(runs)),
+        "summary.md": render_markdown(data, title),
+        "usb_published.csv": _csv(data.published),
+        "comparisons.csv": _csv(data.comparisons),
+        "cost.csv": _csv(data.cost),
+        **{name: _csv(frame) for name, frame in statistics_frames(data.statistics).items()},
+    }
+    for table in data.paper:
+        stem = PAPER_TABLE.format(group=table.group)
+        files[f"{stem}.csv"] = _csv(paper.to_frame(table))
+        files[f"{stem}.md"] = (f"## {table.title}\n\n{paper.to_markdown(table)}\n\n"
+                               f"{paper.NOTES}\n")
+        files[f"{stem}.tex"] = paper.to_latex(table)
+    paths = {}
+    for name, text in files.items():
+        paths[name] = out_dir / name
+        atomic_write_text(paths[name], text)
+    return paths
+
+
+__all__ = ["ReportData", "build", "format_hours", "render_markdown", "table_names",
+           "write_tables"]

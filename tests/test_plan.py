@@ -1,0 +1,166 @@
+"""The cost planner: FLOP counts against hand counts, totals, bad input, the calibration."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from semibench import plan
+from semibench.backbones import BACKBONES, Backbone
+from semibench.cli import main
+from semibench.config import check_config, run_config
+
+IN, HIDDEN, FEATS, CLASSES = 28 * 28, 16, 8, 10  # MNIST: 1 x 28 x 28, 10 classes
+
+
+class _Mlp(Backbone):
+    """Flatten -> Linear(784, 16) -> ReLU -> Linear(16, 8): FLOPs countable by hand."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(IN, HIDDEN), nn.ReLU(),
+                                  nn.Linear(HIDDEN, FEATS))
+        self.num_features = FEATS
+        self.reset_classifier(num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+if "plan_test_mlp" not in BACKBONES:
+    @BACKBONES.register("plan_test_mlp")
+    def plan_test_mlp(num_classes: int) -> _Mlp:
+        return _Mlp(num_classes)
+
+# per sample: forward 2*784*16 + 2*16*8; backward: the first layer's weight gradient only
+# (the input needs none), the second layer's input and weight gradients
+FWD = 2 * IN * HIDDEN + 2 * HIDDEN * FEATS
+BWD = 2 * IN * HIDDEN + 2 * (2 * HIDDEN * FEATS)
+
+
+def mnist_config(algorithms: list[str], **train: object) -> dict:
+    return check_config({
+        "algorithms": algorithms, "seeds": [0, 1],
+        "tasks": {"mnist": {"num_labels": [40], "backbone": "plan_test_mlp",
+                            "train": {"batch_size": 4, "uratio": 2, "use_cat": True,
+                                      "iterations": 100, "eval_every": 50,
+                                      "eval_batch_size": 64, **train}}}})
+
+
+@pytest.fixture
+def calibration(tmp_path):
+    path = tmp_path / "calibration.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=plan.CALIBRATION_COLUMNS)
+        writer.writeheader()
+        writer.writerow({"device": "cpu", "family": "plan_test_mlp",
+                         "backbone": "plan_test_mlp", "amp": "none",
+                         "compile": "none", "train_tflops": "0.002", "eval_tflops": "0.004",
+                         "setting": "test", "step_ms": "", "step_gflops": "", "threads": 1,
+                         "torch": torch.__version__, "measured": "today"})
+    return path
+
+
+def test_per_sample_flops_equal_the_hand_count():
+    fwd, bwd, where = plan.per_sample_flops("plan_test_mlp", "{}", (1, 28, 28), torch.float32,
+                                            True)
+    assert (fwd, bwd, where) == (FWD, BWD, "meta")
+    assert plan.per_sample_flops("plan_test_mlp", "{}", (1, 28, 28), torch.float32,
+                                 False)[:2] == (FWD, 0)
+
+
+def test_fixmatch_step_is_every_view_forward_and_backward_plus_the_head(calibration):
+    config = mnist_config(["fixmatch"])
+    job = plan.plan_job(run_config(config, "mnist", 40, "fixmatch", 0), "cpu", "none", "none",
+                        plan.read_calibration(calibration))
+    views = 4 + 8 + 8  # labelled weak + unlabelled weak and strong, one concatenated pass
+    head = 3 * views * 2 * FEATS * CLASSES  # forward, input and weight gradients
+    assert job.step_flops == views * (FWD + BWD) + head
+    # evaluation: validation (20 per class) + test (1,000) at iterations 50 and 100
+    assert job.eval_flops == FWD * (200 + 1000) * 2
+
+
+def test_target_views_without_a_graph_get_no_backward(calibration):
+    config = mnist_config(["fixmatch"], use_cat=False)
+    job = plan.plan_job(run_config(config, "mnist", 40, "fixmatch", 0), "cpu", "none", "none",
+                        plan.read_calibration(calibration))
+    grad_views, target_views = 4 + 8, 8  # lb weak + ulb strong; ulb weak under no_grad
+    head = 3 * grad_views * 2 * FEATS * CLASSES + target_views * 2 * FEATS * CLASSES
+    assert job.step_flops == grad_views * (FWD + BWD) + target_views * FWD + head
+
+
+def test_counts_are_linear_in_the_batch():
+    """The planner counts at batch 2 and scales: check a real ViT block at batch 8."""
+    args = json.dumps({"depth": 1, "pretrained": False}, sort_keys=True)
+    fwd, bwd, _ = plan.per_sample_flops("vit_small_patch2_32", args, (3, 32, 32),
+                                        torch.float32, True)
+    model, _ = plan.build_backbone("vit_small_patch2_32", json.loads(args))
+    x = torch.randn(8, 3, 32, 32, device="meta")
+    model.train()
+    assert plan._flops(lambda: model.forward_features(x)) == 8 * fwd
+    assert plan._flops(lambda: model.forward_features(x).sum().backward()) == 8 * (fwd + bwd)
+
+
+def test_plan_totals_are_the_sum_of_the_jobs(calibration):
+    result = plan.make_plan(mnist_config(["fixmatch", "supervised"]), "cpu",
+                            calibration=calibration)
+    assert len(result.jobs) == 4 and result.calibrated
+    assert result.total_hours == pytest.approx(sum(j.hours for j in result.jobs))
+    for job in result.jobs:
+        seconds = job.step_flops * job.iterations / 2e9 + job.eval_flops / 4e9
+        assert job.hours == pytest.approx(seconds / 3600)
+    text = plan.format_plan(result)
+    assert f"total: {result.total_hours:,.1f} cpu-hours" in text
+    assert "UNCALIBRATED" not in text
+
+
+def test_cli_plan_prints_a_table_and_marks_an_uncalibrated_device(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("algorithms: [fixmatch]\nseeds: [0]\ntasks:\n  mnist: {num_labels: [40]}\n")
+    jobs = tmp_path / "jobs.csv"
+    assert main(["plan", "--configfile", str(config), "--device", "h200", "--amp", "bf16",
+                 "--compile", "reduce-overhead", "--jobs-csv", str(jobs)]) == 0
+    out = capsys.readouterr().out
+    assert "| mnist | cnn_small | 1 |" in out and "h200-hours" in out
+    assert "uncalibrated: 989 TFLOP/s peak x 0.150" in out and "UNCALIBRATED" in out
+    assert len(jobs.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--device", "tpu9"], "unknown device 'tpu9'; known: h200"),
+    (["--device", "v100", "--amp", "bf16"], "device v100 has no bf16 support"),
+    (["--device", "h200", "--compile", "max"], "--compile 'max': allowed"),
+])
+def test_bad_input_is_one_line(tmp_path, capsys, argv, message):
+    config = tmp_path / "c.yaml"
+    config.write_text("algorithms: [fixmatch]\nseeds: [0]\ntasks:\n  mnist: {num_labels: [40]}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["plan", "--configfile", str(config), *argv])
+    text = str(exc.value)
+    assert message in text and "\n" not in text and text.startswith("semibench plan: error:")
+
+
+def test_shipped_cpu_calibration_is_found():
+    rows = plan.read_calibration()
+    cpu = {r["family"] for r in rows if r["device"] == "cpu"}
+    assert {"vit", "wrn"} <= cpu
+    rate = plan.lookup_rate(rows, "cpu", "vit", "none", "none", "vit_small_patch2_32")
+    assert rate.calibrated and rate.source.startswith("calibrated (") and rate.train > 1e9
+    family = plan.lookup_rate(rows, "cpu", "vit", "none", "none", "vit_base_patch16_96")
+    assert family.calibrated and family.source.startswith("calibrated on vit_s2_32")
+    other = plan.lookup_rate(rows, "cpu", "speech", "none", "none")
+    assert other.calibrated and "applied to speech" in other.source
+    gpu = plan.lookup_rate(rows, "h200", "vit", "bf16", "reduce-overhead")
+    assert not gpu.calibrated and gpu.train == pytest.approx(989e12 * 0.15)
+
+
+def test_pretrained_backbones_build_offline_for_counting():
+    """USB's backbones are built with random weights, without their weight files."""
+    for name, args in [("vit_small_patch16_224", {}), ("bert_base_uncased", {"max_length": 512}),
+                       ("hubert_base", {})]:
+        model, how = plan.build_backbone(name, args)
+        assert how == "random weights" and model.num_features == (384 if "vit" in name else 768)
