@@ -327,3 +327,12 @@ def test_full_disk_in_an_atomic_write_names_the_file(tmp_path):
     assert f"no space left on device while writing {target}" in str(err.value)
     assert "MiB free there" in str(err.value)
     assert not target.exists() and not list(tmp_path.glob("*.tmp"))
+
+
+def test_sigterm_during_start_up_stops_after_the_first_step(prepared, split, tmp_path):
+    """A SIGTERM caught by the CLI while it was still importing torch is honoured as soon as
+    the trainer can save: after one step, with a checkpoint."""
+    run = settings(iterations=9)
+    with pytest.raises(TrainingStopped, match="after iteration 1 of 9"):
+        train_run(run, prepared, split, tmp_path, early_signals=[signal.SIGTERM])
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["next_iteration"] == 1

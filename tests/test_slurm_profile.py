@@ -281,7 +281,9 @@ def test_time_limit_is_survived_over_retries(tmp_path, slurm_cluster, workdir):
     text = (run_dir / "history.log").read_text()
     stopped = [int(n) for n in re.findall(r"stopped by signal 15 after iteration (\d+)", text)]
     resumed = [int(n) for n in re.findall(r"resumed from iteration (\d+)", text)]
-    assert len(stopped) == len(train_jobs) - 1 and resumed == stopped, (stopped, resumed)
-    assert stopped == sorted(stopped) and 0 < stopped[0] < iterations
+    # every stop was resumed where it stopped, each later than the one before (an attempt that
+    # SLURM ends before Python has started leaves no record, and the next resumes as before)
+    assert 1 <= len(stopped) <= len(train_jobs) - 1 and resumed == stopped, (stopped, resumed)
+    assert stopped == sorted(set(stopped)) and 0 < stopped[0] < iterations
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["last"]["iteration"] == iterations

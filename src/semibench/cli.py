@@ -65,7 +65,8 @@ def _train(args: argparse.Namespace) -> None:
     run = json.loads(args.run_config)
     metrics = train_run(run, Path(args.prepared), Path(args.split), Path(args.out_dir),
                         backtranslations=Path(args.backtranslations) if args.backtranslations else None,
-                        jobs_per_gpu=args.jobs_per_gpu)
+                        jobs_per_gpu=args.jobs_per_gpu,
+                        early_signals=getattr(args, "early_signals", None))
     best, last = metrics["best"], metrics["last"]
     print(
         f"{run['task']}/{run['num_labels']}/{run['algorithm']}/seed{run['seed']}: "
@@ -361,6 +362,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "train":
+        # a SIGTERM while torch is still importing (a busy node, a short time limit) is kept
+        # and honoured after the first step, instead of killing the job before it can save
+        import signal
+
+        args.early_signals = []
+        signal.signal(signal.SIGTERM, lambda signum, _frame: args.early_signals.append(signum))
     import errno
 
     from semibench.config import ConfigError

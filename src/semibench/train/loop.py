@@ -550,7 +550,8 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
-              backtranslations: Path | None = None, jobs_per_gpu: int = 1) -> dict:
+              backtranslations: Path | None = None, jobs_per_gpu: int = 1,
+              early_signals: list[int] | None = None) -> dict:
     """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json.
 
     The run directory is locked for the job (a second live trainer fails at once), temporary
@@ -567,7 +568,8 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
             raise DeviceUnavailableError(str(err)) from None
         torch.cuda.set_device(slot.index)
     try:
-        return _train_run(run, prepared_dir, split_path, out_dir, backtranslations)
+        return _train_run(run, prepared_dir, split_path, out_dir, backtranslations,
+                          early_signals or [])
     except torch.cuda.OutOfMemoryError:
         raise DeviceUnavailableError(
             f"out of GPU memory on cuda:{slot.index if slot else '?'} with jobs_per_gpu="
@@ -578,7 +580,7 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
 
 
 def _train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
-               backtranslations: Path | None) -> dict:
+               backtranslations: Path | None, early_signals: list[int]) -> dict:
     stop = StopRequest()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -586,6 +588,8 @@ def _train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_di
 
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, request_stop) if in_main else None
+    if early_signals:  # arrived before this handler existed (during start-up)
+        stop.signal = early_signals[0]
     try:
         with exclusive_directory(out_dir):
             for path in remove_temporaries(out_dir):
