@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from semibench.archive import UnsafeArchiveError, safe_extract  # noqa: F401
 
@@ -129,30 +129,37 @@ class DirectoryBusyError(RuntimeError):
     """Another live process holds the lock of a directory (e.g. an orphaned training job)."""
 
 
-@contextmanager
-def exclusive_directory(directory: str | Path) -> Iterator[Path]:
-    """Hold an exclusive lock on ``directory`` (``.lock`` inside it) for the block.
-
-    The operating system drops the lock when its holder dies, however it dies, so a lock never
-    needs to be removed by hand; a second live writer fails at once instead of interleaving.
-    """
+def try_lock(path: str | Path) -> IO[str] | None:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) and write the holder into
+    it; None if another live process holds it. The operating system drops the lock when its
+    holder dies, however it dies, so a lock never needs to be removed by hand."""
     import fcntl
 
+    handle = open(path, "a+")  # noqa: SIM115 - held open by the caller
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {platform.node()}\n")
+    handle.flush()
+    return handle
+
+
+@contextmanager
+def exclusive_directory(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``directory`` (``.lock`` inside it) for the block: a second
+    live writer fails at once instead of interleaving."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    handle = open(directory / ".lock", "a+")  # noqa: SIM115 - held open for the block
+    handle = try_lock(directory / ".lock")
+    if handle is None:
+        holder = (directory / ".lock").read_text().strip() or "another process"
+        raise DirectoryBusyError(f"{directory} is in use by {holder}; wait for it to end or "
+                                 "stop it")
     try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise DirectoryBusyError(f"{directory} is in use by {holder}; wait for it to end or "
-                                     "stop it") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {platform.node()}\n")
-        handle.flush()
         yield directory
     finally:
         handle.close()

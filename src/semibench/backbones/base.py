@@ -29,6 +29,11 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def compile_obstacle(self) -> str | None:
+        """Why ``torch.compile`` must not wrap this model (None: it may). The trainer then
+        trains eagerly and records the reason in metrics.json."""
+        return None
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """The continuous input that adversarial perturbations (VAT) act on: the input itself,
         or the token embeddings for text."""

@@ -20,7 +20,13 @@ from typing import Any
 
 import torch
 
-from semibench.io import atomic_path, atomic_write_json, no_space_message, read_json
+from semibench.io import (
+    atomic_path,
+    atomic_write_json,
+    no_space_message,
+    read_json,
+    sha256_file,
+)
 
 
 class _HashingWriter(io.RawIOBase):
@@ -77,14 +83,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @dataclass
 class Loaded:
     """A verified checkpoint: its state and which generation it came from."""
@@ -132,7 +130,7 @@ class CheckpointStore:
                 expected = read_json(record)["sha256"]
             except (OSError, ValueError, KeyError, TypeError):
                 expected = None
-            if expected is not None and sha256_of(path) != expected:
+            if expected is not None and sha256_file(path) != expected:
                 return None, "SHA-256 differs from its record: truncated or corrupt"
         try:
             state = load_checkpoint(path)

@@ -11,12 +11,13 @@ them its own GPU as ``cuda:0``. The least-loaded GPU is taken first.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from semibench.io import try_lock
 
 LOCK_DIR_ENV = "SEMIBENCH_GPU_SLOTS_DIR"
 
@@ -43,24 +44,10 @@ def default_lock_dir() -> Path:
                 or Path(tempfile.gettempdir()) / f"semibench-gpu-slots-{os.getuid()}")
 
 
-def _try_lock(path: Path) -> IO[str] | None:
-    handle = open(path, "a+")  # noqa: SIM115 - held for the job's life
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        return None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
 def _held(path: Path) -> bool:
     if not path.exists():
         return False
-    handle = _try_lock(path)
+    handle = try_lock(path)
     if handle is None:
         return True
     handle.close()
@@ -82,7 +69,7 @@ def acquire(gpus: list[str], jobs_per_gpu: int, lock_dir: Path | None = None) ->
     load = {gpu: sum(_held(path(gpu, s)) for s in range(jobs_per_gpu)) for gpu in gpus}
     for index, gpu in sorted(enumerate(gpus), key=lambda item: (load[item[1]], item[0])):
         for slot in range(jobs_per_gpu):
-            handle = _try_lock(path(gpu, slot))
+            handle = try_lock(path(gpu, slot))
             if handle is not None:
                 return Slot(index, gpu, slot, handle)
     raise NoFreeSlotError(

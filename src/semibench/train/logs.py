@@ -21,11 +21,10 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite: the run stops and writes no metrics."""
 
 
-def _as_sum(value: Any, like: torch.Tensor | None) -> torch.Tensor:
-    device = like.device if isinstance(like, torch.Tensor) else "cpu"
+def _as_sum(value: Any) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         return value.detach().to(torch.float64)
-    return torch.tensor(float(value), dtype=torch.float64, device=device)
+    return torch.tensor(float(value), dtype=torch.float64)
 
 
 class LogSums:
@@ -33,29 +32,29 @@ class LogSums:
 
     def __init__(self) -> None:
         self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor | float] = {}
 
     def add(self, name: str, value: Any, weight: Any = 1.0) -> None:
-        """Add ``value`` with weight 0 or 1 (a tensor where validity is data-dependent, e.g.
-        pseudo-label accuracy in a step where no pseudo-label passed the mask)."""
-        value = _as_sum(value, None)
-        weight = _as_sum(weight, value).to(value.device)
-        value = torch.where(weight > 0, value, torch.zeros_like(value))  # 0 * nan is nan
-        if name in self.sums:
-            self.sums[name] = self.sums[name] + value * weight
-            self.counts[name] = self.counts[name] + weight
-        else:
-            self.sums[name] = value * weight
-            self.counts[name] = weight
+        """Add ``value`` with weight 0 or 1: a plain number, or a tensor where validity is
+        data-dependent (pseudo-label accuracy in a step where no pseudo-label passed the mask)."""
+        value = _as_sum(value)
+        if isinstance(weight, torch.Tensor):  # 0 * nan is nan: select, then weigh
+            weight = weight.detach().to(value.device, torch.float64)
+            value = torch.where(weight > 0, value, torch.zeros_like(value)) * weight
+        elif weight == 0:
+            return
+        # a plain weight of 1 is counted on the host: no op and no copy on the step's path
+        self.sums[name] = self.sums[name] + value if name in self.sums else value
+        self.counts[name] = self.counts.get(name, 0.0) + weight
 
     def means(self) -> dict[str, float]:
         """Per-name means (one transfer for all of them); names never counted are left out."""
         if not self.sums:
             return {}
         names = list(self.sums)
-        stacked = torch.stack([torch.stack([self.sums[n].cpu(), self.counts[n].cpu()])
-                               for n in names]).tolist()
-        return {n: s / c for n, (s, c) in zip(names, stacked, strict=True) if c > 0}
+        sums = torch.stack([self.sums[n].cpu() for n in names]).tolist()
+        counts = [float(self.counts[n]) for n in names]
+        return {n: s / c for n, s, c in zip(names, sums, counts, strict=True) if c > 0}
 
     def state_dict(self) -> dict[str, dict[str, float]]:
         return {"sums": {k: float(v) for k, v in self.sums.items()},
@@ -63,8 +62,7 @@ class LogSums:
 
     def load_state_dict(self, state: dict[str, dict[str, float]]) -> None:
         self.sums = {k: torch.tensor(v, dtype=torch.float64) for k, v in state["sums"].items()}
-        self.counts = {k: torch.tensor(float(v), dtype=torch.float64)
-                       for k, v in state["counts"].items()}
+        self.counts = {k: float(v) for k, v in state["counts"].items()}
 
     def clear(self) -> None:
         self.sums, self.counts = {}, {}

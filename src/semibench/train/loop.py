@@ -300,7 +300,7 @@ class Trainer:
         mode = self.cfg.compile
         if mode == "none":
             return "none"
-        reason = getattr(self.model, "compile_obstacle", lambda: None)()
+        reason = self.model.compile_obstacle()
         if reason:
             self.fallbacks.append(f"train.compile={mode} not applied: {reason}")
             return "none"
@@ -335,8 +335,11 @@ class Trainer:
             "elapsed_s": elapsed,
         }
 
-    def _start_afresh(self, why: str) -> None:
-        note(self.out_dir, f"{why}; starting afresh")
+    def _start_afresh(self, why: str | None) -> None:
+        """Drop the checkpoints and the weights of a finished or abandoned run (``why`` is
+        logged when there was something to resume)."""
+        if why:
+            note(self.out_dir, f"{why}; starting afresh")
         self.checkpoints.clear()
         for name in ("model_best.pt", "model_last.pt"):
             (self.out_dir / name).unlink(missing_ok=True)
@@ -344,10 +347,8 @@ class Trainer:
     def _maybe_resume(self) -> None:
         loaded = self.checkpoints.load(lambda line: note(self.out_dir, line))
         if loaded is None:
-            if any(self.out_dir.glob("checkpoint*")):
-                self._start_afresh("no usable checkpoint")
-            for name in ("model_best.pt", "model_last.pt"):  # of a finished or abandoned run
-                (self.out_dir / name).unlink(missing_ok=True)
+            self._start_afresh("no usable checkpoint" if any(self.out_dir.glob("checkpoint*"))
+                               else None)
             return
         state = loaded.state
         why = inputs_differ(state.get("inputs"), self.inputs)
