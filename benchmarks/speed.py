@@ -256,28 +256,8 @@ class SemiBenchSide:
         self.split_step += 1
         t = _Phases(dev)
         batch = _move(tr.make_batch(step), torch.device(dev))
-        inputs = {f"lb_{v}": x for v, x in batch.x_lb.items()}
-        inputs.update({f"ulb_{v}": x for v, x in batch.x_ulb.items()})
         t.mark("data")
-        tr.model.train()
-        dtype = getattr(tr, "autocast_dtype", None)
-        with torch.autocast(torch.device(dev).type, dtype=dtype, enabled=dtype is not None):
-            out = tr.algorithm.forward(tr.model, inputs, tr.cfg.use_cat)
-            loss = tr.algorithm.compute_loss(out, batch, step).loss
-        t.mark("forward")
-        tr.optimizer.zero_grad(set_to_none=True)
-        scaler = getattr(tr, "scaler", None) or torch.amp.GradScaler(enabled=False)
-        scaler.scale(loss).backward()
-        t.mark("backward")
-        if tr.cfg.clip_grad > 0:
-            scaler.unscale_(tr.optimizer)
-            torch.nn.utils.clip_grad_norm_(tr.model.parameters(), tr.cfg.clip_grad)
-        scaler.step(tr.optimizer)
-        scaler.update()
-        tr.scheduler.step()
-        if tr.ema is not None:
-            tr.ema.update(tr.model, step)
-        t.mark("optimizer")
+        tr.train_step(step, batch, phase=t.mark)  # the trainer's own step, timed by phase
         return t.times
 
     def eval_seconds(self, batch: int, reps: int = 3) -> float:

@@ -1,26 +1,11 @@
 """AdaMatch's loss (relative threshold, alignment towards the labelled prediction) against
 values computed by hand."""
 
-import math
-
 import pytest
 import torch
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
-
-
-def log_softmax(z):
-    lse = math.log(sum(math.exp(v) for v in z))
-    return [v - lse for v in z]
-
-
-def softmax(z):
-    return [math.exp(v) for v in log_softmax(z)]
-
-
-def argmax(row):
-    return max(range(len(row)), key=lambda k: row[k])
-
+from tests.alg_helpers import argmax, log_softmax, softmax
 
 LB = [[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]]
 LB2 = [[5.0, 0.0, 0.0], [0.0, 6.0, 0.0]]
@@ -92,11 +77,3 @@ def test_threshold_is_cutoff_times_current_labelled_confidence():
     state = alg.state_dict()["dist_align"]
     assert state["p_target"].tolist() == pytest.approx(hand.p_target, rel=1e-5)
     assert state["p_model"].tolist() == pytest.approx(hand.p_model, rel=1e-5)
-
-
-@pytest.mark.parametrize("params, field", [
-    ({"p_cutoff": 0.0}, "p_cutoff"), ({"p_cutoff": 1.01}, "p_cutoff"),
-    ({"lambda_u": -1.0}, "lambda_u"), ({"ema_p": 1.0}, "ema_p"), ({"T": 0.0}, "T")])
-def test_rejects_bad_params(params, field):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.adamatch\.{field}="):
-        make(**params)

@@ -12,12 +12,9 @@ from torch import nn
 from semibench.algorithms import Batch, Outputs, create_algorithm, make_params
 from semibench.algorithms.base import DataInfo
 from semibench.algorithms.comatch import pseudo_label_graph
+from tests.alg_helpers import deg, dot, softmax, unit
 
 C = 3
-
-
-def deg(a, r=1.0):
-    return [r * math.cos(math.radians(a)), r * math.sin(math.radians(a))]
 
 
 F_W = [deg(10, 2.0), deg(125, 0.5), deg(250, 3.0)]
@@ -69,25 +66,10 @@ def preset_queue(alg):
     alg.queue.allocate(5, 2, C)
     alg.queue.feats = torch.tensor(QUEUE_F)
     alg.queue.probs = torch.tensor(QUEUE_P)
-    alg.queue.filled = torch.tensor(5)
+    alg.queue.filled = 5
 
 
 # ----------------------------------------------------------------------------- by hand
-def softmax(z):
-    m = max(z)
-    e = [math.exp(v - m) for v in z]
-    return [v / sum(e) for v in e]
-
-
-def unit(v):
-    n = math.sqrt(sum(x * x for x in v))
-    return [x / n for x in v]
-
-
-def dot(a, b):
-    return sum(x * y for x, y in zip(a, b, strict=True))
-
-
 def batch_mean(probs):
     return [sum(p[c] for p in probs) / len(probs) for c in range(C)]
 
@@ -239,13 +221,3 @@ def test_comatch_queue_batch_per_domain():
     alg = create_algorithm("comatch", {}, num_classes=C, num_iterations=10, num_ulb=3)
     assert alg.ulb_views == ("weak", "strong", "strong2")
     assert alg.build_modules(8)["proj"].net[-1].out_features == 64
-
-
-@pytest.mark.parametrize("key, value", [
-    ("p_cutoff", 0.0), ("lambda_u", -1.0), ("lambda_c", -0.5), ("contrast_p_cutoff", 1.5),
-    ("T", 0.0), ("smoothing_alpha", -0.1), ("da_len", 0), ("proj_size", 0),
-    ("queue_batch", 0), ("bank_warmup", -2),
-])
-def test_comatch_rejects_bad_params(key, value):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.comatch\.{key}="):
-        create_algorithm("comatch", {key: value}, num_classes=C, num_iterations=10, num_ulb=3)

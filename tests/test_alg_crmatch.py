@@ -9,6 +9,7 @@ from torch import nn
 
 from semibench.algorithms import Batch, Outputs, create_algorithm, make_params
 from semibench.algorithms.base import DataInfo
+from tests.alg_helpers import cosine, softmax
 
 C = 3
 LB = [[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
@@ -67,18 +68,8 @@ def outputs(rot=True):
 
 
 # ----------------------------------------------------------------------------- by hand
-def softmax(z):
-    e = [math.exp(v) for v in z]
-    return [v / sum(e) for v in e]
-
-
 def affine(w, b, x):
     return [sum(w[i][j] * x[j] for j in range(len(x))) + b[i] for i in range(len(w))]
-
-
-def cosine(a, b):
-    num = sum(x * y for x, y in zip(a, b, strict=True))
-    return num / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
 def hand(p_cutoff=0.95, lambda_u=1.0, lambda_ds=1.0, rot_ratio=1.0):
@@ -181,13 +172,3 @@ def test_crmatch_weak_view_has_gradients_through_the_feature_loss_only():
     grad = out.feats["ulb_weak"].grad
     assert grad[0].abs().sum() > 0  # masked in, cos > 0
     assert grad[1].abs().sum() == 0 and grad[2].abs().sum() == 0  # masked out / hinge at 0
-
-
-# ----------------------------------------------------------------------------- params
-@pytest.mark.parametrize("key, value", [
-    ("p_cutoff", 0.0), ("p_cutoff", 1.01), ("lambda_u", -1.0), ("lambda_ds", -0.1),
-    ("rot_loss_ratio", -1.0),
-])
-def test_crmatch_rejects_bad_params(key, value):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.crmatch\.{key}="):
-        create_algorithm("crmatch", {key: value}, num_classes=C, num_iterations=10, num_ulb=3)

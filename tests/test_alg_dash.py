@@ -1,33 +1,11 @@
 """Dash: supervised warm-up, rho_init from the warm-up's labelled loss, rho's decay schedule
 down to rho_min, and the loss-thresholded mask, against values computed by hand."""
 
-import math
-
 import pytest
 import torch
 
 from semibench.algorithms import Batch, Outputs, create_algorithm, make_params
-
-
-def log_softmax(z):
-    lse = math.log(sum(math.exp(v) for v in z))
-    return [v - lse for v in z]
-
-
-def softmax(z, T=1.0):
-    return [math.exp(v) for v in log_softmax([x / T for x in z])]
-
-
-def ce(z, target):
-    ls = log_softmax(z)
-    if isinstance(target, int):
-        return -ls[target]
-    return -sum(t * v for t, v in zip(target, ls, strict=True))
-
-
-def argmax(row):
-    return max(range(len(row)), key=lambda k: row[k])
-
+from tests.alg_helpers import argmax, ce, softmax
 
 Y = [0, 2]
 LB_SSL = [[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]]
@@ -140,15 +118,3 @@ def test_usb_schedule_per_domain():
     assert (cv.warmup_iterations, cv.decay_every) == (2048, 10_240)
     assert (nlp.warmup_iterations, nlp.decay_every) == (2048, 10_240)
     assert (image.gamma, image.C, image.rho_min, image.T) == (1.27, 1.0001, 0.05, 0.5)
-
-
-@pytest.mark.parametrize("params, field", [
-    ({"lambda_u": -1.0}, "lambda_u"), ({"T": 0.0}, "T"), ({"gamma": 0.9}, "gamma"),
-    ({"C": 0.0}, "C"), ({"rho_min": -0.1}, "rho_min"), ({"rho_init": -1.0}, "rho_init"),
-    ({"warmup_fraction": 1.0}, "warmup_fraction"), ({"warmup_fraction": -0.1},
-                                                    "warmup_fraction"),
-    ({"decay_every_fraction": 0.0}, "decay_every_fraction"),
-    ({"warmup_fraction": 0.0, "rho_init": 0.0}, "rho_init")])
-def test_rejects_bad_params(params, field):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.dash\.{field}="):
-        make(**params)

@@ -1,29 +1,10 @@
 """FlexMatch's loss against values computed by hand from the paper's formula."""
 
-import math
-
 import pytest
 import torch
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
-
-
-def log_softmax(z):
-    lse = math.log(sum(math.exp(v) for v in z))
-    return [v - lse for v in z]
-
-
-def softmax(z):
-    return [math.exp(v) for v in log_softmax(z)]
-
-
-def ce(z, target):
-    """Cross-entropy of logits z against a class index or a probability list."""
-    ls = log_softmax(z)
-    if isinstance(target, int):
-        return -ls[target]
-    return -sum(t * v for t, v in zip(target, ls, strict=True))
-
+from tests.alg_helpers import ce, softmax
 
 LB = [[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]]
 Y = [0, 2]
@@ -89,11 +70,3 @@ def test_needs_unlabelled_indices():
                           "ulb_strong": torch.tensor(STRONG)}, feats={})
     with pytest.raises(ValueError, match="idx_ulb"):
         make().compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor(Y)), 0)
-
-
-@pytest.mark.parametrize("params, field", [
-    ({"p_cutoff": 0.0}, "p_cutoff"), ({"p_cutoff": 1.5}, "p_cutoff"),
-    ({"lambda_u": -0.1}, "lambda_u"), ({"T": 0.0}, "T"), ({"mapping": "cubic"}, "mapping")])
-def test_rejects_bad_params(params, field):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.flexmatch\.{field}="):
-        make(**params)

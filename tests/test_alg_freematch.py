@@ -7,20 +7,7 @@ import torch
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
 from semibench.algorithms.freematch import fairness_loss
-
-
-def log_softmax(z):
-    lse = math.log(sum(math.exp(v) for v in z))
-    return [v - lse for v in z]
-
-
-def softmax(z):
-    return [math.exp(v) for v in log_softmax(z)]
-
-
-def argmax(row):
-    return max(range(len(row)), key=lambda k: row[k])
-
+from tests.alg_helpers import argmax, log_softmax, softmax
 
 LB = [[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]]
 Y = [0, 2]
@@ -96,9 +83,11 @@ def test_fairness_term_is_zero_without_selected_samples():
     assert fair.item() == 0.0
 
 
-def test_default_weights_follow_usb_configs():
-    alg = make()
-    assert alg.p.lambda_e == 0.001 and alg.p.ema_p == 0.999 and alg.p.lambda_u == 1.0
+def test_default_parameters_give_the_loss_by_hand_with_usbs_values():
+    res, _ = step(make())  # USB: ema_p 0.999, lambda_u 1, lambda_e 0.001
+    loss, mask, *_ = hand(0.999, 1.0, 0.001)
+    assert res.mask.tolist() == mask
+    assert res.loss.item() == pytest.approx(loss, rel=1e-5)
 
 
 def test_threshold_follows_ema_of_confidence_over_steps():
@@ -113,11 +102,3 @@ def test_threshold_follows_ema_of_confidence_over_steps():
         time_p = m * time_p + (1 - m) * sum(conf) / len(conf)
         assert res.log["global_threshold"] == pytest.approx(time_p, rel=1e-5)
     assert alg.state_dict()["time_p"].item() == pytest.approx(time_p, rel=1e-5)
-
-
-@pytest.mark.parametrize("params, field", [
-    ({"lambda_u": -1.0}, "lambda_u"), ({"lambda_e": -0.001}, "lambda_e"),
-    ({"ema_p": 1.0}, "ema_p"), ({"ema_p": -0.1}, "ema_p"), ({"T": -1.0}, "T")])
-def test_rejects_bad_params(params, field):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.freematch\.{field}="):
-        make(**params)

@@ -12,13 +12,10 @@ from torch import nn
 
 from semibench.algorithms import Batch, Outputs, create_algorithm, make_params
 from semibench.algorithms.base import DataInfo
+from tests.alg_helpers import deg, dot, softmax, unit
 
 C = 3
 LB_COUNTS = [2, 1, 1]  # bank slots 0, 1 -> class 0; 2 -> class 1; 3 -> class 2
-
-
-def deg(a, r=1.0):
-    return [r * math.cos(math.radians(a)), r * math.sin(math.radians(a))]
 
 
 BANK = [deg(0), deg(30), deg(120), deg(240)]
@@ -77,21 +74,6 @@ def batch(idx_lb=None):
 
 
 # ----------------------------------------------------------------------------- by hand
-def softmax(z):
-    m = max(z)
-    e = [math.exp(v - m) for v in z]
-    return [v / sum(e) for v in e]
-
-
-def unit(v):
-    n = math.sqrt(sum(x * x for x in v))
-    return [x / n for x in v]
-
-
-def dot(a, b):
-    return sum(x * y for x, y in zip(a, b, strict=True))
-
-
 def aligned(probs, history):
     """DA with a uniform target: p * (1/C) / p_model, p_model = mean of the batch means seen."""
     p_model = [sum(h[c] for h in history) / len(history) for c in range(C)]
@@ -245,8 +227,9 @@ def test_simmatch_state_round_trip_gives_the_same_next_loss():
 
 # ----------------------------------------------------------------------------- params
 def test_simmatch_temperature_per_domain_and_one_projection_head():
+    # USB's committed configs: 0.1 for CIFAR-100, STL-10 and every NLP task, 0.2 for audio
     assert make_params("simmatch", {}, "image").T == 0.1
-    assert make_params("simmatch", {}, "text").T == 0.2
+    assert make_params("simmatch", {}, "text").T == 0.1
     assert make_params("simmatch", {}, "audio").T == 0.2
     assert make_params("simmatch", {"T": 0.3}, "text").T == 0.3
     alg = create_algorithm("simmatch", {}, num_classes=C, num_iterations=10, num_ulb=3)
@@ -254,18 +237,3 @@ def test_simmatch_temperature_per_domain_and_one_projection_head():
     epass = create_algorithm("simmatch", {"epass": True}, num_classes=C, num_iterations=10,
                              num_ulb=3)
     assert list(epass.build_modules(8)) == ["proj", "proj2", "proj3"]
-
-
-@pytest.mark.parametrize("key, value", [
-    ("p_cutoff", 0.0), ("p_cutoff", 1.5), ("lambda_u", -1.0), ("lambda_in", -0.1),
-    ("T", 0.0), ("smoothing_alpha", 1.2), ("bank_momentum", 1.0), ("bank_momentum", -0.1),
-    ("da_len", 0), ("proj_size", 0), ("bank_warmup", -1),
-])
-def test_simmatch_rejects_bad_params(key, value):
-    with pytest.raises(ValueError, match=rf"algorithm_params\.simmatch\.{key}="):
-        create_algorithm("simmatch", {key: value}, num_classes=C, num_iterations=10, num_ulb=3)
-
-
-def test_simmatch_rejects_unknown_params():
-    with pytest.raises(ValueError, match=r"algorithm_params\.simmatch: unknown parameter"):
-        create_algorithm("simmatch", {"K": 10}, num_classes=C, num_iterations=10, num_ulb=3)

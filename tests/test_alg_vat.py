@@ -11,29 +11,16 @@ from torch import nn
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
 from semibench.backbones.base import Backbone
-
-
-def softmax_row(z):
-    s = sum(math.exp(v) for v in z)
-    return [math.exp(v) / s for v in z]
-
-
-def ce_row(z, k):
-    return -(z[k] - math.log(sum(math.exp(v) for v in z)))
+from tests.alg_helpers import ce, softmax, unit
 
 
 def kl_row(p, z):
-    q = softmax_row(z)
+    q = softmax(z)
     return sum(a * (math.log(a) - math.log(b)) for a, b in zip(p, q, strict=True))
 
 
 def entropy_row(p):
     return -sum(a * math.log(a) for a in p)
-
-
-def unit(v):
-    n = math.sqrt(sum(a * a for a in v))
-    return [a / n for a in v]
 
 
 W = [[1.0, -0.5], [0.3, 0.8], [-1.2, 0.4]]
@@ -103,9 +90,9 @@ def hand_vat(xi, eps, d0):
     """The adversarial logits of every unlabelled sample, by the definition (and r_adv)."""
     out, perturbations = [], []
     for x, d in zip(X_ULB, d0, strict=True):
-        q = softmax_row(linear(x))
+        q = softmax(linear(x))
         probe = [xi * a for a in unit(d)]
-        p = softmax_row(linear([a + b for a, b in zip(x, probe, strict=True)]))
+        p = softmax(linear([a + b for a, b in zip(x, probe, strict=True)]))
         # grad_d KL(q || softmax(W (x + d) + b)) = W^T (p - q)
         g = [sum(W[c][j] * (p[c] - q[c]) for c in range(3)) for j in range(2)]
         r = [eps * a for a in unit(g)]
@@ -128,8 +115,8 @@ def test_power_iteration_and_loss_by_hand():
         assert got == pytest.approx(want, rel=1e-4, abs=1e-5)
 
     res = alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor(Y)), iteration=2)
-    sup = sum(ce_row(linear(xl), y) for xl, y in zip(X_LB, Y, strict=True)) / 2
-    q = [softmax_row(linear(xu)) for xu in X_ULB]
+    sup = sum(ce(linear(xl), y) for xl, y in zip(X_LB, Y, strict=True)) / 2
+    q = [softmax(linear(xu)) for xu in X_ULB]
     vat = sum(kl_row(qi, zi) for qi, zi in zip(q, adv, strict=True)) / 3
     ent = sum(entropy_row(qi) for qi in q) / 3
     ramp = 2 / (0.4 * 10)
@@ -224,31 +211,11 @@ def test_ramp_weights_only_the_vat_term():
                                                                             [1.0, 0.0, 2.0]]
     out = Outputs(logits={"lb_weak": torch.tensor(lb), "ulb_weak": torch.tensor(ulb),
                           "ulb_adv": torch.tensor(adv)}, feats={})
-    sup = ce_row(lb[0], 0)
-    q = [softmax_row(z) for z in ulb]
+    sup = ce(lb[0], 0)
+    q = [softmax(z) for z in ulb]
     vat = sum(kl_row(qi, zi) for qi, zi in zip(q, adv, strict=True)) / 2
     ent = sum(entropy_row(qi) for qi in q) / 2
     for it in [0, 10, 20, 39, 40, 80]:
         res = alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor([0])), it)
         ramp = min(it / 40, 1.0)
         assert res.loss.item() == pytest.approx(sup + 1.5 * ramp * vat + 0.06 * ent, rel=1e-6)
-
-
-def test_usb_defaults():
-    p = make().p
-    assert (p.lambda_u, p.ent_loss_ratio, p.vat_eps, p.xi, p.unsup_warm_up) == \
-        (1.0, 0.06, 6.0, 1e-6, 0.4)
-
-
-@pytest.mark.parametrize(
-    "params, match",
-    [({"lambda_u": -1.0}, "algorithm_params.vat.lambda_u"),
-     ({"ent_loss_ratio": -0.06}, "algorithm_params.vat.ent_loss_ratio"),
-     ({"vat_eps": 0.0}, "algorithm_params.vat.vat_eps"),
-     ({"xi": -1e-6}, "algorithm_params.vat.xi"),
-     ({"unsup_warm_up": -0.4}, "algorithm_params.vat.unsup_warm_up"),
-     ({"vat_embed": True}, "algorithm_params.vat: unknown parameter")],
-)
-def test_rejects_bad_params(params, match):
-    with pytest.raises(ValueError, match=match):
-        make(**params)

@@ -3,11 +3,17 @@ checkpoint round-trip of its state, and (slow) that it learns on a tiny problem.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 import torch
 
-from semibench.algorithms import ALGORITHMS
+from semibench.algorithms import ALGORITHMS, make_params
+from semibench.algorithms.base import param_table
+from semibench.cli import main
 from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import create_task, load_prepared
@@ -49,8 +55,9 @@ def tiny_data(tmp_path_factory):
         c = task.num_classes
         train_x, train_y = synthetic(domain, c, 12 * c, rng)
         test_x, test_y = synthetic(domain, c, 2 * c, rng)
+        extra = {"sample_rate": 16000} if domain == "audio" else None  # as the real task's meta
         write_prepared(root / "prepared", task=task, train_x=train_x, train_y=train_y,
-                       test_x=test_x, test_y=test_y, raw_checksums={})
+                       test_x=test_x, test_y=test_y, raw_checksums={}, extra=extra)
         split = make_split(train_y, task=name, num_classes=c, num_labels=2 * c,
                            val_per_class=2, seed=0)
         write_split(split, root / "split.json")
@@ -70,10 +77,23 @@ def settings(task: str, num_labels: int, algorithm: str, **train) -> dict:
 @pytest.mark.parametrize("algorithm", ALGORITHMS.names())
 def test_runs_in_every_domain(algorithm, domain, tiny_data, tmp_path):
     task, prepared, split, n = tiny_data[domain]
-    metrics = train_run(settings(task, n, algorithm), prepared, split, tmp_path)
+    run = settings(task, n, algorithm)
+    metrics = train_run(run, prepared, split, tmp_path)
     assert metrics["last"]["iteration"] == TINY["iterations"]
-    assert 0.0 <= metrics["last"]["test_error"] <= 100.0
-    assert (tmp_path / "metrics.json").exists()
+    assert metrics["config"] == run  # the numbers trace back to exactly this run
+    # the test set has 2 samples per class: the error is whole samples and equals 100 minus
+    # the mean per-class accuracy; every logged loss is finite
+    last = metrics["last"]
+    n_test = 2 * len(last["test_per_class_accuracy"])
+    assert last["test_error"] * n_test / 100 == pytest.approx(round(last["test_error"] * n_test
+                                                                    / 100))
+    assert last["test_error"] == pytest.approx(
+        100 - sum(last["test_per_class_accuracy"]) / len(last["test_per_class_accuracy"]))
+    with open(tmp_path / "curve.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == [2, 4]
+    assert all(math.isfinite(float(r["loss"])) for r in rows)
+    assert float(rows[-1]["test_error"]) == last["test_error"]
 
 
 def _states_equal(a, b) -> bool:
@@ -120,3 +140,77 @@ def test_learns_on_tiny_problem(algorithm, prepared_mnist, tmp_path):
                    uratio=2, eval_batch_size=512, lr=0.03)
     metrics = train_run(run, prepared_mnist, tmp_path / "split.json", tmp_path / "run")
     assert metrics["best"]["test_error"] < 60.0, metrics["best"]
+
+
+# --------------------------------------------------------------------- hyper-parameter contract
+def _fields(algorithm):
+    return dataclasses.fields(ALGORITHMS.get(algorithm).Params)
+
+
+def _outside(allowed: str, integer: bool) -> list[float]:
+    """Values just outside an interval such as "(0, 1]" or "[1, inf)", of the field's type."""
+    low, high = (float(v) for v in allowed[1:-1].split(","))
+    step = 1 if integer else 0.5
+    below = low if allowed[0] == "(" else low - step
+    above = [] if high == math.inf else [high if allowed[-1] == ")" else high + step]
+    return [int(v) if integer else v for v in (below, *above)]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS.names())
+def test_every_hyper_parameter_declares_help_and_allowed_values(algorithm):
+    """Declared once, with param(): a number has a range, a string its choices."""
+    for f in _fields(algorithm):
+        assert f.metadata.get("help"), f"{algorithm}.{f.name} has no help"
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool):
+            assert f.metadata.get("allowed"), f"{algorithm}.{f.name} has no allowed range"
+        if isinstance(f.default, str):
+            assert f.default in f.metadata["choices"]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS.names())
+def test_every_declared_range_is_enforced_with_the_config_key(algorithm):
+    for f in _fields(algorithm):
+        allowed = f.metadata.get("allowed")
+        if allowed is None:
+            continue
+        for value in _outside(allowed, integer=isinstance(f.default, int)):
+            with pytest.raises(ValueError,
+                               match=rf"algorithm_params\.{algorithm}\.{f.name}=.*: must be "
+                               rf"(in|>|>=) "):
+                make_params(algorithm, {f.name: value})
+        with pytest.raises(ValueError, match=rf"algorithm_params\.{algorithm}\.{f.name}="):
+            make_params(algorithm, {f.name: float("nan") if isinstance(f.default, float)
+                                    else True})  # NaN passes no range; a bool is no number
+    for f in _fields(algorithm):
+        if f.metadata.get("choices"):
+            with pytest.raises(ValueError, match=rf"{f.name}='bogus': must be one of"):
+                make_params(algorithm, {f.name: "bogus"})
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS.names())
+def test_unknown_parameters_are_rejected_naming_the_allowed_ones(algorithm):
+    known = sorted(f.name for f in _fields(algorithm))
+    with pytest.raises(ValueError, match=rf"algorithm_params\.{algorithm}: unknown parameter\(s\) "
+                       rf"tau; allowed: {', '.join(known) or 'none'}$"):
+        make_params(algorithm, {"tau": 0.9})
+
+
+def test_joint_rules_name_the_key():
+    with pytest.raises(ValueError, match=r"dash\.rho_init=0\.0: must be > 0 when warmup_fraction"):
+        make_params("dash", {"warmup_fraction": 0.0})
+    assert make_params("dash", {"warmup_fraction": 0.0, "rho_init": 1.0}).rho_init == 1.0
+
+
+def test_list_params_shows_name_default_range_and_help(capsys):
+    assert main(["list", "--params", "simmatch"]) in (0, None)
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert set(rows) == {f.name for f in _fields("simmatch")}
+    assert "0.1 (audio: 0.2)" in rows["T"] and "(0, inf)" in rows["T"]
+    assert "[0, 1)" in rows["bank_momentum"] and "0.7" in rows["bank_momentum"]
+    assert "EMA model" in rows["ema_teacher"]
+    flex = {r["name"]: r for r in param_table("flexmatch")}
+    assert flex["mapping"]["allowed"] == "{concave, convex, linear}"
+    assert flex["mapping"]["default"] == '"convex"'
+    with pytest.raises(SystemExit, match="unknown algorithm 'fixmach'"):
+        main(["list", "--params", "fixmach"])

@@ -202,25 +202,36 @@ def test_layer_decay_and_weight_decay_groups(name: str, models: dict[str, nn.Mod
 
 
 def test_vit_parameter_groups_follow_timm(models: dict[str, nn.Module]) -> None:
+    """Our wrapper (timm's ViT under ``vit.``, our head outside it) gets, parameter by
+    parameter, the lr scale and weight decay timm's own layer decay gives the same ViT with its
+    own head: the wrapper's group_matcher and no_weight_decay restate timm's correctly."""
+    from timm.models import VisionTransformer
+    from timm.optim import param_groups_layer_decay
+
     model = models["vit_small_patch2_32"]
-    ids = layer_ids(model)
-    assert ids["vit.cls_token"] == ids["vit.pos_embed"] == ids["vit.patch_embed.proj.weight"] == 0
-    assert ids["vit.blocks.0.attn.qkv.weight"] == 1
-    assert ids["vit.blocks.11.mlp.fc2.weight"] == ids["vit.norm.weight"] == 12
-    assert ids["head.weight"] == 13
-    assert model.no_weight_decay() == {"vit.pos_embed", "vit.cls_token"}
-    cfg = TrainConfig(lr=1.0, weight_decay=0.05, layer_decay=0.65)
-    group_of = {id(p): g for g in param_groups(model, cfg) for p in g["params"]}
-    params = dict(model.named_parameters())
-    for pname in (
-        "vit.pos_embed",
-        "vit.cls_token",
-        "vit.norm.weight",
-        "vit.blocks.3.attn.qkv.bias",
+    ref = VisionTransformer(
+        img_size=32, patch_size=2, embed_dim=384, depth=12, num_heads=6, num_classes=5,
+        global_pool="token", fc_norm=False,
+    )  # fmt: skip
+    d, wd = 0.65, 0.05
+    timm_of = {}
+    timm_params = dict(ref.named_parameters())
+    for g in param_groups_layer_decay(
+        ref, weight_decay=wd, no_weight_decay_list=ref.no_weight_decay(), layer_decay=d
     ):
-        assert group_of[id(params[pname])]["weight_decay"] == 0.0, pname
-    assert group_of[id(params["vit.blocks.3.attn.qkv.weight"])]["weight_decay"] == 0.05
-    assert group_of[id(params["vit.patch_embed.proj.weight"])]["lr"] == pytest.approx(0.65**13)
+        for p in g["params"]:
+            timm_of[id(p)] = (g["lr_scale"], g["weight_decay"])
+    by_name = {n: timm_of[id(p)] for n, p in timm_params.items()}
+    ours = {}
+    for g in param_groups(model, TrainConfig(lr=1.0, weight_decay=wd, layer_decay=d)):
+        for p in g["params"]:
+            ours[id(p)] = (g["lr_scale"], g["weight_decay"])
+    names = {n: n.removeprefix("vit.") for n, _ in model.named_parameters()}
+    assert set(names.values()) == set(by_name)
+    for name, p in model.named_parameters():
+        assert ours[id(p)] == pytest.approx(by_name[names[name]]), name
+    assert by_name["patch_embed.proj.weight"][0] == pytest.approx(d**13)  # 12 blocks + head
+    assert by_name["pos_embed"][1] == by_name["cls_token"][1] == 0.0
 
 
 def test_vit_architecture_matches_usb(models: dict[str, nn.Module]) -> None:
@@ -548,19 +559,84 @@ def test_speech_vat_gradient_reaches_waveform(models: dict[str, nn.Module]) -> N
 
 
 def usb_wrn_parameter_count(widths: list[int], per_stage: int, num_classes: int) -> int:
-    """USB's WRN counted by hand: biased convs, a 1x1 shortcut where the width changes, two BNs
-    per block, a final BN and a linear head."""
-
-    def conv(cin: int, cout: int, k: int) -> int:
-        return cin * cout * k * k + cout
-
-    total, cin = conv(3, 16, 3), 16
+    """USB's WRN counted by hand: a biased stem, bias-free block convolutions, a bias-free 1x1
+    shortcut where the width changes, two BNs per block, a final BN and a linear head."""
+    total, cin = 3 * 16 * 9 + 16, 16
     for width in widths:
         for _ in range(per_stage):
-            total += 2 * cin + conv(cin, width, 3) + 2 * width + conv(width, width, 3)
-            total += conv(cin, width, 1) if cin != width else 0
+            total += 2 * cin + cin * width * 9 + 2 * width + width * width * 9
+            total += cin * width if cin != width else 0
             cin = width
     return total + 2 * cin + cin * num_classes + num_classes
+
+
+def usb_wrn_forward(
+    sd: dict[str, torch.Tensor],
+    x: torch.Tensor,
+    widths: list[int],
+    per_stage: int,
+    first_stride: int,
+    training: bool,
+) -> torch.Tensor:
+    """USB's ``nets/wrn`` wiring restated with functional ops on a state dict: block BN eps
+    1e-5, final BN eps 1e-3; a width-keeping block adds its raw input to conv2(conv1(act(x)));
+    a stage's first block activates its input first only in stage 1, later ones feed the raw
+    input to conv1 and to the 1x1 shortcut; no bias but the stem's."""
+
+    def bn(name: str, h: torch.Tensor, eps: float) -> torch.Tensor:
+        mean, var = sd[f"{name}.running_mean"].clone(), sd[f"{name}.running_var"].clone()
+        w, b = sd[f"{name}.weight"], sd[f"{name}.bias"]
+        return F.batch_norm(h, mean, var, w, b, training=training, momentum=0.001, eps=eps)
+
+    def act(h: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(h, 0.1)
+
+    h, cin, i = F.conv2d(x, sd["stem.weight"], sd["stem.bias"], padding=1), 16, 0
+    for stage, width in enumerate(widths):
+        for j in range(per_stage):
+            p, stride = f"blocks.{i}", ((first_stride if stage == 0 else 2) if j == 0 else 1)
+            if cin == width and stride == 1:
+                inner, skip = act(bn(f"{p}.bn1", h, 1e-5)), h
+            else:
+                inner = act(bn(f"{p}.bn1", h, 1e-5)) if stage == 0 else h
+                skip = F.conv2d(inner, sd[f"{p}.shortcut.weight"], stride=stride)
+            out = F.conv2d(inner, sd[f"{p}.conv1.weight"], stride=stride, padding=1)
+            out = F.conv2d(act(bn(f"{p}.bn2", out, 1e-5)), sd[f"{p}.conv2.weight"], padding=1)
+            h, cin, i = skip + out, width, i + 1
+    pooled = act(bn("norm", h, 1e-3)).mean(dim=(2, 3))
+    return F.linear(pooled, sd["head.weight"], sd["head.bias"])
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "widths", "first_stride"),
+    [
+        ("wrn_28_2", {}, [32, 64, 128], 1),
+        ("wrn_37_2", {"depth": 16}, [32, 64, 128, 256], 2),
+    ],
+)
+def test_wrn_forward_matches_usb_wiring(
+    name: str, kwargs: dict, widths: list[int], first_stride: int
+) -> None:
+    """Every parameter and running statistic randomised (small running variances, so the eps
+    of each BN shows), then our forward equals the restatement in eval and in train mode."""
+    torch.manual_seed(0)
+    model = create_backbone(name, 7, **kwargs).double()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for key, t in model.state_dict().items():
+            if key.endswith("running_var"):
+                t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) * 1e-3 + 1e-4)
+            elif t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen, dtype=t.dtype) - 0.5)
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    per_stage = (kwargs.get("depth", 28) - 4) // 6
+    x = torch.randn(3, 3, 32, 32, generator=gen, dtype=torch.float64)
+    for training in (False, True):
+        model.train(training)
+        with torch.no_grad():
+            ours = model(x)
+        ref = usb_wrn_forward(sd, x, widths, per_stage, first_stride, training)
+        assert torch.allclose(ours, ref, rtol=1e-9, atol=1e-9 * ref.abs().max().item()), training
 
 
 def test_wrn_architecture_matches_usb(models: dict[str, nn.Module]) -> None:
@@ -572,10 +648,16 @@ def test_wrn_architecture_matches_usb(models: dict[str, nn.Module]) -> None:
         model = models[name]
         count = sum(p.numel() for p in model.parameters())
         assert count == usb_wrn_parameter_count(widths, 4, 5), name
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        assert [m.bias is not None for m in convs].count(True) == 1 and model.stem.bias is not None
         bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        assert bns and all(m.momentum == 0.001 and m.eps == 0.001 for m in bns)
+        assert all(m.momentum == 0.001 for m in bns)
+        assert [m.eps for m in bns] == [1e-5] * (len(bns) - 1) + [1e-3]
+        assert bns[-1] is model.norm
         acts = [m for m in model.modules() if isinstance(m, nn.LeakyReLU)]
         assert acts and all(m.negative_slope == 0.1 for m in acts)
+    # USB's WRN-28-2 for CIFAR-10 (semilearn 0.3.2's nets.wrn.wrn_28_2(num_classes=10) counted)
+    assert sum(p.numel() for p in create_backbone("wrn_28_2", 10).parameters()) == 1_467_626
     model = models["wrn_37_2"]
     with torch.no_grad():
         fmap = model.blocks(model.stem(torch.zeros(1, 3, 96, 96)))

@@ -71,8 +71,9 @@ def test_bank_write_blends_with_momentum_and_renormalises_each_sample():
 
 
 def test_bank_write_rejects_slots_outside_the_labelled_set():
+    """Checked on the device (an asynchronous assert: on the CPU it raises at once)."""
     bank = LabelledBank(torch.tensor([1, 1]), dim=2)
-    with pytest.raises(IndexError, match="out of range"):
+    with pytest.raises(RuntimeError, match="out of range"):
         bank.write(torch.tensor([2]), torch.ones(1, 2), torch.tensor([0]))
 
 

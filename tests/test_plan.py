@@ -73,7 +73,11 @@ def test_per_sample_flops_equal_the_hand_count():
                                  False)[:2] == (FWD, 0)
 
 
-def test_fixmatch_step_is_every_view_forward_and_backward_plus_the_head(calibration):
+def test_fixmatch_step_is_every_view_forward_and_backward_plus_the_head(calibration,
+                                                                        monkeypatch):
+    from semibench.train import loop
+
+    monkeypatch.setattr(loop, "has_batch_norm", lambda model: True)  # a joint pass is needed
     config = mnist_config(["fixmatch"])
     job = plan.plan_job(run_config(config, "mnist", 40, "fixmatch", 0), "cpu", "none", "none",
                         plan.read_calibration(calibration))
@@ -91,6 +95,43 @@ def test_target_views_without_a_graph_get_no_backward(calibration):
     grad_views, target_views = 4 + 8, 8  # lb weak + ulb strong; ulb weak under no_grad
     head = 3 * grad_views * 2 * FEATS * CLASSES + target_views * 2 * FEATS * CLASSES
     assert job.step_flops == grad_views * (FWD + BWD) + target_views * FWD + head
+
+
+def test_without_batch_norm_the_joint_pass_is_split(calibration):
+    """use_cat changes nothing without batch norm, so the trainer (and the plan) skip the
+    target views' backward."""
+    rows = plan.read_calibration(calibration)
+    joint = plan.plan_job(run_config(mnist_config(["fixmatch"]), "mnist", 40, "fixmatch", 0),
+                          "cpu", "none", "none", rows)
+    split = plan.plan_job(run_config(mnist_config(["fixmatch"], use_cat=False), "mnist", 40,
+                                     "fixmatch", 0), "cpu", "none", "none", rows)
+    assert joint.step_flops == split.step_flops
+
+
+def test_trimmed_text_length_is_the_mean_longest_text_of_a_batch(tmp_path):
+    import numpy as np
+
+    class Tok:
+        pad_token_id = 0
+
+    class Model:
+        trim_multiple = 4
+        tokenizer = Tok()
+
+        def prepare_inputs(self, texts):  # one token per word, padded to 16
+            ids = torch.zeros(len(texts), 16, dtype=torch.long)
+            for i, t in enumerate(texts):
+                ids[i, : len(t.split())] = 1
+            return ids
+
+    (tmp_path / "t").mkdir()
+    texts = np.array(["w " * 3, "w " * 5, "w " * 9])  # 3, 5 and 9 tokens
+    np.savez(tmp_path / "t" / "data.npz", train_x=texts)
+    # batches of one: kept lengths 4, 8, 12 (rounded up to 4), each a third of the draws
+    assert plan.trimmed_text_length(Model(), "t", tmp_path, 1, draws=3000) in (7, 8, 9)
+    # batches of 200 always hold the 9-token text: 12 columns kept
+    assert plan.trimmed_text_length(Model(), "t", tmp_path, 200) == 12
+    assert plan.trimmed_text_length(Model(), "absent", tmp_path, 4) is None
 
 
 def test_counts_are_linear_in_the_batch():

@@ -12,6 +12,7 @@ import torch
 import torch._inductor.config
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from semibench.algorithms import ALGORITHMS
 from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
@@ -21,11 +22,10 @@ from semibench.train.loop import Trainer, precision_dtype, train_run
 
 TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
          "device": "cpu"}
-#: the algorithms whose step never waits for the device (the others still read a value
-#: back once per step: dash's rho schedule, the memory banks of comatch/simmatch, the
-#: rotation head of crmatch/remixmatch, the mixup seed of mixmatch/remixmatch)
-SYNC_FREE = ["adamatch", "defixmatch", "fixmatch", "flexmatch", "freematch", "fullysupervised",
-             "meanteacher", "pimodel", "pseudolabel", "softmatch", "supervised", "uda", "vat"]
+#: every algorithm: no step waits for the device (dash's rho schedule, the memory banks of
+#: comatch/simmatch, the rotation head of crmatch/remixmatch and the mixup draw of
+#: mixmatch/remixmatch included)
+SYNC_FREE = sorted(ALGORITHMS.names())
 #: ops that make the host wait for the device when their input lives there
 SYNCING_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
                torch.ops.aten.is_nonzero.default}

@@ -5,6 +5,7 @@ pinned hash replaced by the fixture's; prepare must select USB's per-class train
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import tarfile
@@ -33,7 +34,13 @@ def write_tgz(path: Path, files: dict[str, str]) -> Path:
 
 
 def imdb_review(split: str, polarity: str, i: int) -> str:
-    return f"{split} {polarity} review {i}: great, \"really\" <br /><br />fine, ünïcode."
+    """Line breaks as in the source: ``<br />`` tags, and a newline (a few reviews have one)."""
+    return f"{split} {polarity} review {i}: great, \"really\" <br /><br />fine,\nünïcode."
+
+
+def usb_text(review: str) -> str:
+    """USB's preprocess_aclimdb.py: ``<br />`` and newlines deleted, nothing put instead."""
+    return review.replace("<br />", "").replace("\n", "")
 
 
 def build_aclimdb(path: Path, train_per_class: int = 5, test_per_class: int = 3) -> Path:
@@ -60,6 +67,8 @@ class TinyImdb(Imdb):
 
 
 FIELDS = {"ag_news": 2, "amazon_review": 2, "yahoo_answers": 3, "yelp_review": 1}
+#: the text columns USB reads (Yahoo!: title and content, not the best answer)
+USED = {"ag_news": 2, "amazon_review": 2, "yahoo_answers": 2, "yelp_review": 1}
 TINY = {
     name: type(f"Tiny{cls.__name__}", (cls,), {"train_per_class": 4, "dev_per_class": 1,
                                                "max_chars": 300})
@@ -115,8 +124,7 @@ def pin_imdb(monkeypatch: pytest.MonkeyPatch, archive: Path, **extra: object) ->
 def pin_zhang(monkeypatch: pytest.MonkeyPatch, name: str, archive: Path) -> None:
     spec = SOURCES[name]
     pinned = Archive(spec.archive.url, spec.archive.filename, f"sha256:{sha256_file(archive)}")
-    monkeypatch.setitem(zhang15.SOURCES, name, zhang15.ZhangSource(
-        pinned, spec.folder, spec.fields, spec.has_classes_file))
+    monkeypatch.setitem(zhang15.SOURCES, name, dataclasses.replace(spec, archive=pinned))
 
 
 def no_prepared_output(out: Path) -> bool:
@@ -191,18 +199,19 @@ def test_imdb_fetch_and_prepare(tmp_path: Path, mirror: Path, monkeypatch) -> No
     assert np.bincount(data.train_y).tolist() == [3, 3]
     assert np.bincount(data.val_y).tolist() == [2, 2]
     assert np.bincount(data.test_y).tolist() == [3, 3]
-    # every text is a verbatim review of its split and class; unsup reviews never enter
-    source = {imdb_review("train", p, i): c for c, p in enumerate(("neg", "pos"))
+    # every text is a review of its split and class as USB stores it; unsup reviews never enter
+    source = {usb_text(imdb_review("train", p, i)): c for c, p in enumerate(("neg", "pos"))
               for i in range(5)}
     source["long " * 100] = 1
     for x, y in zip([*data.train_x, *data.val_x], [*data.train_y, *data.val_y], strict=True):
         full = next(s for s in source if s.startswith(x))
         assert source[full] == y and (x == full or len(x) == 120)
     assert not set(data.train_x) & set(data.val_x)
-    assert sorted(data.test_x) == sorted(imdb_review("test", p, i) for p in ("neg", "pos")
-                                         for i in range(3))
+    assert sorted(data.test_x) == sorted(usb_text(imdb_review("test", p, i))
+                                         for p in ("neg", "pos") for i in range(3))
     assert all(data.test_y[i] == ("pos" in x.split()[1]) for i, x in enumerate(data.test_x))
-    assert "<br /><br />fine, ünïcode." in data.test_x[0]
+    assert data.test_x[0].endswith(': great, "really" fine,ünïcode.')
+    assert not any("<br" in x or "\n" in x for x in [*data.train_x, *data.val_x, *data.test_x])
     meta = data.meta
     assert meta["num_val"] == 4 and meta["num_test"] == 6 and meta["num_train"] == 6
     assert meta["classes"] == ["neg", "pos"]
@@ -290,17 +299,19 @@ def test_zhang_fetch_and_prepare(name: str, tmp_path: Path, mirror: Path, monkey
     assert np.bincount(data.val_y, minlength=c).tolist() == [1] * c
     assert np.bincount(data.test_y, minlength=c).tolist() == [2] * c
     assert data.meta["classes"] == list(task.classes)
-    # fields joined by a space, doubled quotes and commas kept, \n unescaped, empty skipped
+    # USB's fields joined by a space, doubled quotes and commas kept, \n unescaped, empty
+    # skipped
     for x, y in zip([*data.train_x, *data.val_x, *data.test_x],
                     [*data.train_y, *data.val_y, *data.test_y], strict=True):
         split = x.split()[0]
         i = int(x.split()[1].split("-")[1].rstrip(","))
-        fields = zhang_fields(name, split, int(y) + 1, i)
+        fields = zhang_fields(name, split, int(y) + 1, i)[: USED[name]]
         expected = " ".join(f.replace("\\n", "\n") for f in fields if f)
         assert x == expected[: task.max_chars]
     if FIELDS[name] >= 2:
         assert any("with a comma\nand an escaped newline" in x for x in data.train_x)
     assert all('a title with "quotes"' in x for x in data.train_x)
+    assert not any("answer" in x for x in [*data.train_x, *data.val_x, *data.test_x])
     assert all(x.startswith("train ") for x in [*data.train_x, *data.val_x])
     assert all(x.startswith("test ") for x in data.test_x)
     assert not set(data.train_x) & set(data.val_x)

@@ -43,6 +43,15 @@ def _split(args: argparse.Namespace) -> None:
 
     task = create_task(args.task)
     data = load_prepared(args.prepared)
+    if args.long_tailed:  # a long-tailed rule over the same prepared data
+        from semibench.splits_lt import make_long_tailed_split, parse_tag
+
+        write_split(make_long_tailed_split(
+            data.train_y, task=args.task, num_classes=data.meta["num_classes"],
+            num_labels=args.num_labels, setting=parse_tag(args.long_tailed),
+            val_per_class=task.val_per_class, seed=args.seed,
+            validation_source=task.validation_source), args.out)
+        return
     split = make_split(
         data.train_y,
         task=args.task,
@@ -94,7 +103,7 @@ def _aggregate(args: argparse.Namespace) -> None:
     results = collect(args.metrics, args.curves, args.benchmarks)
     write_tables(results.runs, Path(args.out_dir), published=args.published,
                  grid=_expected(args), curves=results.curves, per_class=results.per_class,
-                 title=args.title)
+                 title=args.title, metrics=args.show_metrics)
 
 
 def _read_tables(args: argparse.Namespace):
@@ -151,23 +160,113 @@ def _report(args: argparse.Namespace) -> None:
 
     runs, grid = _read_tables(args)
     config = json.loads(args.config_json) if args.config_json else None
-    page = render_html(build(runs, grid, args.published), [Path(f) for f in args.figures],
-                       args.title, config)
+    page = render_html(build(runs, grid, args.published, metrics=args.show_metrics),
+                       [Path(f) for f in args.figures], args.title, config)
     atomic_write_text(Path(args.out), page)
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from semibench.inference import load_run, predict_files, predictions_csv
+    from semibench.io import atomic_write_text
+
+    run = load_run(args.run, args.checkpoint, args.device)
+    text = predictions_csv(predict_files(run, args.input, top_k=args.top_k))
+    if args.output:
+        atomic_write_text(Path(args.output), text)
+        print(f"semibench predict: wrote {text.count(chr(10)) - 1} predictions to {args.output}",
+              file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    import torch
+
+    from semibench.inference import evaluate_run, read_run_metrics
+    from semibench.io import atomic_write_json
+
+    metrics = read_run_metrics(args.run)
+    task = args.task or metrics["task"]
+    # the trainer's thread count: CPU float sums then add up in the same order
+    torch.set_num_threads(args.threads or int(metrics.get("threads") or 1))
+    data = Path(args.data) if args.data else Path("data/prepared") / task
+    evaluations, not_comparable = evaluate_run(args.run, data, task, args.checkpoint,
+                                               args.device)
+    report = {"run": str(args.run), "task": task, "data": str(data),
+              "comparable": not not_comparable, "why_not_comparable": not_comparable,
+              **{e.checkpoint: {**e.fields, "differs_from_metrics_json": e.differences}
+                 for e in evaluations}}
+    if args.output:
+        atomic_write_json(Path(args.output), report)
+    for e in evaluations:
+        top5 = e.fields["test_top5_error"]
+        state = ("n/a" if not_comparable else "reproduces metrics.json" if not e.differences
+                 else f"DIFFERS from metrics.json in {', '.join(e.differences)}")
+        print(f"{e.checkpoint}: test error {e.fields['test_error']:.2f}%, top-5 error "
+              f"{'n/a' if top5 is None else f'{top5:.2f}%'}, balanced error "
+              f"{e.fields['test_balanced_error']:.2f}%, macro-F1 "
+              f"{e.fields['test_macro_f1']:.2f}%: {state}")
+    if not_comparable:
+        print(f"semibench evaluate: not compared with metrics.json: {not_comparable}",
+              file=sys.stderr)
+    elif any(e.differences for e in evaluations):
+        raise SystemExit("semibench evaluate: error: the checkpoint does not reproduce "
+                         f"{Path(args.run) / 'metrics.json'}")
 
 
 def _list(args: argparse.Namespace) -> None:
     from semibench.algorithms import ALGORITHMS
     from semibench.backbones import BACKBONES
+    from semibench.plugins import load_plugins
     from semibench.tasks import TASKS, create_task
+
+    load_plugins(args.plugin)
+    if args.params:
+        _list_params(args.params)
+        return
+
+    def origin(registry, name: str) -> str:
+        where = registry.origin(name)
+        return "" if where.startswith("semibench.") else f"  [{where}]"
 
     print("tasks:")
     for name in TASKS:
         t = create_task(name)
         print(f"  {name:<12} {t.domain:<6} {t.num_classes:>3} classes  labels {list(t.label_budgets)}"
-              f"  backbone {t.backbone}")
-    print("algorithms:", ", ".join(ALGORITHMS.names()))
-    print("backbones:", ", ".join(BACKBONES.names()))
+              f"  backbone {t.backbone}{origin(TASKS, name)}")
+    print("algorithms:")
+    for name in ALGORITHMS:
+        print(f"  {name:<16} {ALGORITHMS.origin(name)}")
+    from semibench.imbalance import IMBALANCE
+
+    print("imbalance methods (compose as <algorithm>_<method>, e.g. fixmatch_abc):")
+    for name in IMBALANCE:
+        only = IMBALANCE.get(name).bases
+        note = f"  (with {', '.join(sorted(only))} only)" if only else ""
+        print(f"  {name:<16} {IMBALANCE.origin(name)}{note}")
+    print("backbones:")
+    for name in [*BACKBONES.names(), *BACKBONES.families()]:
+        shown = name if name in BACKBONES.names() else f"{name}/<name>"
+        print(f"  {shown:<24} {BACKBONES.origin(name)}")
+
+
+def _list_params(algorithm: str) -> None:
+    """One algorithm's hyper-parameters: name, default, allowed values, help."""
+    from semibench.algorithms.base import param_table
+    from semibench.registry import UnknownNameError
+
+    try:
+        rows = param_table(algorithm)
+    except UnknownNameError as err:
+        raise SystemExit(f"semibench list: error: {err}") from None
+    if not rows:
+        print(f"{algorithm}: no hyper-parameters")
+        return
+    print(f"algorithm_params.{algorithm} (default; per-domain defaults in parentheses):")
+    width = {k: max(len(r[k]) for r in rows) for k in ("name", "default", "allowed")}
+    for r in rows:
+        print(f"  {r['name']:<{width['name']}}  {r['default']:<{width['default']}}  "
+              f"{r['allowed']:<{width['allowed']}}  {r['help']}")
 
 
 def _load_yaml(path: Path, prog: str) -> object:
@@ -270,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-labels", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--long-tailed", default="",
+                   help="a long-tailed split, by its tag (e.g. lt_l100_u100_m3000; "
+                        "semibench.splits_lt); num-labels is then N1, the head count")
     p.set_defaults(func=_split)
 
     p = sub.add_parser("train", help="train one (task, num_labels, algorithm, seed) run")
@@ -300,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--published", **published)
     p.add_argument("--title", default="SemiBench results")
+    p.add_argument("--show-metrics", nargs="+", default=["error"], metavar="METRIC",
+                   choices=["error", "top5_error", "balanced_error", "macro_f1"],
+                   help="the config's `metrics:`: which test metrics get tables (default: error)")
     p.set_defaults(func=_aggregate)
 
     p = sub.add_parser("figures", help="every figure of the report, from aggregate's tables")
@@ -322,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", default="SemiBench report")
     p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
     p.add_argument("--published", **published)
+    p.add_argument("--show-metrics", nargs="+", default=["error"], metavar="METRIC",
+                   choices=["error", "top5_error", "balanced_error", "macro_f1"],
+                   help="the config's `metrics:`: which test metrics the runs table shows")
     p.add_argument("--partial", action="store_true",
                    help="render the finished runs of --configfile into "
                    "reports/<benchmark>/partial/ (while a sweep runs): 'n of N runs'")
@@ -332,7 +440,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --partial: where to write (default: reports/<benchmark>/partial)")
     p.set_defaults(func=_report)
 
+    p = sub.add_parser("predict", help="predict files with a trained run's model, as CSV "
+                       "(input, class, probability)")
+    p.add_argument("--run", required=True, help="a finished run directory (has metrics.json)")
+    p.add_argument("--input", required=True, nargs="+",
+                   help="files or folders: images; audio files; text files (one input a line)")
+    p.add_argument("--output", default="", help="the CSV to write (default: standard output)")
+    p.add_argument("--top-k", type=int, default=1, help="classes per input (default: 1)")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best",
+                   help="best on validation (default) or the last evaluated weights")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("evaluate", help="re-evaluate a run's checkpoints on a task's test set "
+                       "and compare with its metrics.json")
+    p.add_argument("--run", required=True, help="a finished run directory (has metrics.json)")
+    p.add_argument("--task", default="", help="the task whose test set to use (default: the "
+                   "run's)")
+    p.add_argument("--data", default="",
+                   help="its prepared directory (default: data/prepared/<task>)")
+    p.add_argument("--checkpoint", nargs="+", choices=["best", "last"],
+                   default=["best", "last"])
+    p.add_argument("--output", default="", help="also write the results here, as JSON")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu; the "
+                   "numbers reproduce exactly on the CPU)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads (default: the run's, as recorded in metrics.json)")
+    p.set_defaults(func=_evaluate)
+
     p = sub.add_parser("list", help="registered tasks, algorithms and backbones")
+    p.add_argument("--params", metavar="ALGORITHM", default="",
+                   help="instead: that algorithm's hyper-parameters (default, allowed, help)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_FILE",
+                   help="load this plugin first (repeatable; entry-point plugins always load)")
     p.set_defaults(func=_list)
 
     p = sub.add_parser("check-config", help="validate a benchmark config file")
@@ -372,13 +512,18 @@ def main(argv: list[str] | None = None) -> int:
     import errno
 
     from semibench.config import ConfigError
+    from semibench.inference import RunError
     from semibench.io import ChecksumError, DirectoryBusyError, UnsafeArchiveError
+    from semibench.metrics_file import MetricsFormatError
+    from semibench.plugins import PluginError
     from semibench.tasks import PreparedDataError
+    from semibench.tasks.from_files import FileTaskError
     from semibench.train.loop import DeviceUnavailableError, NonFiniteLossError, TrainingStopped
 
     # faults of the inputs or the machine: one line that says what to do, not a traceback
     one_line = (ConfigError, NonFiniteLossError, DeviceUnavailableError, PreparedDataError,
-                ChecksumError, DirectoryBusyError, UnsafeArchiveError)
+                ChecksumError, DirectoryBusyError, UnsafeArchiveError, RunError,
+                MetricsFormatError, PluginError, FileTaskError)
     try:
         args.func(args)
     except TrainingStopped as err:

@@ -19,7 +19,18 @@ import yaml
 
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
+from semibench.imbalance import is_algorithm
+from semibench.imbalance.settings import (
+    algorithm_origins,
+    base_algorithm,
+    check_algorithm_name,
+    check_imbalance_params,
+    check_long_tailed,
+    run_fields,
+)
+from semibench.plugins import PluginError, fingerprint, load_plugins, used_by
 from semibench.tasks import TASKS, Task, create_task
+from semibench.tasks.from_files import FileTaskError, declare_file_tasks
 from semibench.train.config import TrainConfig
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
@@ -97,22 +108,6 @@ def load_schema(path: str | Path = DEFAULT_SCHEMA) -> dict[str, Any]:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def _type_ok(value: Any, default: Any) -> bool:
-    """YAML value vs the type of a Params default: bools are not numbers, ints are floats."""
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, int | float)
-    return isinstance(value, type(default))
-
-
-def _check_types(name: str, values: dict[str, Any]) -> None:
-    for field in dataclasses.fields(ALGORITHMS.get(name).Params):
-        if field.name in values and not _type_ok(values[field.name], field.default):
-            raise ConfigError(f"algorithm_params.{name}.{field.name}={values[field.name]!r}: "
-                              f"must be of type {type(field.default).__name__}")
-
-
 def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str]:
     """The benchmark's algorithms, or a task's own list where it sets one."""
     algs = config["algorithms"]
@@ -131,6 +126,10 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     for key, spec in schema["properties"].items():
         if "default" in spec:
             config.setdefault(key, json.loads(json.dumps(spec["default"])))
+    try:  # plugins first: they add algorithms, tasks and backbones that the checks below see
+        config["plugins"] = load_plugins(config.get("plugins", []))
+    except PluginError as err:
+        raise ConfigError(str(err)) from None
 
     lists = [("algorithms", algorithm_names(config))] + [
         (f"tasks.{t}.algorithms", algorithm_names(config, t))
@@ -138,13 +137,17 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     ]
     for key, names in lists:
         for name in names:
-            if name not in ALGORITHMS:
-                raise ConfigError(f"{key}: unknown algorithm {name!r}; allowed: "
+            try:  # a registered algorithm or <base>_<imbalance method> (semibench.imbalance)
+                check_algorithm_name(key, name)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+    per_task = [(f"tasks.{t}.algorithm_train", s.get("algorithm_train", {}))
+                for t, s in config["tasks"].items()]
+    for key, section in [("algorithm_train", config["algorithm_train"]), *per_task]:
+        for name in section:
+            if not is_algorithm(name):
+                raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
                                   f"{', '.join(ALGORITHMS.names())}")
-    for name in config["algorithm_train"]:
-        if name not in ALGORITHMS:
-            raise ConfigError(f"algorithm_train.{name}: unknown algorithm; allowed: "
-                              f"{', '.join(ALGORITHMS.names())}")
     sections = [("algorithm_params", config["algorithm_params"])] + [
         (f"tasks.{t}.algorithm_params", settings["algorithm_params"])
         for t, settings in config["tasks"].items() if "algorithm_params" in settings
@@ -156,13 +159,18 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
                                   f"{', '.join(ALGORITHMS.names())}")
             merged = {**config["algorithm_params"].get(name, {}), **values}
             try:
-                _check_types(name, merged)
                 make_params(name, merged)
-            except ConfigError as err:
+            except (ValueError, TypeError) as err:  # ConfigError is a ValueError
                 raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
-            except (ValueError, TypeError) as err:
-                raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
+    try:
+        check_imbalance_params(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
+    try:  # tasks read from the user's files join the registry, checked against the files
+        declare_file_tasks(config["tasks"])
+    except FileTaskError as err:
+        raise ConfigError(str(err)) from None
     for name, settings in config["tasks"].items():
         if name not in TASKS:
             raise ConfigError(f"tasks.{name}: unknown task; allowed: {', '.join(TASKS.names())}")
@@ -171,6 +179,13 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         pool = task.pool_size()
         for i, n in enumerate(settings["num_labels"]):
             key = f"tasks.{name}.num_labels[{i}]={n}"
+            if "long_tailed" in settings:  # n is N1, the labelled head count
+                try:
+                    check_long_tailed(name, task.num_classes, task.fixed_labelled,
+                                      settings["long_tailed"], n, i)
+                except ValueError as err:
+                    raise ConfigError(str(err)) from None
+                continue
             if task.fixed_labelled:
                 continue  # checked against the prepared data by the split step
             if n % task.num_classes:
@@ -237,8 +252,16 @@ def _check_backbone(task_name: str, task: Task, settings: dict[str, Any]) -> Non
     key = f"tasks.{task_name}"
     name = settings.get("backbone", task.backbone)
     if name not in BACKBONES:
+        families = [f"{p}/<name>" for p in BACKBONES.families()]
         raise ConfigError(f"{key}.backbone={name!r}: unknown backbone; allowed: "
-                          f"{', '.join(BACKBONES.names())}")
+                          f"{', '.join(BACKBONES.names() + families)}")
+    factory = BACKBONES.get(name)
+    check_name = getattr(getattr(factory, "func", None), "check_name", None)
+    if check_name is not None:  # a family member (timm/..., hf/...): is it there?
+        try:
+            check_name(factory.args[0])
+        except (ValueError, FileNotFoundError) as err:
+            raise ConfigError(f"{key}.backbone={name!r}: {err}") from None
     allowed = backbone_arguments(name)
     if allowed is None:
         return  # it takes any keyword
@@ -282,13 +305,16 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
     algorithm's hyper-parameter changes only that algorithm's runs)."""
     task = create_task(task_name)
     settings = config["tasks"][task_name]
-    needs = ALGORITHMS.get(algorithm).train_defaults
+    base = base_algorithm(algorithm)  # fixmatch_abc trains as fixmatch does
+    needs = ALGORITHMS.get(base).train_defaults
     train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
              **config["train"], **settings.get("train", {}),
-             **config["algorithm_train"].get(algorithm, {})}
-    values = {**config["algorithm_params"].get(algorithm, {}),
-              **settings.get("algorithm_params", {}).get(algorithm, {})}
-    params = make_params(algorithm, values, task.domain)
+             **config["algorithm_train"].get(base, {}),
+             **settings.get("algorithm_train", {}).get(base, {}),
+             **(config["algorithm_train"].get(algorithm, {}) if base != algorithm else {}),
+             **(settings.get("algorithm_train", {}).get(algorithm, {})
+                if base != algorithm else {})}
+    params, imbalanced = run_fields(config, task_name, task.domain, num_labels, algorithm)
     run = {
         "task": task_name,
         "num_labels": int(num_labels),
@@ -299,7 +325,12 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
         "augment": {**task.augment, **settings.get("augment", {})},
         "train": dataclasses.asdict(TrainConfig.from_dict(train)),
         "algorithm_params": dataclasses.asdict(params),
+        **imbalanced,  # a long-tailed split's setting and tag (none for a balanced task)
     }
+    used = used_by([*algorithm_origins(algorithm), TASKS.origin(task_name),
+                    BACKBONES.origin(run["backbone"])])
+    if used:  # the run's plugins load in its job; an edited plugin file reruns its jobs
+        run["plugins"] = fingerprint(used)
     return json.loads(json.dumps(run))  # plain JSON types, as it is stored and compared
 
 

@@ -216,6 +216,28 @@ def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...]
     return tuple(view(wave, torch.Generator().manual_seed(0)).shape[1:]), torch.float32
 
 
+def trimmed_text_length(model: nn.Module, task_name: str, prepared_root: Path, batch: int,
+                        sample: int = 2000, draws: int = 200) -> int | None:
+    """The mean token length a text backbone keeps after trimming a batch's padding (its
+    longest text, rounded up to ``trim_multiple``), measured on up to ``sample`` prepared
+    training texts; None without prepared data or trimming."""
+    multiple = getattr(model, "trim_multiple", 0)
+    path = prepared_root / task_name / "data.npz"
+    if not multiple or not path.is_file():
+        return None
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as data:
+        texts = np.asarray(data["train_x"]).reshape(len(data["train_x"]), -1)[:, 0]
+    rng = np.random.default_rng(0)
+    texts = texts[rng.permutation(len(texts))[:sample]]
+    ids = model.prepare_inputs(texts)
+    lengths = (ids != model.tokenizer.pad_token_id).sum(dim=1).numpy()
+    longest = lengths[rng.integers(0, len(lengths), (draws, batch))].max(axis=1)
+    kept = np.minimum(-(-longest // multiple) * multiple, ids.shape[1])
+    return int(round(float(kept.mean())))
+
+
 def eval_sizes(task_name: str, prepared_root: Path | None = None) -> tuple[int, int, str]:
     """(validation, test) samples evaluated at every evaluation, and where the numbers came
     from: the prepared ``meta.json``, the task's documented sizes, or an assumption."""
@@ -544,6 +566,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     run's own ``train.amp`` / ``train.compile`` when given (the CPU always runs fp32 eager)."""
     from semibench.tasks import create_task
     from semibench.train.config import TrainConfig
+    from semibench.train.loop import has_batch_norm
 
     task = create_task(run["task"])
     cfg = TrainConfig.from_dict(run["train"])
@@ -554,10 +577,20 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     num_lb = run["num_labels"]
     shape_of_step = step_shape(
         run["algorithm"], json.dumps(run["algorithm_params"], sort_keys=True), task.domain,
-        task.num_classes, cfg.batch_size, cfg.uratio, cfg.use_cat, cfg.ema_m > 0,
+        task.num_classes, cfg.batch_size, cfg.uratio, cfg.use_cat and has_batch_norm(model),
+        cfg.ema_m > 0,
         int(model.num_features), _head_json(model), len(shape), dtype)
     notes = [] if how == "random weights" else [how]
     step = float(shape_of_step.head_flops)
+    eval_shape = shape
+    if task.domain == "text" and prepared_root is not None:
+        trimmed = trimmed_text_length(model, run["task"], Path(prepared_root),
+                                      cfg.batch_size * max(cfg.uratio, 1))
+        if trimmed is not None:
+            notes.append(f"text trimmed to {trimmed} of {shape[0]} tokens (measured)")
+            eval_shape = (trimmed_text_length(model, run["task"], Path(prepared_root),
+                                              cfg.eval_batch_size) or shape[0],)
+            shape = (trimmed,)
     fwd, bwd, _ = per_sample_flops(name, args_json, shape, dtype, True)
     for batch, _grad, backward in shape_of_step.passes:
         step += batch * (fwd + (bwd if backward else 0))
@@ -565,7 +598,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     if source != "documented sizes":
         notes.append(f"eval sizes {source}")
     evals = math.ceil(cfg.iterations / cfg.eval_every)
-    fwd_eval, _, _ = per_sample_flops(name, args_json, shape, dtype, False)
+    fwd_eval, _, _ = per_sample_flops(name, args_json, eval_shape, dtype, False)
     eval_flops = fwd_eval * (n_val + n_test) * evals
     run_amp = "none" if device == "cpu" else (amp or cfg.amp)
     run_compile = "none" if device == "cpu" else (compile_mode or getattr(cfg, "compile", "none"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,9 +39,19 @@ class Split:
     include_labelled_in_unlabelled: bool
     #: "pool": ``validation`` indexes the training pool; "prepared": the source's dev split
     validation_source: str = "pool"
+    #: a long-tailed split (semibench.splits_lt): its setting and per-class counts; absent
+    #: from a balanced split's file, which stays byte-identical to before
+    long_tailed: dict[str, Any] | None = None
+    lb_class_counts: list[int] | None = None
+    ulb_class_counts: list[int] | None = None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True) + "\n"
+        fields = {k: v for k, v in asdict(self).items()
+                  if v is not None or k not in _OPTIONAL}
+        return json.dumps(fields, sort_keys=True) + "\n"
+
+
+_OPTIONAL = ("long_tailed", "lb_class_counts", "ulb_class_counts")
 
 
 def make_split(

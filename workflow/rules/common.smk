@@ -1,22 +1,32 @@
-# Config validation, run grid and input functions. Logic lives in semibench.config.
+# Config validation, run grid and input functions. Logic lives in semibench.config; the
+# workflow reads a cached plan of it (semibench.workflow_plan) and imports nothing heavy, so a
+# dry run, --unlock or --report does not load the ML stack.
 import json
+import os
 import shlex
 import sys
 
 from snakemake.utils import validate
 
-from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
-from semibench.tasks import create_task
+from semibench.workflow_plan import ConfigInvalid, run_key, workflow_plan
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 try:
-    config.update(check_config(config, load_schema(SCHEMA)))
-except ConfigError as err:
+    PLAN = workflow_plan(config, SCHEMA)
+except ConfigInvalid as err:
     sys.exit(f"SemiBench config error: {err}")
+config.update(PLAN["config"])
 validate(config, SCHEMA, set_default=True)
+# tasks declared with `from_files`: the `semibench` jobs get no config, so they read these
+FILE_TASKS = [t for t, s in config["tasks"].items() if "from_files" in s]
+FILE_TASK_PATTERN = "|".join(FILE_TASKS) or "(?!)"  # (?!) matches nothing
+if FILE_TASKS:
+    from semibench.tasks.from_files import FILE_TASKS_ENV, file_tasks_environment
+
+    os.environ[FILE_TASKS_ENV] = file_tasks_environment(config["tasks"])
 
 BENCHMARK = config["benchmark"]
-GRID = run_grid(config)
+GRID = [tuple(run) for run in PLAN["grid"]]
 # runs live under their benchmark: two configs may train the same task with other settings
 RUN_DIR = f"results/{BENCHMARK}/runs/{{task}}/{{num_labels}}/{{algorithm}}/seed{{seed}}"
 TABLES_DIR = f"results/{BENCHMARK}/tables"
@@ -46,19 +56,37 @@ def run_file(task, num_labels, algorithm, seed, name):
 def run_settings(wildcards):
     """The resolved settings of one run, quoted for the shell. As a param, a change to it
     (and only to it) reruns the job."""
-    run = run_config(
-        config,
-        wildcards.task,
-        int(wildcards.num_labels),
-        wildcards.algorithm,
-        int(wildcards.seed),
-    )
-    return shlex.quote(json.dumps(run, sort_keys=True))
+    key = run_key(wildcards.task, int(wildcards.num_labels), wildcards.algorithm,
+                  int(wildcards.seed))
+    return shlex.quote(json.dumps(PLAN["runs"][key], sort_keys=True))
+
+
+def split_file(wildcards):
+    """The run's split: a long-tailed task's carries its setting's tag in the path, so two
+    settings (two benchmarks) never share a file."""
+    key = run_key(wildcards.task, int(wildcards.num_labels), wildcards.algorithm,
+                  int(wildcards.seed))
+    tag = PLAN["runs"][key].get("split_tag")
+    where = f"{wildcards.task}/{tag}" if tag else wildcards.task
+    return f"data/splits/{where}/{wildcards.num_labels}/seed{wildcards.seed}.json"
 
 
 def backtranslations(wildcards):
     """The back-translation table of a text task that uses one (USB's strong text view)."""
     enabled = config["backtranslation"].get("enabled", True)
-    if enabled and create_task(wildcards.task).backtranslation:
+    if enabled and PLAN["tasks"][wildcards.task]["backtranslation"]:
         return {"backtranslations": f"data/backtranslated/{wildcards.task}/backtranslations.npz"}
     return {}
+
+
+def file_task_inputs(wildcards):
+    """The folders and tables a `from_files` task reads: adding or removing a file fetches it
+    again."""
+    from semibench.tasks.from_files import file_task_sources
+
+    return file_task_sources(config["tasks"], wildcards.task)
+
+
+def file_task_declaration(wildcards):
+    """A `from_files` declaration; as a param, a change to it fetches the task again."""
+    return json.dumps(config["tasks"][wildcards.task]["from_files"], sort_keys=True)

@@ -11,6 +11,29 @@ rule fetch:
         "semibench fetch --task {wildcards.task} --raw-dir data/raw/{wildcards.task} 2> {log}"
 
 
+# A task declared with `from_files`: fetch lists and checksums the user's files where they are.
+rule fetch_files:
+    input:
+        file_task_inputs,
+    output:
+        manifest="data/raw/{task}/manifest.json",
+    params:
+        declaration=file_task_declaration,
+    wildcard_constraints:
+        task=FILE_TASK_PATTERN,
+    conda:
+        "../../envs/semibench.yaml"
+    log:
+        "logs/fetch/{task}.log",
+    benchmark:
+        "logs/benchmarks/fetch/{task}.tsv"
+    shell:
+        "semibench fetch --task {wildcards.task} --raw-dir data/raw/{wildcards.task} 2> {log}"
+
+
+ruleorder: fetch_files > fetch
+
+
 rule prepare:
     input:
         manifest="data/raw/{task}/manifest.json",
@@ -41,6 +64,26 @@ rule split:
     shell:
         "semibench split --task {wildcards.task} --prepared data/prepared/{wildcards.task}"
         " --num-labels {wildcards.num_labels} --seed {wildcards.seed} --out {output} 2> {log}"
+
+
+# A long-tailed split (USB's classic_cv_imb) of the same prepared data: num_labels is N1, the
+# labelled head count, and the tag names the setting (semibench.splits_lt, e.g. lt_l100_u100_m3000).
+rule split_long_tailed:
+    input:
+        meta="data/prepared/{task}/meta.json",
+        data="data/prepared/{task}/data.npz",
+    output:
+        "data/splits/{task}/{lt_tag}/{num_labels}/seed{seed}.json",
+    wildcard_constraints:
+        lt_tag="lt_[a-z0-9_]+",
+    conda:
+        "../../envs/semibench.yaml"
+    log:
+        "logs/split/{task}/{lt_tag}/{num_labels}/seed{seed}.log",
+    shell:
+        "semibench split --task {wildcards.task} --prepared data/prepared/{wildcards.task}"
+        " --num-labels {wildcards.num_labels} --seed {wildcards.seed}"
+        " --long-tailed {wildcards.lt_tag} --out {output} 2> {log}"
 
 
 # Optional, NLP only: USB's strong text view (en-de-en / en-ru-en back-translations, MarianMT).

@@ -20,7 +20,7 @@ if RUN_DIR != report_layout.RUN_DIR.format(
 ):
     sys.exit("SemiBench: semibench/report/layout.py does not match workflow/rules (run dirs)")
 
-DOMAINS = {t: create_task(t).domain for t in TASK_NAMES}
+DOMAINS = {t: PLAN["tasks"][t]["domain"] for t in TASK_NAMES}
 REPORT_GROUPS = report_layout.groups(DOMAINS.values())
 # statistics groups whose grid allows a Friedman test get a critical-difference diagram
 CD_GROUPS = report_layout.testable_groups(GRID, DOMAINS)
@@ -85,13 +85,14 @@ rule aggregate:
         published=PUBLISHED,
         grid=EXPECTED_RUNS,
         title=f"'SemiBench: {BENCHMARK}'",
+        show=" ".join(config["metrics"]),
     log:
         f"logs/aggregate/{BENCHMARK}.log",
     shell:
         "semibench aggregate --metrics {input.metrics} --curves {input.curves}"
         " --benchmarks {input.benchmarks} --grid-json {params.grid}"
         " --out-dir {params.out_dir} --published {params.published}"
-        " --title {params.title} 2> {log}"
+        " --title {params.title} --show-metrics {params.show} 2> {log}"
 
 
 rule figures:
@@ -155,6 +156,7 @@ rule report:
         config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
         title=f"'SemiBench: {BENCHMARK}'",
         published=PUBLISHED,
+        show=" ".join(config["metrics"]),
     conda:
         "../../envs/semibench.yaml"
     log:
@@ -162,4 +164,4 @@ rule report:
     shell:
         "semibench report --runs {input.runs} --grid {input.grid} --figures {input.figures}"
         " --out {output.html} --title {params.title} --config-json {params.config_json}"
-        " --published {params.published} 2> {log}"
+        " --published {params.published} --show-metrics {params.show} 2> {log}"

@@ -3,7 +3,7 @@ rule train:
         unpack(backtranslations),
         meta="data/prepared/{task}/meta.json",
         data="data/prepared/{task}/data.npz",
-        split="data/splits/{task}/{num_labels}/seed{seed}.json",
+        split=split_file,
     output:
         metrics=f"{RUN_DIR}/metrics.json",
         curve=f"{RUN_DIR}/curve.csv",

@@ -20,34 +20,21 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.distalign import DistAlignEMA
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
 
 
 @dataclass
 class AdaMatchParams:
-    #: relative threshold in (0, 1]: fraction of the labelled batch's mean confidence
-    p_cutoff: float = 0.95
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: EMA momentum of the alignment's p_model and p_target, in [0, 1)
-    ema_p: float = 0.999
-    #: hard (argmax) pseudo-labels; otherwise aligned probabilities sharpened by T
-    hard_label: bool = True
-    #: sharpening temperature for soft pseudo-labels (> 0)
-    T: float = 0.5
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
-                                  "ema_p": "momentum", "T": "temperature"})
+    p_cutoff: float = param(0.95, "relative threshold: fraction of the labelled batch's mean "
+                            "confidence", allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    ema_p: float = param(0.999, "EMA momentum of the alignment's p_model and p_target",
+                         allowed="[0, 1)")
+    hard_label: bool = param(True, "hard (argmax) pseudo-labels; otherwise aligned "
+                             "probabilities sharpened by T")
+    T: float = param(0.5, "sharpening temperature of soft pseudo-labels", allowed="(0, inf)")
 
 
 def relative_threshold(probs_lb: torch.Tensor, p_cutoff: float) -> torch.Tensor:

@@ -11,6 +11,7 @@ views named in ``target_views`` are computed without gradients (they are teacher
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -56,11 +57,6 @@ class LossOutput:
 
 
 @dataclass
-class Params:
-    """Hyper-parameters shared by every algorithm."""
-
-
-@dataclass
 class DataInfo:
     """What an algorithm may know about the run's data (never the unlabelled labels)."""
 
@@ -72,11 +68,17 @@ class DataInfo:
     lb_class_counts: torch.Tensor
 
 
+@dataclass
+class NoParams:
+    """The hyper-parameters of an algorithm that has none (the supervised baselines)."""
+
+
 class Algorithm:
     name: ClassVar[str]
-    Params: ClassVar[type] = Params
+    #: the hyper-parameter dataclass; its fields are declared with ``param()``
+    Params: ClassVar[type] = NoParams
     #: per-domain defaults of ``Params`` fields (USB's per-domain settings), e.g.
-    #: ``{"text": {"T": 0.2}}``; the config's ``algorithm_params`` still win
+    #: ``{"audio": {"T": 0.2}}``; the config's ``algorithm_params`` still win
     param_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     #: trainer settings this algorithm needs, per domain or ``"all"`` (e.g. MeanTeacher's
     #: ``ema_m``, MixMatch's ``uratio``). They override the task's built-in defaults; the
@@ -153,27 +155,97 @@ class Algorithm:
         if state:
             raise ValueError(f"{self.name} has no state but the checkpoint holds {list(state)}")
 
+    # ------------------------------------------------------------------ evaluation
+    def predictor(self, model: nn.Module) -> nn.Module:
+        """The module that evaluation runs: the model itself, unless a method predicts with
+        another head (ABC's class-balanced classifier)."""
+        return model
 
-def check_param(name: str, key: str, value: object, ok: bool, rule: str) -> None:
-    """Reject an invalid hyper-parameter, naming it as the config does."""
-    if not ok:
+
+def param(default: Any, help: str, *, allowed: str | None = None,
+          choices: tuple[str, ...] | None = None) -> Any:
+    """A hyper-parameter field, declared once: its default, its allowed values (an interval
+    such as ``"(0, 1]"`` or ``"[0, inf)"``, or ``choices``) and one line of help. The shared
+    ``check_params`` enforces it and ``semibench list --params`` shows it."""
+    if allowed is not None:
+        _interval(allowed)  # a typo in a declaration fails at import, not in a run
+    return field(default=default,
+                 metadata={"allowed": allowed, "choices": choices, "help": help})
+
+
+def _interval(text: str) -> tuple[float, float, bool, bool]:
+    """``"(0, 1]"`` -> (0.0, 1.0, low closed False, high closed True)."""
+    t = text.strip()
+    if len(t) < 5 or t[0] not in "[(" or t[-1] not in "])" or "," not in t:
+        raise ValueError(f"interval {text!r}: write it as e.g. '(0, 1]' or '[0, inf)'")
+    low, high = (float(v) for v in t[1:-1].split(","))
+    return low, high, t[0] == "[", t[-1] == "]"
+
+
+def in_interval(value: float, text: str) -> bool:
+    low, high, low_closed, high_closed = _interval(text)
+    above = value >= low if low_closed else value > low
+    below = value <= high if high_closed else value < high
+    return above and below
+
+
+def describe_interval(text: str) -> str:
+    """How an error states the rule: ``>= 0`` for ``[0, inf)``, ``in (0, 1]`` otherwise."""
+    low, high, low_closed, _ = _interval(text)
+    if high == float("inf"):
+        return f"{'>=' if low_closed else '>'} {low:g}"
+    return f"in {text}"
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    """A value against its field's default type: bools are not numbers, ints are floats."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
+
+
+def check_params(name: str, params: Any) -> None:
+    """The one check of every algorithm's hyper-parameters: each field's type and declared
+    range or choices, then the joint rules of ``params.joint_rules()`` (relations between
+    fields, which no single range can say). Errors name the config key."""
+    def fail(key: str, value: object, rule: str) -> None:
         raise ValueError(f"algorithm_params.{name}.{key}={value!r}: must be {rule}")
 
+    for f in dataclasses.fields(params):
+        value = getattr(params, f.name)
+        if not _type_ok(value, f.default):
+            fail(f.name, value, f"of type {type(f.default).__name__}")
+        allowed, choices = f.metadata.get("allowed"), f.metadata.get("choices")
+        if allowed is not None and not in_interval(value, allowed):
+            fail(f.name, value, describe_interval(allowed))
+        if choices is not None and value not in choices:
+            fail(f.name, value, f"one of {', '.join(choices)}")
+    joint_rules = getattr(params, "joint_rules", None)
+    for key, ok, rule in joint_rules() if joint_rules else ():
+        if not ok:
+            fail(key, getattr(params, key), rule)
 
-def check_common(name: str, params: object, fields: dict[str, str]) -> None:
-    """Check hyper-parameters by kind, e.g. ``{"p_cutoff": "threshold", "lambda_u":
-    "weight", "ema_p": "momentum", "T": "temperature"}``; errors name the config key."""
-    rules = {
-        "threshold": (lambda v: 0.0 < v <= 1.0, "in (0, 1]"),
-        "weight": (lambda v: v >= 0.0, ">= 0"),
-        "momentum": (lambda v: 0.0 <= v < 1.0, "in [0, 1)"),
-        "temperature": (lambda v: v > 0.0, "> 0"),
-        "positive": (lambda v: v > 0.0, "> 0"),
-    }
-    for key, kind in fields.items():
-        value = getattr(params, key)
-        ok, rule = rules[kind]
-        check_param(name, key, value, ok(value), rule)
+
+def param_table(name: str) -> list[dict[str, str]]:
+    """Every hyper-parameter of algorithm ``name``: default (with USB's per-domain ones),
+    allowed values and help, as ``semibench list --params`` prints them."""
+    alg = ALGORITHMS.get(name)
+    rows = []
+    for f in dataclasses.fields(alg.Params):
+        per_domain = [f"{d}: {json.dumps(v[f.name])}" for d, v in alg.param_defaults.items()
+                      if f.name in v]
+        allowed = f.metadata.get("allowed") or ""
+        if f.metadata.get("choices"):
+            allowed = "{" + ", ".join(f.metadata["choices"]) + "}"
+        elif isinstance(f.default, bool):
+            allowed = "true | false"
+        rows.append({"name": f.name,
+                     "default": json.dumps(f.default) + (f" ({'; '.join(per_domain)})"
+                                                         if per_domain else ""),
+                     "allowed": allowed, "help": f.metadata.get("help", "")})
+    return rows
 
 
 def base_view(name: str) -> str:
@@ -182,8 +254,12 @@ def base_view(name: str) -> str:
 
 
 def make_params(name: str, values: dict[str, Any] | None, domain: str | None = None) -> Any:
-    """Build an algorithm's typed parameters from its per-domain defaults and ``values``;
-    unknown keys name the algorithm and the key."""
+    """Build an algorithm's typed parameters from its per-domain defaults and ``values``,
+    checked by ``check_params``; unknown keys name the algorithm and the key."""
+    if name not in ALGORITHMS and _composition(name):  # <base>_<imbalance method>
+        from semibench.imbalance import make_composed_params
+
+        return make_composed_params(name, values, domain)
     alg = ALGORITHMS.get(name)
     cls = alg.Params
     known = {f.name for f in dataclasses.fields(cls)}
@@ -196,9 +272,7 @@ def make_params(name: str, values: dict[str, Any] | None, domain: str | None = N
     merged = {**alg.param_defaults.get("all", {}), **alg.param_defaults.get(domain or "", {}),
               **(values or {})}
     params = cls(**merged)
-    check = getattr(params, "check", None)
-    if check is not None:
-        check(name)
+    check_params(name, params)
     return params
 
 
@@ -206,5 +280,16 @@ def create_algorithm(
     name: str, params: dict[str, Any] | None = None, domain: str | None = None, **kwargs: Any
 ) -> Algorithm:
     """The only constructor of algorithms."""
+    if name not in ALGORITHMS and _composition(name):
+        from semibench.imbalance import create_composed
+
+        return create_composed(name, params, domain, **kwargs)
     cls = ALGORITHMS.get(name)
     return cls(make_params(name, params, domain), **kwargs)
+
+
+def _composition(name: str) -> bool:
+    """Whether ``name`` is a base algorithm composed with an imbalance method."""
+    from semibench.imbalance import split_name
+
+    return split_name(name) is not None

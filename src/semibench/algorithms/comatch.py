@@ -24,7 +24,8 @@ USB facts and SemiBench's choices:
   USB gives the two back-translations in shuffled order, so they always differ; an
   independent draw can pick the same back-translation twice.
 * The soft target p is used as it is (USB's ``hard_label`` and ``T`` sharpening are unused).
-* lambda_c is 1 (USB's STL-10 configs use 5: set ``algorithm_params.comatch.lambda_c``).
+* lambda_c is 1; USB's STL-10 configs (USB and classic CV) use 5, which
+  ``config/usb.yaml`` and ``config/classic_cv.yaml`` set for STL-10.
 * EMA. USB evaluates CoMatch with ema_m = 0.999 in its CV configs (0 elsewhere); as for
   SimMatch this is left to the run's ``train.ema_m`` (no EMA warm-up: see simmatch.py).
 * ``epass = True`` is USB's EPASS variant (three projection heads), off by default.
@@ -35,51 +36,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.distalign import DistAlignQueue
-from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean
-from semibench.algorithms.memory import FeatureProbQueue
-from semibench.algorithms.simmatch import check_range, float32, project, projection_heads
+from semibench.algorithms.heads import project, projection_heads
+from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean, one_hot
+from semibench.algorithms.memory import FeatureProbQueue, float32
 
 
 @dataclass
 class CoMatchParams:
-    #: confidence threshold tau of the pseudo-label mask, in (0, 1]
-    p_cutoff: float = 0.95
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: weight lambda_c of the graph contrastive loss (>= 0); USB's contrast_loss_ratio
-    lambda_c: float = 1.0
-    #: graph edges below this pseudo-label similarity are cut, in [0, 1]
-    contrast_p_cutoff: float = 0.8
-    #: temperature of the embedding similarities (> 0)
-    T: float = 0.2
-    #: alpha of the memory smoothing, in [0, 1] (1 = no smoothing)
-    smoothing_alpha: float = 0.9
-    #: batches in the distribution-alignment queue (>= 1)
-    da_len: int = 32
-    #: size of the projected embedding (>= 1)
-    proj_size: int = 64
-    #: the memory queue holds the embeddings of this many steps (>= 1)
-    queue_batch: int = 32
-    #: iterations without memory smoothing (USB's first epoch, 1024 iterations), >= 0
-    bank_warmup: int = 1024
-    #: three projection heads averaged (EPASS); USB's intended CoMatch has one
-    epass: bool = False
-
-    def check(self, name: str) -> None:
-        check_range(name, "p_cutoff", self.p_cutoff, 0.0, 1.0, low_open=True)
-        for key in ("lambda_u", "lambda_c"):
-            check_range(name, key, getattr(self, key), 0.0, float("inf"))
-        check_range(name, "contrast_p_cutoff", self.contrast_p_cutoff, 0.0, 1.0)
-        check_range(name, "T", self.T, 0.0, float("inf"), low_open=True)
-        check_range(name, "smoothing_alpha", self.smoothing_alpha, 0.0, 1.0)
-        for key in ("da_len", "proj_size", "queue_batch"):
-            check_range(name, key, getattr(self, key), 1, float("inf"))
-        check_range(name, "bank_warmup", self.bank_warmup, 0, float("inf"))
+    p_cutoff: float = param(0.95, "confidence threshold tau of the pseudo-label mask",
+                            allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    lambda_c: float = param(1.0, "weight lambda_c of the graph contrastive loss (USB's "
+                            "contrast_loss_ratio; 5 on STL-10)", allowed="[0, inf)")
+    contrast_p_cutoff: float = param(0.8, "graph edges below this pseudo-label similarity are "
+                                     "cut", allowed="[0, 1]")
+    T: float = param(0.2, "temperature of the embedding similarities", allowed="(0, inf)")
+    smoothing_alpha: float = param(0.9, "alpha of the memory smoothing (1 = none)",
+                                   allowed="[0, 1]")
+    da_len: int = param(32, "batches in the distribution-alignment queue", allowed="[1, inf)")
+    proj_size: int = param(64, "size of the projected embedding", allowed="[1, inf)")
+    queue_batch: int = param(32, "the memory queue holds the embeddings of this many steps",
+                             allowed="[1, inf)")
+    bank_warmup: int = param(1024, "iterations without memory smoothing (USB's first epoch)",
+                             allowed="[0, inf)")
+    epass: bool = param(False, "three projection heads averaged (EPASS); USB's intended "
+                        "CoMatch has one")
 
 
 def memory_smooth(p: torch.Tensor, f_w: torch.Tensor, queue_feats: torch.Tensor,
@@ -149,7 +134,7 @@ class CoMatch(Algorithm):
                     p = memory_smooth(p, f_w, self.queue.feats, self.queue.probs, self.p.T,
                                       self.p.smoothing_alpha)
             mask = fixed_threshold_mask(p, self.p.p_cutoff)
-            onehot = F.one_hot(batch.y_lb, self.num_classes).float()
+            onehot = one_hot(batch.y_lb, self.num_classes)
             self.queue.push(torch.cat([f_w, f_lb]), torch.cat([p_orig, onehot]))
             with float32(device):  # the 0.8 edge cut is taken on float32 similarities
                 graph = pseudo_label_graph(p, self.p.contrast_p_cutoff)

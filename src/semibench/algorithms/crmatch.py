@@ -42,27 +42,21 @@ from semibench.algorithms.base import (
     DataInfo,
     LossOutput,
     Outputs,
+    param,
 )
 from semibench.algorithms.heads import RotationHead, rotate_batch
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean
-from semibench.algorithms.simmatch import check_range
 
 
 @dataclass
 class CRMatchParams:
-    #: confidence threshold tau, in (0, 1]
-    p_cutoff: float = 0.95
-    #: weight of the unsupervised loss Lu (>= 0); USB adds Lu unweighted (= 1)
-    lambda_u: float = 1.0
-    #: weight of the feature-consistency loss Ld (>= 0); USB adds Ld unweighted (= 1)
-    lambda_ds: float = 1.0
-    #: weight of the rotation loss (>= 0; 0 = off); images only
-    rot_loss_ratio: float = 1.0
-
-    def check(self, name: str) -> None:
-        check_range(name, "p_cutoff", self.p_cutoff, 0.0, 1.0, low_open=True)
-        for key in ("lambda_u", "lambda_ds", "rot_loss_ratio"):
-            check_range(name, key, getattr(self, key), 0.0, float("inf"))
+    p_cutoff: float = param(0.95, "confidence threshold tau", allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight of the unsupervised loss Lu (USB adds it unweighted)",
+                            allowed="[0, inf)")
+    lambda_ds: float = param(1.0, "weight of the feature-consistency loss Ld (USB adds it "
+                             "unweighted)", allowed="[0, inf)")
+    rot_loss_ratio: float = param(1.0, "weight of the rotation loss (0 = off); images only",
+                                  allowed="[0, inf)")
 
 
 def rotation_labels(num_images: int, device: torch.device | str = "cpu") -> torch.Tensor:

@@ -33,50 +33,30 @@ from typing import Any, ClassVar
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-    check_param,
-)
-from semibench.algorithms.losses import ce_loss, masked_mean
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
+from semibench.algorithms.losses import ce_loss, masked_mean, one_hot
 
 
 @dataclass
 class DashParams:
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: temperature of the soft pseudo-labels used while rho > rho_min (> 0)
-    T: float = 0.5
-    #: decay rate of rho (>= 1)
-    gamma: float = 1.27
-    #: constant factor of rho (> 0)
-    C: float = 1.0001
-    #: floor of rho (>= 0); reaching it switches to hard pseudo-labels
-    rho_min: float = 0.05
-    #: initial rho (> 0), or 0 to estimate it from the warm-up's labelled loss
-    rho_init: float = 0.0
-    #: supervised-only warm-up, as a fraction of the run's iterations, in [0, 1)
-    warmup_fraction: float = 0.01
-    #: rho decays every this fraction of the run's iterations, in (0, 1]
-    decay_every_fraction: float = 0.05
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    T: float = param(0.5, "temperature of the soft pseudo-labels while rho > rho_min",
+                     allowed="(0, inf)")
+    gamma: float = param(1.27, "decay rate of rho (rho must not grow)", allowed="[1, inf)")
+    C: float = param(1.0001, "constant factor of rho", allowed="(0, inf)")
+    rho_min: float = param(0.05, "floor of rho; reaching it switches to hard pseudo-labels",
+                           allowed="[0, inf)")
+    rho_init: float = param(0.0, "initial rho, or 0 to estimate it from the warm-up's labelled "
+                            "loss (then warmup_fraction must be > 0)", allowed="[0, inf)")
+    warmup_fraction: float = param(0.01, "supervised-only warm-up, as a fraction of the run",
+                                   allowed="[0, 1)")
+    decay_every_fraction: float = param(0.05, "rho decays every this fraction of the run",
+                                        allowed="(0, 1]")
 
-    def check(self, name: str) -> None:
-        check_common(name, self, {"lambda_u": "weight", "T": "temperature", "C": "positive"})
-        check_param(name, "gamma", self.gamma, self.gamma >= 1.0, ">= 1 (rho must not grow)")
-        check_param(name, "rho_min", self.rho_min, self.rho_min >= 0.0, ">= 0")
-        check_param(name, "rho_init", self.rho_init, self.rho_init >= 0.0,
-                    ">= 0 (0 = estimate from the warm-up)")
-        check_param(name, "warmup_fraction", self.warmup_fraction,
-                    0.0 <= self.warmup_fraction < 1.0, "in [0, 1)")
-        check_param(name, "decay_every_fraction", self.decay_every_fraction,
-                    0.0 < self.decay_every_fraction <= 1.0, "in (0, 1]")
-        check_param(name, "rho_init", self.rho_init,
-                    self.rho_init > 0.0 or self.warmup_fraction > 0.0,
-                    "> 0 when warmup_fraction = 0 (nothing to estimate it from)")
+    def joint_rules(self) -> list[tuple[str, bool, str]]:
+        """(key, holds, rule) for what no single range can say."""
+        return [("rho_init", self.rho_init > 0.0 or self.warmup_fraction > 0.0,
+                 "> 0 when warmup_fraction = 0 (nothing to estimate it from)")]
 
 
 @ALGORITHMS.register("dash")
@@ -97,27 +77,28 @@ class Dash(Algorithm):
         self.warmup_iterations = (max(1, round(params.warmup_fraction * n))
                                   if params.warmup_fraction > 0 else 0)
         self.decay_every = max(1, round(params.decay_every_fraction * n))
+        # rho and the warm-up loss live on the device, the counters on the host: the schedule
+        # never waits for the device
         self.rho = torch.tensor(0.0, dtype=torch.float64)
         self.rho_init = torch.tensor(params.rho_init, dtype=torch.float64)
-        self.rho_update_cnt = torch.tensor(0, dtype=torch.long)
+        self.rho_update_cnt = 0
         # labelled loss over the second half of the warm-up, for rho_init
         self.wu_loss_sum = torch.tensor(0.0, dtype=torch.float64)
-        self.wu_loss_count = torch.tensor(0, dtype=torch.long)
+        self.wu_loss_count = 0
 
     # ------------------------------------------------------------------ rho schedule
     def _record_warmup(self, iteration: int, sup: torch.Tensor) -> None:
         if iteration >= self.warmup_iterations // 2:
-            self.wu_loss_sum += sup.item()
+            self.wu_loss_sum = self.wu_loss_sum.to(sup.device) + sup.detach().double()
             self.wu_loss_count += 1
 
-    def _decay_rho(self) -> None:
-        if int(self.rho_update_cnt) == 0 and float(self.rho_init) == 0.0:
-            if int(self.wu_loss_count) == 0:
+    def _decay_rho(self, device: torch.device) -> None:
+        if self.rho_update_cnt == 0 and self.p.rho_init == 0.0:
+            if self.wu_loss_count == 0:
                 raise RuntimeError("dash: rho_init is not set and no warm-up loss was recorded")
             self.rho_init = self.wu_loss_sum / self.wu_loss_count
-        k = int(self.rho_update_cnt)
-        rho = self.p.C * self.p.gamma ** (-k) * float(self.rho_init)
-        self.rho = torch.tensor(max(rho, self.p.rho_min), dtype=torch.float64)
+        scale = self.p.C * self.p.gamma ** (-self.rho_update_cnt)
+        self.rho = torch.clamp(self.rho_init.to(device) * scale, min=self.p.rho_min)
         self.rho_update_cnt += 1
 
     # ------------------------------------------------------------------ the loss
@@ -135,14 +116,13 @@ class Dash(Algorithm):
                 pseudo_label=logits_w.argmax(dim=-1),
             )
         if (iteration - self.warmup_iterations) % self.decay_every == 0:
-            self._decay_rho()
+            self._decay_rho(logits_w.device)
 
         # Pseudo-labels (soft until rho reaches its floor), kept where their own loss <= rho
-        rho = float(self.rho)
-        if rho <= self.p.rho_min:
-            target = logits_w.argmax(dim=-1)
-        else:
-            target = torch.softmax(logits_w / self.p.T, dim=-1)
+        rho = self.rho.to(logits_w.device)
+        soft = torch.softmax(logits_w / self.p.T, dim=-1)
+        hard = one_hot(logits_w.argmax(dim=-1), logits_w.shape[-1])
+        target = torch.where(rho <= self.p.rho_min, hard, soft)  # hard once rho hits its floor
         mask = (ce_loss(logits_w, target) <= rho).to(logits_w.dtype)
 
         # Consistency on the strong view
@@ -159,7 +139,7 @@ class Dash(Algorithm):
     _STATE = ("rho", "rho_init", "rho_update_cnt", "wu_loss_sum", "wu_loss_count")
 
     def state_dict(self) -> dict[str, Any]:
-        return {n: getattr(self, n).clone() for n in self._STATE}
+        return {n: torch.as_tensor(getattr(self, n)).clone() for n in self._STATE}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if set(state) != set(self._STATE):
@@ -167,3 +147,5 @@ class Dash(Algorithm):
                              f"{sorted(self._STATE)}")
         for n in self._STATE:
             setattr(self, n, state[n].clone())
+        self.rho_update_cnt, self.wu_loss_count = (int(state["rho_update_cnt"]),
+                                                   int(state["wu_loss_count"]))

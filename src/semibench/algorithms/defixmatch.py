@@ -21,15 +21,15 @@ from dataclasses import dataclass
 
 import torch
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.fixmatch import FixMatchParams
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean, pseudo_label
 
 
 @dataclass
 class DeFixMatchParams(FixMatchParams):
-    #: weight lambda_u of the debiased unsupervised loss L_u - L_anti (>= 0)
-    lambda_u: float = 0.5
+    lambda_u: float = param(0.5, "weight lambda_u of the debiased loss L_u - L_anti",
+                            allowed="[0, inf)")
 
 
 @ALGORITHMS.register("defixmatch")

@@ -58,28 +58,20 @@ class DistAlignQueue:
 
     def __init__(self, num_classes: int, length: int = 32):
         self.queue = torch.zeros(length, num_classes)
-        self.filled = torch.zeros((), dtype=torch.long)  # entries written so far
+        self.count = 0  # entries written so far: a host-side count, no wait for the device
         self.p_target = torch.full((num_classes,), 1.0 / num_classes)
 
     @torch.no_grad()
     def __call__(self, probs: torch.Tensor) -> torch.Tensor:
         self.queue = self.queue.to(probs.device)
-        filled = self._filled()  # a host-side count: no wait for the device
-        self.queue[filled % len(self.queue)] = probs.detach().float().mean(dim=0)
-        self._count = filled + 1
-        self.filled = torch.tensor(self._count)
-        p_model = self.queue[: min(self._count, len(self.queue))].mean(dim=0)
+        self.queue[self.count % len(self.queue)] = probs.detach().float().mean(dim=0)
+        self.count += 1
+        p_model = self.queue[: min(self.count, len(self.queue))].mean(dim=0)
         target = self.p_target.to(probs.device)
         return _normalise(probs * (target + 1e-6) / (p_model + 1e-6))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"queue": self.queue, "filled": self.filled}
-
-    def _filled(self) -> int:
-        if getattr(self, "_count", None) is None:
-            self._count = int(self.filled)
-        return self._count
+        return {"queue": self.queue, "filled": torch.tensor(self.count)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        self.queue, self.filled = state["queue"], state["filled"]
-        self._count = int(self.filled)
+        self.queue, self.count = state["queue"], int(state["filled"])

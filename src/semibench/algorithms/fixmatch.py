@@ -4,6 +4,12 @@ confidence threshold.
     p = softmax(f(weak(u)))                       (no gradient)
     mask = 1[max p >= p_cutoff];  y_hat = argmax p (or p sharpened by T if not hard_label)
     L = CE(f(weak(x)), y) + lambda_u * mean(mask * CE(f(strong(u)), y_hat))
+
+Soft pseudo-labels (``hard_label: false``, off in every USB config) deviate from USB on
+purpose: here the target is p sharpened by T, i.e. softmax(logits / T), as the FixMatch
+paper's sharpening ablation does; USB passes the probabilities with ``softmax=False``, so its
+T is ignored and the target is the unsharpened p. ``T: 1.0`` reproduces USB. FlexMatch and
+DeFixMatch inherit this.
 """
 
 from __future__ import annotations
@@ -12,31 +18,17 @@ from dataclasses import dataclass
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean, pseudo_label
 
 
 @dataclass
 class FixMatchParams:
-    #: confidence threshold tau in (0, 1]
-    p_cutoff: float = 0.95
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: hard (argmax) pseudo-labels; otherwise soft labels sharpened by T
-    hard_label: bool = True
-    #: sharpening temperature for soft pseudo-labels (> 0)
-    T: float = 0.5
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
-                                  "T": "temperature"})
+    p_cutoff: float = param(0.95, "confidence threshold tau", allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    hard_label: bool = param(True, "hard (argmax) pseudo-labels; otherwise softmax "
+                             "sharpened by T (USB ignores T there)")
+    T: float = param(0.5, "sharpening temperature of soft pseudo-labels", allowed="(0, inf)")
 
 
 @ALGORITHMS.register("fixmatch")

@@ -15,7 +15,8 @@ Fairness term on the masked strong predictions q (computed only when some sample
 Sign convention, kept from USB on purpose: L_f is the *negative* cross-entropy of b against
 a, so its value is <= 0, and ``lambda_e * L_f`` is added to the minimised loss (USB issues
 #182, #231; the authors say minimising it pushes the mean prediction towards fairness).
-lambda_e = 0.001 as in USB's committed configs (its argument default is 0.01).
+lambda_e = 0.001 as in USB's committed configs (its argument default is 0.01). USB's classic-CV
+SVHN configs set ``clip_thresh: True`` (and only those); ``config/classic_cv.yaml`` does too.
 """
 
 from __future__ import annotations
@@ -25,14 +26,7 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
 from semibench.algorithms.thresholding import FreeMatchThresholds
 
@@ -63,24 +57,16 @@ def fairness_loss(logits_s: torch.Tensor, mask: torch.Tensor, p_model: torch.Ten
 
 @dataclass
 class FreeMatchParams:
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: weight lambda_e of the fairness term (>= 0; USB configs 0.001)
-    lambda_e: float = 0.001
-    #: EMA momentum of time_p, p_model and label_hist, in [0, 1)
-    ema_p: float = 0.999
-    #: track the 0.8 quantile of the confidence instead of its mean
-    use_quantile: bool = False
-    #: clip the global threshold time_p to at most 0.95
-    clip_thresh: bool = False
-    #: hard (argmax) pseudo-labels; otherwise soft labels sharpened by T
-    hard_label: bool = True
-    #: sharpening temperature for soft pseudo-labels (> 0)
-    T: float = 0.5
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"lambda_u": "weight", "lambda_e": "weight",
-                                  "ema_p": "momentum", "T": "temperature"})
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    lambda_e: float = param(0.001, "weight lambda_e of the fairness term (USB configs 0.001)",
+                            allowed="[0, inf)")
+    ema_p: float = param(0.999, "EMA momentum of time_p, p_model and label_hist",
+                         allowed="[0, 1)")
+    use_quantile: bool = param(False, "track the 0.8 quantile of the confidence, not its mean")
+    clip_thresh: bool = param(False, "clip the global threshold time_p to at most 0.95 "
+                              "(USB: classic-CV SVHN)")
+    hard_label: bool = param(True, "hard (argmax) pseudo-labels; otherwise sharpened by T")
+    T: float = param(0.5, "sharpening temperature of soft pseudo-labels", allowed="(0, inf)")
 
 
 @ALGORITHMS.register("freematch")

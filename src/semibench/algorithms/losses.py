@@ -13,6 +13,13 @@ def ce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return -(targets * F.log_softmax(logits, dim=-1)).sum(dim=-1)
 
 
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32
+            ) -> torch.Tensor:
+    """``F.one_hot`` without its range check, which reads the labels back from the device."""
+    out = torch.zeros(len(labels), num_classes, dtype=dtype, device=labels.device)
+    return out.scatter_(1, labels.long().unsqueeze(1), 1.0)
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """USB's masked mean: sum(mask * value) / batch size (not / mask sum)."""
     return (values * mask).mean()

@@ -6,9 +6,18 @@ with a teacher whose weights are the exponential moving average of the student's
     ramp = clip(it / (unsup_warm_up * iterations), 0, 1)
     L = CE(f(weak(x)), y) + lambda_u * ramp * mean_i mean_c (softmax(z_s) - softmax(z_t))^2
 
-This is USB's intended behaviour (0.3.1). USB's HEAD computes the "student" logits from the
-teacher's pass again, so its consistency loss is identically 0 and it trains as the supervised
-baseline (USB issues #102, #226); SemiBench does not reproduce that bug.
+USB versions, exactly (``train_step`` of ``algorithms/meanteacher/meanteacher.py``):
+
+* semilearn 0.3.1 and 0.3.2 (PyPI; the fix of #135 for #102): the student logits come from
+  ``self.model(x_ulb_s)`` with BN frozen. For this algorithm USB's datasets fill ``x_ulb_s``
+  with a second *weak* view, not a strong one: a second draw of the weak transform (CV), a
+  second random crop (audio), the original text again (NLP). That is what SemiBench does
+  (``weak2``; for text, a second draw of the weak view).
+* USB's current main (since PR #201, 2024-03, still at 1ef4cbe): it still runs the model on
+  ``x_ulb_s`` but then takes ``logits_x_ulb_s = outs_x_ulb_w['logits']``, the teacher's
+  logits, so the consistency loss is identically 0 and MeanTeacher trains as the supervised
+  baseline (reported again as #226). SemiBench does not reproduce that bug.
+* semilearn before 0.3.1 had the same bug (#102).
 
 The trainer's EMA model (``train.ema_m``, 0.999 by default for this algorithm in every domain)
 is the teacher, run in train mode as USB does (dropout on, batch statistics normalise). USB's
@@ -26,7 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Outputs
+from semibench.algorithms.base import ALGORITHMS, Outputs, param
 from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.pimodel import PiModel, PiModelParams
 
@@ -45,8 +54,7 @@ def train_mode(module: nn.Module) -> Iterator[nn.Module]:
 
 @dataclass
 class MeanTeacherParams(PiModelParams):
-    #: weight lambda_u of the consistency loss (>= 0)
-    lambda_u: float = 50.0
+    lambda_u: float = param(50.0, "weight lambda_u of the consistency loss", allowed="[0, inf)")
 
 
 @ALGORITHMS.register("meanteacher")

@@ -12,6 +12,12 @@ import torch
 import torch.nn.functional as F
 
 
+def float32(device: torch.device) -> torch.autocast:
+    """Similarities to a memory in float32 even under bf16 autocast (softmax over sim / T
+    amplifies rounding by 1 / T)."""
+    return torch.autocast(device.type, enabled=False)
+
+
 def _expect(state: dict[str, torch.Tensor], keys: tuple[str, ...], owner: str) -> None:
     missing = [k for k in keys if k not in state]
     if missing:
@@ -55,8 +61,9 @@ class LabelledBank:
               momentum: float = 0.0) -> None:
         """Write sample ``i``'s feature into slot ``idx[i]`` (its labelled-set position)."""
         idx = idx.to(self.feats.device).long()
-        if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
-            raise IndexError(f"LabelledBank: slot index out of range [0, {len(self)})")
+        if len(idx):  # checked on the device: raises there, without a wait here
+            torch._assert_async(((idx >= 0) & (idx < len(self))).all(),
+                                f"LabelledBank: slot index out of range [0, {len(self)})")
         new = feats.detach().to(self.feats.dtype)
         if momentum > 0:
             new = F.normalize(momentum * self.feats[idx] + (1.0 - momentum) * new, dim=1)
@@ -102,8 +109,8 @@ class FeatureProbQueue:
     def __init__(self) -> None:
         self.feats = torch.zeros(0, 0)
         self.probs = torch.zeros(0, 0)
-        self.ptr = torch.zeros((), dtype=torch.long)
-        self.filled = torch.zeros((), dtype=torch.long)
+        self.ptr = 0  # host-side counters: moving them never waits for the device
+        self.filled = 0
 
     @property
     def size(self) -> int:
@@ -115,8 +122,8 @@ class FeatureProbQueue:
             raise ValueError(f"FeatureProbQueue: size {size} must be >= 1")
         self.feats = torch.zeros(size, dim, device=device)
         self.probs = torch.zeros(size, num_classes, device=device)
-        self.ptr = torch.zeros((), dtype=torch.long)
-        self.filled = torch.zeros((), dtype=torch.long)
+        self.ptr = 0
+        self.filled = 0
 
     def to(self, device: torch.device) -> FeatureProbQueue:
         self.feats, self.probs = self.feats.to(device), self.probs.to(device)
@@ -124,7 +131,7 @@ class FeatureProbQueue:
 
     @property
     def is_full(self) -> bool:
-        return self.size > 0 and int(self.filled) >= self.size
+        return self.size > 0 and self.filled >= self.size
 
     @torch.no_grad()
     def push(self, feats: torch.Tensor, probs: torch.Tensor) -> None:
@@ -135,16 +142,17 @@ class FeatureProbQueue:
         if n > self.size:
             raise ValueError(f"FeatureProbQueue: {n} rows do not fit a queue of {self.size}")
         self.to(feats.device)
-        idx = (int(self.ptr) + torch.arange(n, device=feats.device)) % self.size
+        idx = (self.ptr + torch.arange(n, device=feats.device)) % self.size
         self.feats[idx] = feats.detach().to(self.feats.dtype)
         self.probs[idx] = probs.detach().to(self.probs.dtype)
         self.ptr = (self.ptr + n) % self.size
-        self.filled = torch.clamp(self.filled + n, max=self.size)
+        self.filled = min(self.filled + n, self.size)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {"feats": self.feats, "probs": self.probs, "ptr": self.ptr, "filled": self.filled}
+        return {"feats": self.feats, "probs": self.probs, "ptr": torch.tensor(self.ptr),
+                "filled": torch.tensor(self.filled)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         _expect(state, ("feats", "probs", "ptr", "filled"), "FeatureProbQueue")
         self.feats, self.probs = state["feats"], state["probs"]
-        self.ptr, self.filled = state["ptr"].clone(), state["filled"].clone()
+        self.ptr, self.filled = int(state["ptr"]), int(state["filled"])

@@ -32,12 +32,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, DataInfo, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    DataInfo,
+    LossOutput,
+    Outputs,
+    param,
+)
 from semibench.algorithms.bn import bn_frozen
-from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs, sharpen
+from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs, one_hot, sharpen
 from semibench.algorithms.mixup import (
     MixedOutputs,
     check_float_inputs,
@@ -48,24 +55,14 @@ from semibench.algorithms.mixup import (
 
 @dataclass
 class MixMatchParams:
-    #: weight lambda_u of the unsupervised (MSE) loss, >= 0 (USB: 10 CV/audio, 100 NLP)
-    lambda_u: float = 10.0
-    #: sharpening temperature, > 0
-    T: float = 0.5
-    #: mixup Beta(alpha, alpha) parameter, > 0
-    mixup_alpha: float = 0.5
-    #: lambda_u ramps up linearly over this fraction of the iterations, >= 0 (0 = no ramp)
-    unsup_warm_up: float = 0.4
-    #: mix pooled features and apply the head only (USB: text and audio); else mix the inputs
-    mixup_manifold: bool = False
-
-    def check(self, name: str) -> None:
-        for key in ("lambda_u", "unsup_warm_up"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be >= 0")
-        for key in ("T", "mixup_alpha"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be > 0")
+    lambda_u: float = param(10.0, "weight lambda_u of the unsupervised (MSE) loss (USB: 10 "
+                            "CV/audio, 100 NLP, 100/150 classic CV)", allowed="[0, inf)")
+    T: float = param(0.5, "sharpening temperature", allowed="(0, inf)")
+    mixup_alpha: float = param(0.5, "mixup Beta(alpha, alpha) parameter", allowed="(0, inf)")
+    unsup_warm_up: float = param(0.4, "lambda_u ramps up linearly over this fraction of the "
+                                 "iterations (0 = no ramp)", allowed="[0, inf)")
+    mixup_manifold: bool = param(False, "mix pooled features and apply the head only (USB: "
+                                 "text and audio); else mix the inputs")
 
 
 def guess_labels(logits_views: list[torch.Tensor], temperature: float) -> torch.Tensor:
@@ -119,7 +116,7 @@ class MixMatch(Algorithm):
         q = guess_labels([out.logits["ulb_weak"], out.logits["ulb_weak2"]], self.p.T)
 
         # The same mixup as the inputs, applied to the targets
-        y_lb = F.one_hot(batch.y_lb, q.shape[-1]).to(q.dtype)
+        y_lb = one_hot(batch.y_lb, q.shape[-1], q.dtype)
         targets = mixing.apply(torch.cat([y_lb, q, q]))
         logits = out.logits["mixed"].float()
 

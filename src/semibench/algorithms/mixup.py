@@ -54,7 +54,8 @@ def sample_mixing(n: int, alpha: float, generator: torch.Generator | None = None
     given generator or the global one) and numpy samples the Beta variate from it."""
     if alpha <= 0:
         raise ValueError(f"mixup alpha={alpha}: must be > 0")
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    # a CPU draw read without .item(): nothing here waits for an accelerator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator).numpy()[0])
     lam = float(np.random.default_rng(seed).beta(alpha, alpha))
     lam = max(lam, 1.0 - lam)
     perm = torch.randperm(n, generator=generator)

@@ -19,27 +19,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, linear_ramp, mse_probs
 
 
 @dataclass
 class PiModelParams:
-    #: weight lambda_u of the consistency loss (>= 0)
-    lambda_u: float = 10.0
-    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
-    unsup_warm_up: float = 0.4
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"lambda_u": "weight", "unsup_warm_up": "weight"})
+    lambda_u: float = param(10.0, "weight lambda_u of the consistency loss", allowed="[0, inf)")
+    unsup_warm_up: float = param(0.4, "lambda_u ramps up linearly over this fraction of the "
+                                 "iterations (0 = no ramp)", allowed="[0, inf)")
 
 
 @ALGORITHMS.register("pimodel")

@@ -17,30 +17,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.bn import forward_per_view
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, linear_ramp, masked_mean
 
 
 @dataclass
 class PseudoLabelParams:
-    #: confidence threshold in (0, 1]
-    p_cutoff: float = 0.95
-    #: weight lambda_u of the pseudo-label loss (>= 0)
-    lambda_u: float = 1.0
-    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
-    unsup_warm_up: float = 0.4
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
-                                  "unsup_warm_up": "weight"})
+    p_cutoff: float = param(0.95, "confidence threshold", allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight lambda_u of the pseudo-label loss", allowed="[0, inf)")
+    unsup_warm_up: float = param(0.4, "lambda_u ramps up linearly over this fraction of the "
+                                 "iterations (0 = no ramp)", allowed="[0, inf)")
 
 
 @ALGORITHMS.register("pseudolabel")

@@ -40,14 +40,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, DataInfo, LossOutput, Outputs
+from semibench.algorithms.base import (
+    ALGORITHMS,
+    Algorithm,
+    Batch,
+    DataInfo,
+    LossOutput,
+    Outputs,
+    param,
+)
 from semibench.algorithms.bn import bn_frozen
 from semibench.algorithms.distalign import DistAlignEMA
 from semibench.algorithms.heads import rotate_batch
-from semibench.algorithms.losses import ce_loss, linear_ramp, sharpen
+from semibench.algorithms.losses import ce_loss, linear_ramp, one_hot, sharpen
 from semibench.algorithms.mixup import (
     MixedOutputs,
     check_float_inputs,
@@ -58,32 +65,19 @@ from semibench.algorithms.mixup import (
 
 @dataclass
 class ReMixMatchParams:
-    #: weight of the mixed unlabelled loss, >= 0
-    lambda_u: float = 1.5
-    #: weight of the pre-mixup loss on strong view 0 (USB's kl_loss_ratio), >= 0
-    lambda_kl: float = 0.5
-    #: weight of the rotation loss, >= 0 (0 switches it off; USB: 0 for text and audio)
-    lambda_rot: float = 0.5
-    #: sharpening temperature, > 0
-    T: float = 0.5
-    #: mixup Beta(alpha, alpha) parameter, > 0
-    mixup_alpha: float = 0.75
-    #: the unsupervised weights ramp up over this fraction of the iterations, >= 0
-    unsup_warm_up: float = 1 / 64
-    #: mix pooled features and apply the head only (USB: text and audio)
-    mixup_manifold: bool = False
-    #: EMA momentum of the distribution-alignment p_model, in [0, 1)
-    ema_p: float = 0.999
-
-    def check(self, name: str) -> None:
-        for key in ("lambda_u", "lambda_kl", "lambda_rot", "unsup_warm_up"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be >= 0")
-        for key in ("T", "mixup_alpha"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be > 0")
-        if not 0.0 <= self.ema_p < 1.0:
-            raise ValueError(f"algorithm_params.{name}.ema_p={self.ema_p}: must be in [0, 1)")
+    lambda_u: float = param(1.5, "weight of the mixed unlabelled loss", allowed="[0, inf)")
+    lambda_kl: float = param(0.5, "weight of the pre-mixup loss on strong view 0 (USB's "
+                             "kl_loss_ratio)", allowed="[0, inf)")
+    lambda_rot: float = param(0.5, "weight of the rotation loss (0 = off; USB: 0 for text and "
+                              "audio)", allowed="[0, inf)")
+    T: float = param(0.5, "sharpening temperature", allowed="(0, inf)")
+    mixup_alpha: float = param(0.75, "mixup Beta(alpha, alpha) parameter", allowed="(0, inf)")
+    unsup_warm_up: float = param(1 / 64, "the unsupervised weights ramp up over this fraction "
+                                 "of the iterations", allowed="[0, inf)")
+    mixup_manifold: bool = param(False, "mix pooled features and apply the head only (USB: "
+                                 "text and audio)")
+    ema_p: float = param(0.999, "EMA momentum of the distribution-alignment p_model",
+                         allowed="[0, 1)")
 
 
 @dataclass
@@ -167,7 +161,7 @@ class ReMixMatch(Algorithm):
         q = sharpen(self.dist_align(probs), self.p.T)
 
         # Mixed targets (same draw as the inputs); soft CE for both parts
-        y_lb = F.one_hot(batch.y_lb, q.shape[-1]).to(q.dtype)
+        y_lb = one_hot(batch.y_lb, q.shape[-1], q.dtype)
         targets = mixing.apply(torch.cat([y_lb, q, q, q]))
         logits = out.logits["mixed"].float()
         sup = ce_loss(logits[:n_lb], targets[:n_lb]).mean()

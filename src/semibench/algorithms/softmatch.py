@@ -12,6 +12,11 @@ distribution alignment.
 USB uses the global (``per_class=False``) statistics; its per-class path is broken (it reads
 ``self.args`` inside the hook). ``per_class=True`` here implements that path's intent; see
 ``TruncatedGaussianWeights`` for how classes absent from a batch are handled.
+
+``dist_align: false`` deviates from USB on purpose: USB stores its ``dist_align`` flag but
+aligns unconditionally, so the flag does nothing there; here it switches the alignment off
+(mu, var and the weights then come from the raw p). The default (true) is USB's behaviour.
+With ``hard_label: false`` the target is softmax(weak logits / T), as in USB.
 """
 
 from __future__ import annotations
@@ -21,14 +26,7 @@ from typing import Any
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.distalign import DistAlignEMA
 from semibench.algorithms.losses import ce_loss, masked_mean, pseudo_label
 from semibench.algorithms.thresholding import TruncatedGaussianWeights
@@ -36,24 +34,16 @@ from semibench.algorithms.thresholding import TruncatedGaussianWeights
 
 @dataclass
 class SoftMatchParams:
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: EMA momentum of mu, var and the alignment's p_model, in [0, 1)
-    ema_p: float = 0.999
-    #: width of the Gaussian in standard deviations (> 0)
-    n_sigma: float = 2.0
-    #: per-class mu and var (USB's broken path, implemented as intended)
-    per_class: bool = False
-    #: uniform distribution alignment of the weak predictions before weighting
-    dist_align: bool = True
-    #: hard (argmax) pseudo-labels; otherwise softmax(weak logits / T)
-    hard_label: bool = True
-    #: temperature of soft pseudo-labels (> 0)
-    T: float = 0.5
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"lambda_u": "weight", "ema_p": "momentum",
-                                  "n_sigma": "positive", "T": "temperature"})
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    ema_p: float = param(0.999, "EMA momentum of mu, var and the alignment's p_model",
+                         allowed="[0, 1)")
+    n_sigma: float = param(2.0, "width of the Gaussian in standard deviations",
+                           allowed="(0, inf)")
+    per_class: bool = param(False, "per-class mu and var (USB's broken path, as intended)")
+    dist_align: bool = param(True, "uniform distribution alignment before weighting (USB "
+                             "aligns whatever its flag says)")
+    hard_label: bool = param(True, "hard (argmax) pseudo-labels; otherwise sharpened by T")
+    T: float = param(0.5, "sharpening temperature of soft pseudo-labels", allowed="(0, inf)")
 
 
 @ALGORITHMS.register("softmatch")

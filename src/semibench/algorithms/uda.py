@@ -26,15 +26,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from semibench.algorithms.base import (
-    ALGORITHMS,
-    Algorithm,
-    Batch,
-    LossOutput,
-    Outputs,
-    check_common,
-    check_param,
-)
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.losses import ce_loss, fixed_threshold_mask, masked_mean
 
 TSA_SCHEDULES = ("none", "linear", "exp", "log")
@@ -58,22 +50,13 @@ def tsa_threshold(schedule: str, iteration: int, num_iterations: int, num_classe
 
 @dataclass
 class UDAParams:
-    #: confidence threshold in (0, 1] of the unlabelled mask
-    p_cutoff: float = 0.8
-    #: weight lambda_u of the unsupervised loss (>= 0)
-    lambda_u: float = 1.0
-    #: sharpening temperature of the target (> 0)
-    T: float = 0.4
-    #: sharpen the target by T (paper, USB < 0.3.0); False = USB HEAD's unsharpened target
-    sharpen: bool = True
-    #: training-signal annealing: "none", "linear", "exp" or "log"
-    tsa_schedule: str = "none"
-
-    def check(self, name: str) -> None:
-        check_common(name, self, {"p_cutoff": "threshold", "lambda_u": "weight",
-                                  "T": "temperature"})
-        check_param(name, "tsa_schedule", self.tsa_schedule, self.tsa_schedule in TSA_SCHEDULES,
-                    f"one of {', '.join(TSA_SCHEDULES)}")
+    p_cutoff: float = param(0.8, "confidence threshold of the unlabelled mask", allowed="(0, 1]")
+    lambda_u: float = param(1.0, "weight lambda_u of the unsupervised loss", allowed="[0, inf)")
+    T: float = param(0.4, "sharpening temperature of the target", allowed="(0, inf)")
+    sharpen: bool = param(True, "sharpen the target by T (paper, USB < 0.3.0); false = USB "
+                          "HEAD's unsharpened target")
+    tsa_schedule: str = param("none", "training-signal annealing of the labelled loss",
+                              choices=TSA_SCHEDULES)
 
 
 @ALGORITHMS.register("uda")

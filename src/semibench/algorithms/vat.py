@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs
+from semibench.algorithms.base import ALGORITHMS, Algorithm, Batch, LossOutput, Outputs, param
 from semibench.algorithms.bn import bn_frozen, forward_per_view
 from semibench.algorithms.losses import ce_loss, entropy, kl_div, linear_ramp
 
@@ -39,24 +39,16 @@ def l2_normalise(d: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class VATParams:
-    #: weight lambda_u of the virtual adversarial loss (>= 0)
-    lambda_u: float = 1.0
-    #: weight of the entropy-minimisation term (>= 0)
-    ent_loss_ratio: float = 0.06
-    #: norm epsilon of the adversarial perturbation (> 0)
-    vat_eps: float = 6.0
-    #: norm xi of the random probe of the power iteration (> 0)
-    xi: float = 1e-6
-    #: fraction of the iterations over which lambda_u ramps up linearly from 0 (>= 0; 0 = off)
-    unsup_warm_up: float = 0.4
-
-    def check(self, name: str) -> None:
-        for key in ("lambda_u", "ent_loss_ratio", "unsup_warm_up"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be >= 0")
-        for key in ("vat_eps", "xi"):
-            if getattr(self, key) <= 0:
-                raise ValueError(f"algorithm_params.{name}.{key}={getattr(self, key)}: must be > 0")
+    lambda_u: float = param(1.0, "weight lambda_u of the virtual adversarial loss",
+                            allowed="[0, inf)")
+    ent_loss_ratio: float = param(0.06, "weight of the entropy-minimisation term",
+                                  allowed="[0, inf)")
+    vat_eps: float = param(6.0, "norm epsilon of the adversarial perturbation",
+                           allowed="(0, inf)")
+    xi: float = param(1e-6, "norm xi of the random probe of the power iteration",
+                      allowed="(0, inf)")
+    unsup_warm_up: float = param(0.4, "lambda_u ramps up linearly over this fraction of the "
+                                 "iterations (0 = no ramp)", allowed="[0, inf)")
 
 
 @ALGORITHMS.register("vat")

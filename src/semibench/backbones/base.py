@@ -19,6 +19,9 @@ BACKBONES: Registry[Any] = Registry("backbone")
 
 class Backbone(nn.Module):
     num_features: int
+    #: convolutions run faster channels-last (oneDNN on the CPU, tensor cores on CUDA); the
+    #: trainer's ``memory_format: auto`` follows this
+    channels_last: bool = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

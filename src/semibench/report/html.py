@@ -29,6 +29,8 @@ from semibench.report import paper
 from semibench.report import published as usb
 from semibench.report.aggregate import (
     LOWER_BOUND,
+    METRIC_TITLES,
+    METRICS,
     PAIRED_TEST,
     UPPER_BOUND,
     describe_runs,
@@ -260,7 +262,10 @@ def _published_view(data: ReportData, colors: Mapping[str, tuple]) -> dict[str, 
     }
 
 
-def _runs_table(runs: pd.DataFrame, colors: Mapping[str, tuple]) -> Table:
+def _runs_table(runs: pd.DataFrame, colors: Mapping[str, tuple],
+                metrics: Sequence[str] = ("error",)) -> Table:
+    """Every run; the config's ``metrics:`` beyond the error add a best-on-validation column
+    each (n/a where a run lacks it, e.g. top-5 with 5 classes or fewer)."""
     frame = pd.DataFrame({
         "task": runs["task"], "labels": runs["num_labels"].astype(str),
         "algorithm": runs["algorithm"], "seed": runs["seed"].astype(str),
@@ -274,6 +279,14 @@ def _runs_table(runs: pd.DataFrame, colors: Mapping[str, tuple]) -> Table:
     })
     numeric = ["labels", "seed", "best test error (%)", "last test error (%)",
                "best val error (%)", "best iteration", "training time (min)"]
+    for metric in metrics:
+        column = f"best_{METRICS[metric][0]}"
+        if metric == "error" or column not in runs:
+            continue
+        title = METRIC_TITLES[metric].split(" (100")[0].replace("Test", "best test")
+        title = title if title.startswith("best") else f"best {title[0].lower()}{title[1:]}"
+        frame.insert(6, title, runs[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}"))
+        numeric.append(title)
     return _simple_table(frame, colors, numeric=numeric)
 
 
@@ -404,7 +417,7 @@ def render_html(
         comparisons=_comparison_table(data, colors), tasks=task_views, diagnostics=diag_views,
         cost_tables=cost_views, cost_note=COST_NOTE,
         cost_figure=_figure_view(cost_figure, "cost") if cost_figure else None,
-        published=published, runs_table=_runs_table(data.runs, colors),
+        published=published, runs_table=_runs_table(data.runs, colors, data.metrics),
         missing_count=len(missing), missing_table=missing_table,
         other_figures=[_figure_view(p, "other") for p in placed[("other", "")]],
         config=json.dumps(config, indent=2, sort_keys=True, default=str)

@@ -27,6 +27,8 @@ from semibench.report.aggregate import (
     GRID_COLUMNS,
     KEY_COLUMNS,
     LOWER_BOUND,
+    METRIC_TITLES,
+    MISSING_CELL,
     PAIRED_TEST,
     PER_CLASS_COLUMNS,
     UPPER_BOUND,
@@ -64,6 +66,8 @@ class ReportData:
     published: pd.DataFrame
     published_tables: tuple[str, ...]
     missing: pd.DataFrame
+    #: the config's ``metrics:``; every metric but the error gets its own per-task tables
+    metrics: tuple[str, ...] = ("error",)
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -82,7 +86,7 @@ def _domains(grid: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
 
 
 def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
-          published: Sequence[str] = ()) -> ReportData:
+          published: Sequence[str] = (), metrics: Sequence[str] = ("error",)) -> ReportData:
     """All tables of the report. ``grid`` (``grid.csv``): the configured runs; without it,
     the runs that exist are taken as everything that was configured."""
     if grid is None:
@@ -99,6 +103,7 @@ def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
         published=usb.compare_to_published(all_cells, published),
         published_tables=tuple(published),
         missing=missing_runs(runs, grid),
+        metrics=tuple(metrics),
     )
 
 
@@ -192,6 +197,27 @@ def _published_markdown(data: ReportData) -> list[str]:
     return parts + [_md_table(header, rows, ["l", "r", "l", "r", "r", "r", "l"]), ""]
 
 
+def _metric_markdown(data: ReportData, summary: pd.DataFrame) -> list[str]:
+    """Per-task tables of the metrics besides the error that ``metrics:`` asks for."""
+    parts: list[str] = []
+    for metric in (m for m in data.metrics if m != "error"):
+        best = "highest" if metric == "macro_f1" else "lowest"
+        parts += [f"## {METRIC_TITLES[metric]} at the checkpoint with the lowest validation "
+                  "error, per task", "",
+                  f"Cells: mean ± std over seeds. Bold: {best} mean per label budget, ignoring "
+                  f"{UPPER_BOUND}." + (" Top-5 error is not defined for 5 classes or fewer "
+                                       f"({MISSING_CELL})." if metric == "top5_error" else ""),
+                  ""]
+        for task in sorted(summary["task"].unique()) if len(summary) else []:
+            cells_, bold = error_table(summary, task, "best", metric)
+            header = ["algorithm", *(f"{b} labels" for b in cells_.columns)]
+            rows = [[str(a), *(f"**{cells_.at[a, b]}**" if bold.at[a, b] else cells_.at[a, b]
+                               for b in cells_.columns)] for a in cells_.index]
+            parts += [f"### {task} ({data.domains.get(task, '')})", "",
+                      _md_table(header, rows, ["l", *("r" for _ in cells_.columns)]), ""]
+    return parts
+
+
 def render_markdown(data: ReportData, title: str = "SemiBench results") -> str:
     """The text of ``summary.md``: everything in the HTML page except the figures."""
     done, expected = data.counts
@@ -218,6 +244,7 @@ def render_markdown(data: ReportData, title: str = "SemiBench results") -> str:
                                for b in cells_.columns)] for a in cells_.index]
             parts += [f"### {task} ({data.domains.get(task, '')})", "",
                       _md_table(header, rows, ["l", *("r" for _ in cells_.columns)]), ""]
+    parts += _metric_markdown(data, summary)
     parts += _cost_markdown(data)
     parts += _published_markdown(data)
     if len(data.missing):
@@ -253,15 +280,18 @@ def write_tables(
     curves: pd.DataFrame | None = None,
     per_class: pd.DataFrame | None = None,
     title: str = "SemiBench results",
+    metrics: Sequence[str] = ("error",),
 ) -> dict[str, Path]:
     """Write every table (see the module docstring) atomically; keys are the file names.
 
+    ``metrics``: the config's ``metrics:`` (each but the error adds per-task tables to
+    ``summary.md``; ``runs.csv`` and ``summary.csv`` always hold all of them).
     ``grid``: the configured runs (default: the runs there are); ``curves``/``per_class``:
     :func:`aggregate.collect`'s frames (header only when not given); ``published``: the USB
     result tables to set our numbers against. The paper tables cover the domains of ``grid``.
     """
     out_dir = Path(out_dir)
-    data = build(runs, grid, published)
+    data = build(runs, grid, published, metrics)
     files: dict[str, str] = {
         "runs.csv": _csv(runs),
         "grid.csv": _csv(data.grid),

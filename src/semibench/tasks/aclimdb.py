@@ -10,7 +10,9 @@ used, as in USB.
 Source: ``aclImdb_v1.tar.gz`` at ai.stanford.edu, pinned by the SHA-256 that the Hugging Face
 ``imdb`` dataset script published (84,125,825 bytes; its widely published MD5 is
 ``7c2ac02c03563afcf9b574c7e56c153a``). The reviews are read straight from the tarball (no
-extraction); the text is kept verbatim, ``<br />`` tags included, as the source gives it.
+extraction); the text is USB's: the review with every ``<br />`` tag and newline removed
+(replaced by nothing, as USB's ``preprocess/preprocess_aclimdb.py`` does, so two words that
+only a tag separated run together).
 
 Deviations from USB (documented):
 
@@ -272,6 +274,11 @@ IMDB_CLASSES = ("neg", "pos")
 _REVIEW = re.compile(r"^aclImdb/(train|test)/(neg|pos)/(\d+)_(\d+)\.txt$")
 
 
+def usb_review_text(review: str) -> str:
+    """A review as USB stores it: ``<br />`` tags and newlines deleted."""
+    return review.replace("<br />", "").replace("\n", "")
+
+
 def read_aclimdb(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
     """The labelled reviews of ``aclImdb_v1.tar.gz``: split -> (texts, labels), neg=0, pos=1,
     each split ordered by class and review id (the archive order does not matter)."""
@@ -282,7 +289,7 @@ def read_aclimdb(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
             if match is None:
                 continue
             split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
-            text = handle.read().decode("utf-8")
+            text = usb_review_text(handle.read().decode("utf-8"))
             found[split].append((IMDB_CLASSES.index(polarity), review_id, text))
     out = {}
     for split, rows in found.items():

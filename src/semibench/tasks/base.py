@@ -39,8 +39,6 @@ from semibench.io import (
 )
 from semibench.registry import Registry
 
-DOMAINS = ("image", "text", "audio")
-
 TASKS: Registry[type[Task]] = Registry("task")
 
 

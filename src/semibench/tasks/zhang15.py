@@ -5,11 +5,13 @@ Source format (each ``<name>_csv.tgz`` holds ``<name>_csv/{train.csv,test.csv,re
 for AG News and Yahoo! Answers, ``classes.txt``): one CSV row per sample, every field in double
 quotes, ``""`` for a quote inside a field, and newlines inside a field written as the two
 characters backslash-``n``. The first column is the class index, 1-based; the other columns are
-text fields, joined here with a space (empty fields skipped, ``\\n`` turned back into newlines):
+text fields. The text of a sample is the fields USB takes, joined here with a space (empty
+fields skipped, ``\\n`` turned back into newlines):
 
 * AG News: title, description;
 * Amazon Review: review title, review text;
-* Yahoo! Answers: question title, question content, best answer;
+* Yahoo! Answers: question title, question content (the CSV's third text column, the best
+  answer, is left out: USB's ``read_TextClassificationDatasets`` reads columns 1 and 2);
 * Yelp Review: review text.
 
 USB's protocol: per class, the official training rows are shuffled once; the first N are the
@@ -29,7 +31,11 @@ original Google Drive folder needs a browser confirmation for large files). Pins
 
 Deviations from USB (documented): the per-class shuffle uses SemiBench's fixed seed (USB's
 selection is not published; same sizes), and texts are cut to ``max_chars`` characters (see
-``semibench.tasks.aclimdb``). USB's label budgets, backbone and training settings are kept.
+``semibench.tasks.aclimdb``). USB splits each line on ``","`` instead of parsing the CSV, so
+its texts glue title and body together with no space, keep ``\\n`` and doubled quotes as
+written and, for Yahoo! Answers, lose the content's last character (the ``[:-1]`` meant for
+the closing quote); we parse the CSV and join with a space. USB's label budgets, backbone and
+training settings are kept.
 """
 
 from __future__ import annotations
@@ -68,6 +74,8 @@ class ZhangSource:
     fields: tuple[str, ...]
     #: whether the tarball has a ``classes.txt`` (AG News and Yahoo! Answers do)
     has_classes_file: bool
+    #: how many of ``fields``, from the first, make the text (None: all of them)
+    text_fields: int | None = None
 
 
 SOURCES: dict[str, ZhangSource] = {
@@ -85,7 +93,8 @@ SOURCES: dict[str, ZhangSource] = {
         Archive(FAST_AI + "yahoo_answers_csv.tgz", "yahoo_answers_csv.tgz",
                 "sha256:2d4277855faf8b35259009425fa8f7fe1888b5644b47165508942d000f4c96ae",
                 size=319_476_345, head_md5="0632a0d236ef3a529c0fa4429b339f68"),
-        "yahoo_answers_csv", ("question_title", "question_content", "best_answer"), True),
+        "yahoo_answers_csv", ("question_title", "question_content", "best_answer"), True,
+        text_fields=2),
     "yelp_review": ZhangSource(
         Archive(FAST_AI + "yelp_review_full_csv.tgz", "yelp_review_full_csv.tgz",
                 "sha256:56006b0a17a370f1e366504b1f2c3e3754e4a3dda17d3e718a885c552869a559",
@@ -101,10 +110,13 @@ def join_fields(fields: list[str]) -> str:
 
 
 def iter_csv_rows(
-    path: Path, member: str, num_fields: int, num_classes: int, with_text: bool = True
+    path: Path, member: str, num_fields: int, num_classes: int, with_text: bool = True,
+    text_fields: int | None = None,
 ) -> Iterator[tuple[int, str | None]]:
     """Stream ``member`` of the tarball as ``(0-based label, text or None)`` rows, checking
-    the column count and the class index of every row."""
+    the column count and the class index of every row; the text joins the first
+    ``text_fields`` text columns (all if None)."""
+    last = 1 + (num_fields if text_fields is None else text_fields)
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     with reading_archive(path), closing(iter_tar_files(path)) as members:
         for name, handle in members:
@@ -122,7 +134,7 @@ def iter_csv_rows(
                 if not 0 <= label < num_classes:
                     raise ValueError(f"{path}:{member} line {reader.line_num}: class index "
                                      f"{row[0]!r} is not in 1..{num_classes}")
-                yield label, (join_fields(row[1:]) if with_text else None)
+                yield label, (join_fields(row[1:last]) if with_text else None)
             return
     raise ValueError(f"{path}: the archive has no {member}")
 
@@ -178,11 +190,14 @@ class ZhangTask(UsbTextTask):
         wanted = np.zeros(len(labels), dtype=bool)
         wanted[train_idx] = wanted[dev_idx] = True
         texts: dict[int, str] = {}
-        rows = iter_csv_rows(path, f"{folder}/train.csv", fields, self.num_classes)
+        used = self.spec.text_fields
+        rows = iter_csv_rows(path, f"{folder}/train.csv", fields, self.num_classes,
+                             text_fields=used)
         for i, (_, text) in enumerate(rows):
             if wanted[i]:
                 texts[i] = text or ""
-        test = list(iter_csv_rows(path, f"{folder}/test.csv", fields, self.num_classes))
+        test = list(iter_csv_rows(path, f"{folder}/test.csv", fields, self.num_classes,
+                                  text_fields=used))
         test_texts = [t or "" for _, t in test]
         test_y = np.array([y for y, _ in test], dtype=np.int64)
         self.write(out_dir, manifest, texts, labels, (test_texts, test_y))

@@ -27,6 +27,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -40,19 +41,26 @@ from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
 from semibench.io import (
-    atomic_write_json,
     atomic_write_text,
     exclusive_directory,
     remove_temporaries,
     sha256_file,
 )
+from semibench.metrics_file import input_format, write_metrics
+from semibench.plugins import load_plugins
 from semibench.splits import read_split
 from semibench.tasks import load_prepared, verify_prepared
 from semibench.train import gpu_slots
 from semibench.train.checkpoint import CheckpointStore, save_checkpoint
 from semibench.train.config import TrainConfig
 from semibench.train.ema import ModelEMA
-from semibench.train.evaluate import EvalResult, evaluate
+from semibench.train.evaluate import (
+    EvalResult,
+    class_groups,
+    evaluate,
+    group_fields,
+    record_fields,
+)
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.optim import make_optimizer, make_scheduler
 from semibench.train.prefetch import Prefetcher
@@ -162,6 +170,21 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def memory_format(setting: str, model: torch.nn.Module) -> torch.memory_format:
+    """``train.memory_format`` for this model: channels-last only helps convolutions."""
+    if setting == "channels_last" or (setting == "auto" and getattr(model, "channels_last", False)):
+        return torch.channels_last
+    if setting in ("auto", "contiguous"):
+        return torch.contiguous_format
+    raise ValueError(f"train.memory_format={setting!r}: allowed values: auto, channels_last, "
+                     "contiguous")
+
+
+def has_batch_norm(model: torch.nn.Module) -> bool:
+    """Whether a sample's output depends on the rest of its batch in training mode."""
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
 def precision_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``train.amp`` on ``device`` (None: float32). The CPU always
     trains in float32 (documented); a GPU without bfloat16 is one line, before anything runs."""
@@ -208,9 +231,14 @@ class Trainer:
                                      else "token-edit stand-in")
         self.num_classes = data.meta["num_classes"]
         self.meta = data.meta
+        self.input_format = input_format(data.meta["domain"], data.test_x, data.meta)
         self.model = create_backbone(
             run["backbone"], self.num_classes, **run.get("backbone_args", {})
         ).to(self.device)
+        self.memory_format = memory_format(self.cfg.memory_format, self.model)
+        self.model.to(memory_format=self.memory_format)
+        #: one joint pass over all views only where it changes the result (batch norm)
+        self.joint_pass = self.cfg.use_cat and has_batch_norm(self.model)
         self.views = build_views(data.meta["domain"], {**run.get("augment", {}),
                                                        **self.model.view_spec()})
         self.x_train = self.model.prepare_inputs(data.train_x)
@@ -261,6 +289,10 @@ class Trainer:
             domain=data.meta["domain"], num_classes=self.num_classes, num_lb=len(lb),
             num_ulb=len(ulb),
             lb_class_counts=torch.bincount(self.y_train[lb], minlength=self.num_classes)))
+        #: head / medium / tail classes of a long-tailed split (semibench.splits_lt)
+        self.class_groups = (class_groups(torch.bincount(
+            self.y_train[lb], minlength=self.num_classes).tolist())
+            if split.long_tailed is not None else None)
 
         self.start_iteration = 0
         self.curve: list[dict[str, float]] = []
@@ -407,8 +439,12 @@ class Trainer:
                 setattr(batch, name, move(value))
         return batch
 
-    def train_step(self, step: int, batch: Batch | None = None) -> None:
-        """One optimiser step; its logs go to ``self.logs`` without waiting for the device."""
+    def train_step(self, step: int, batch: Batch | None = None,
+                   phase: Callable[[str], None] | None = None) -> None:
+        """One optimiser step; its logs go to ``self.logs`` without waiting for the device.
+        ``phase`` (the speed benchmark's timer) is called after "forward", "backward" and
+        "optimizer"."""
+        mark = phase or (lambda name: None)
         torch.manual_seed(step_generator(self.seed, STREAM_TORCH, step).initial_seed())
         if batch is None:
             batch = self.make_batch(step)
@@ -417,14 +453,16 @@ class Trainer:
         self.model.train()
         with torch.autocast(self.device.type, dtype=self.autocast_dtype,
                             enabled=self.autocast_dtype is not None):
-            out = self.algorithm.forward(self.model, inputs, self.cfg.use_cat)
+            out = self.algorithm.forward(self.model, inputs, self.joint_pass)
             result = self.algorithm.compute_loss(out, batch, step)
+        mark("forward")
         loss = result.loss
         self.guard.observe(loss, step)
         if self.check_each_step:
             self.guard.check()  # free on the CPU: stop before the step, as before
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        mark("backward")
         if self.cfg.clip_grad > 0:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
@@ -433,6 +471,7 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update(self.model, step)
+        mark("optimizer")
         self.logs.add("loss", loss)
         for key, value in result.log.items():
             self.logs.add(key, value)
@@ -450,14 +489,15 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, x: torch.Tensor, y: torch.Tensor) -> EvalResult:
         model = self.ema.model if self.ema is not None else self.model
+        model = self.algorithm.predictor(model)  # e.g. ABC's class-balanced head
         return evaluate(model, x, y, self.views["eval"], num_classes=self.num_classes,
                         batch_size=self.cfg.eval_batch_size, device=self.device,
                         autocast_dtype=self.autocast_dtype)
 
     def _eval_record(self, iteration: int) -> dict[str, Any]:
         val, test = self._evaluate(self.x_val, self.y_val), self._evaluate(self.x_test, self.y_test)
-        return {"iteration": iteration, "val_error": val.error, "test_error": test.error,
-                "test_per_class_accuracy": test.per_class_accuracy}
+        groups = group_fields(test, self.class_groups) if self.class_groups else {}
+        return {"iteration": iteration, "val_error": val.error, **record_fields(test), **groups}
 
     # ------------------------------------------------------------------ the run
     def _stop(self, iteration: int) -> TrainingStopped:
@@ -523,6 +563,7 @@ class Trainer:
             "seed": self.seed,
             "num_classes": self.num_classes,
             "classes": self.meta["classes"],
+            "input_format": self.input_format,
             "best": self.best,
             "last": self.last,
             "wall_time_s": wall,
@@ -532,10 +573,13 @@ class Trainer:
             "precision": {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
                 self.autocast_dtype, "fp32"),
             "compile": self.compiled,
+            "memory_format": str(self.memory_format).removeprefix("torch."),
+            "joint_pass": self.joint_pass,
             "fallbacks": self.fallbacks,
             "versions": package_versions(),
             "inputs": {k: v for k, v in self.inputs.items() if k != "settings"},
             "config": {**self.run, "train": asdict(self.cfg)},
+            **({"class_groups": self.class_groups} if self.class_groups else {}),
         }
 
 
@@ -561,6 +605,7 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
     the job holds one of ``jobs_per_gpu`` slots of the least-loaded visible GPU for its life.
     """
     out_dir = Path(out_dir)
+    load_plugins(list(run.get("plugins", {})))  # the run's own algorithm, task or backbone
     slot = None
     if pick_device(TrainConfig.from_dict(run["train"]).device).type == "cuda":
         try:
@@ -616,5 +661,5 @@ def _finish(trainer: Trainer, out_dir: Path, metrics: dict[str, Any]) -> None:
     model = trainer.ema.model if trainer.ema is not None else trainer.model
     save_checkpoint(out_dir / "model_last.pt", model.state_dict())
     write_curve(out_dir / "curve.csv", trainer.curve)
-    atomic_write_json(out_dir / "metrics.json", metrics)
+    metrics.update(write_metrics(out_dir / "metrics.json", metrics))  # validated, NaN as null
     trainer.checkpoints.clear()

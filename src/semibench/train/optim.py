@@ -4,60 +4,70 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 import torch
+from timm.models import group_parameters
+from timm.optim import param_groups_layer_decay
 from torch import nn
 
 from semibench.train.config import TrainConfig
 
 
-def layer_ids(model: nn.Module) -> dict[str, int]:
-    """Map each parameter name to a layer id from the model's ``group_matcher``: the stem is
-    0, blocks follow in order, and names the matcher does not match (the head) come last."""
+def _ordinal_fn(model: nn.Module) -> Callable[[str], tuple[float, ...]]:
+    """The model's ``group_matcher`` as the name -> ordinal function timm's grouping accepts:
+    (0,) for the stem, (1, block) for blocks, (inf,) for the rest (the head). timm's own dict
+    matching turns every regex group into a number, and our stem patterns use alternation
+    groups (``vit\\.(cls_token|pos_embed|...)``), so the regexes are applied here."""
     matcher = model.group_matcher()
     stem = re.compile(matcher["stem"])
     blocks = [(re.compile(p), ordinal) for p, ordinal in matcher["blocks"]]
-    raw: dict[str, float] = {}
-    for name, _ in model.named_parameters():
+
+    def ordinal(name: str) -> tuple[float, ...]:
         if stem.match(name):
-            raw[name] = -1
-            continue
-        for pattern, ordinal in blocks:
+            return (0.0,)
+        for pattern, fixed in blocks:
             m = pattern.match(name)
             if m:
-                raw[name] = float(m.group(1)) if ordinal is None else float(ordinal[0])
-                break
-        else:
-            raw[name] = math.inf
-    order = sorted({v for v in raw.values() if v not in (-1, math.inf)})
-    rank = {v: i + 1 for i, v in enumerate(order)}
-    head = len(order) + 1
-    return {n: 0 if v == -1 else head if v == math.inf else rank[v] for n, v in raw.items()}
+                if fixed is not None:
+                    return (1.0, float(fixed[0]))
+                return (1.0, float(m.group(1)) if pattern.groups else 0.0)
+        return (math.inf,)
+
+    return ordinal
+
+
+def layer_ids(model: nn.Module) -> dict[str, int]:
+    """Map each parameter name to a layer id: the stem is 0, blocks follow in order, and names
+    the matcher does not match (the head) come last (timm's ``group_parameters``)."""
+    return group_parameters(model, _ordinal_fn(model), reverse=True)
+
+
+class _TimmView:
+    """What timm's ``param_groups_layer_decay`` reads from a model; it calls
+    ``group_matcher(coarse=False)``, which our backbones do not take."""
+
+    def __init__(self, model: nn.Module):
+        self.named_parameters = model.named_parameters
+        self._ordinal = _ordinal_fn(model)
+
+    def group_matcher(self, coarse: bool = False) -> Callable[[str], tuple[float, ...]]:
+        return self._ordinal
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """Groups by (layer, decay): lr = base lr * layer_decay^(last layer - layer); no weight
-    decay on 1-D parameters (norms, biases) and the model's ``no_weight_decay`` names."""
-    ids = layer_ids(model)
-    last = max(ids.values())
-    skip = model.no_weight_decay()
-    groups: dict[tuple[int, bool], dict] = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        decay = param.ndim > 1 and name not in skip
-        layer = ids[name]
-        key = (layer, decay)
-        if key not in groups:
-            scale = cfg.layer_decay ** (last - layer)
-            groups[key] = {
-                "params": [],
-                "lr": cfg.lr * scale,
-                "lr_scale": scale,
-                "weight_decay": cfg.weight_decay if decay else 0.0,
-            }
-        groups[key]["params"].append(param)
-    return [groups[k] for k in sorted(groups)]
+    """timm's layer-decay groups: lr_scale = layer_decay^(last layer - layer); no weight decay
+    on 1-D parameters (norms, biases) and the model's ``no_weight_decay`` names. Each group also
+    gets its absolute ``lr`` (USB's convention), which our scheduler then scales as a whole."""
+    groups = param_groups_layer_decay(
+        _TimmView(model),  # type: ignore[arg-type]
+        weight_decay=cfg.weight_decay,
+        no_weight_decay_list=sorted(model.no_weight_decay()),
+        layer_decay=cfg.layer_decay,
+    )
+    for group in groups:
+        group["lr"] = cfg.lr * group["lr_scale"]
+    return groups
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

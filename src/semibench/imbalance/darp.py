@@ -1,0 +1,139 @@
+"""DARP (Kim et al., NeurIPS 2020): distribution-aligning refinement of pseudo-labels.
+
+Every unlabelled sample's latest weak-view prediction q_i is kept. After a warm-up, every
+``num_refine_iter`` steps the whole table is refined to labels X that stay close to q but whose
+class totals match the expected unlabelled distribution (the labelled one, scaled to N_u):
+
+    min_X  sum_i w_i KL(x_i || q_i)   s.t.  sum_k x_ik = 1,  sum_i x_ik = N_u * pi_k,
+    w_i = 1 / H(q_i)                     (confident samples move least)
+
+solved in the dual: x_ik = q_ik/e * a_i * exp(-nu_k / w_i), a_i from the row constraint and
+each nu_k by Newton's method on its column constraint, ``iter_T`` alternations. Before the
+solve, DARP's "iterative normalisation" (its official code, ``alpha``) rescales q towards the
+target using each class's top int(alpha * N_u * pi_k) samples.
+
+How the refined label reaches the base: the weak view's class becomes DARP's argmax while its
+confidence stays the model's (the two entries are swapped in the weak probabilities). With
+FixMatch's hard labels this is USB's behaviour, whose mask reads the model's
+confidence and whose pseudo-label reads DARP's. USB keeps its uniform initial table until the
+first step divisible by ``num_refine_iter`` after the warm-up (every pseudo-label class 0
+meanwhile); here the first refinement is the first step after the warm-up. Defaults: USB's classic_cv_imb (warm-up 200
+of 256 epochs = 0.78125 of the run, alpha 2, iter_T 10, refine every 10 steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from semibench.algorithms.base import Batch, Outputs, param
+from semibench.imbalance.base import IMBALANCE, ImbalanceMethod
+
+
+@dataclass
+class DARPParams:
+    warmup: float = param(0.78125, "fraction of the run before refining (USB: 200 of 256 "
+                          "epochs)", allowed="[0, 1]")
+    alpha: float = param(2.0, "iterative normalisation: top alpha * target samples per class",
+                         allowed="(0, inf)")
+    iter_T: int = param(10, "alternations of the dual solver", allowed="[1, inf)")
+    num_refine_iter: int = param(10, "steps between refinements", allowed="[1, inf)")
+
+
+def solve_darp(q: torch.Tensor, target: torch.Tensor, iterations: int,
+               newton_steps: int = 30) -> torch.Tensor:
+    """The refined labels X of the module docstring (float64 throughout)."""
+    q, target = q.double(), target.double()
+    w = 1.0 / (-(q * torch.log(q + 1e-6)).sum(dim=1))  # 1 / entropy
+    a_e = q / math.e
+    nu = torch.zeros(q.shape[1], dtype=torch.float64)
+    y = torch.exp(-nu[None, :] / w[:, None])
+    for _ in range(iterations):
+        x = 1.0 / (a_e * y).sum(dim=1)  # rows sum to one
+        coef = a_e * x[:, None]  # [N, K]
+        for _ in range(newton_steps):  # sum_i coef_ik exp(-nu_k / w_i) = target_k
+            e = torch.exp(-nu[None, :] / w[:, None])
+            g = (coef * e).sum(dim=0) - target
+            dg = -(coef * e / w[:, None]).sum(dim=0)
+            step = g / dg
+            nu = nu - step
+            if bool((step.abs() < 1e-10).all()):
+                break
+        y = torch.exp(-nu[None, :] / w[:, None])
+    x = 1.0 / (a_e * y).sum(dim=1)
+    return a_e * x[:, None] * y
+
+
+def normalise_towards(q: torch.Tensor, target: torch.Tensor, alpha: float) -> torch.Tensor:
+    """DARP's iterative normalisation: each class's top int(alpha * target_k) samples are
+    scaled so that their mass matches the target; the rest become nearly uniform."""
+    n, k = q.shape
+    chosen = torch.zeros(n, k, dtype=q.dtype)
+    mass = torch.zeros(k, dtype=q.dtype)
+    for c in range(k):
+        top = q[:, c].sort(descending=True)
+        m = int(alpha * float(target[c]))
+        chosen[top.indices[:m], c] = 1.0
+        mass[c] = top.values[:m].sum()
+    scale = chosen * ((target + 1e-6) / (mass + 1e-6))[None, :]
+    scaled = q * scale + 1e-6
+    return scaled / scaled.sum(dim=1, keepdim=True)
+
+
+@IMBALANCE.register("darp")
+class DARP(ImbalanceMethod):
+    name = "darp"
+    Params = DARPParams
+    needs_views = frozenset({"ulb_weak"})
+
+    def __init__(self, params: Any, **kwargs: Any) -> None:
+        super().__init__(params, **kwargs)
+        self.saved = torch.full((self.num_ulb, self.num_classes), 1.0 / self.num_classes,
+                                dtype=torch.float64)
+        self.refined = self.saved.clone()
+        #: the step of the last refinement (-1: none yet)
+        self.refined_at = -1
+
+    def target(self) -> torch.Tensor:
+        counts = self.info.lb_class_counts.double()
+        return counts / counts.sum() * self.num_ulb
+
+    def refine(self) -> None:
+        q = normalise_towards(self.saved, self.target(), self.p.alpha)
+        self.refined = solve_darp(q, self.target(), self.p.iter_T)
+
+    def adjust_outputs(self, out: Outputs, batch: Batch, iteration: int) -> Outputs:
+        weak = out.logits["ulb_weak"]
+        probs = torch.softmax(weak.detach().float(), dim=-1)
+        if batch.idx_ulb is None:
+            raise ValueError("darp needs the unlabelled samples' indices")
+        idx = batch.idx_ulb.cpu()
+        self.saved[idx] = probs.double().cpu()
+        if iteration <= self.p.warmup * self.num_iterations:
+            return out
+        if self.refined_at < 0 or iteration % self.p.num_refine_iter == 0:
+            self.refine()  # the first refinement right after the warm-up, then every n steps
+            self.refined_at = iteration
+        refined_class = self.refined[idx].argmax(dim=1).to(probs.device)
+        model_class = probs.argmax(dim=1)
+        # swap the model's top probability onto DARP's class: confidence stays the model's
+        rows = torch.arange(len(probs), device=probs.device)
+        swapped = probs.clone()
+        swapped[rows, refined_class] = probs[rows, model_class]
+        swapped[rows, model_class] = probs[rows, refined_class]
+        logits = dict(out.logits)
+        logits["ulb_weak"] = torch.log(swapped.clamp_min(1e-30)).to(weak.dtype)
+        return dataclasses.replace(out, logits=logits)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"saved": self.saved.clone(), "refined": self.refined.clone(),
+                "refined_at": self.refined_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.saved = state["saved"].clone()
+        self.refined = state["refined"].clone()
+        self.refined_at = int(state["refined_at"])

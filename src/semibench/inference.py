@@ -1,0 +1,406 @@
+"""Use a trained run: load its model, predict raw files, re-evaluate it on a test set.
+
+A finished run directory holds everything needed: ``metrics.json`` (the resolved settings:
+task, backbone and its arguments, view settings; the class names; ``input_format``, what one
+stored sample looks like) and the weights the trainer evaluated (``model_best.pt``, the model
+with the lowest validation error, or ``model_last.pt``; the EMA weights when the run used EMA).
+
+A raw input goes through exactly what a test sample went through during training:
+
+    raw file -> the stored format of the task (image: uint8 [C, H, W] at the stored size;
+                audio: mono float32 at the stored rate and length; text: the string)
+             -> backbone.prepare_inputs (e.g. tokenisation) -> the deterministic "eval" view
+             -> model -> softmax
+
+so that ``evaluate_run`` on the task's prepared test set reproduces ``metrics.json`` exactly
+on the CPU (same code path, batch size and thread count as the trainer's evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from semibench.metrics_file import MetricsFormatError, read_metrics
+
+CHECKPOINTS = {"best": "model_best.pt", "last": "model_last.pt"}
+#: file suffixes a folder given to ``predict`` is searched for, per domain
+AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
+TEXT_SUFFIXES = (".txt",)
+
+
+class RunError(RuntimeError):
+    """A run directory, checkpoint or input cannot be used; the message names the file."""
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    from PIL import Image
+
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
+                        if fmt in Image.OPEN))
+
+
+# --------------------------------------------------------------------------- raw inputs
+
+
+def load_image(path: str | Path, shape: Sequence[int]) -> np.ndarray:
+    """An image file as the task stores images: uint8 ``[C, H, W]`` of ``shape``, grey or RGB
+    as the task's images are, resized with PIL's bilinear filter when its size differs."""
+    from PIL import Image, UnidentifiedImageError
+
+    channels, height, width = (int(n) for n in shape)
+    if channels not in (1, 3):
+        raise RunError(f"{path}: the task stores {channels}-channel images; only grey (1) and "
+                       "RGB (3) files can be converted")
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            if image.size != (width, height):
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise RunError(f"{path}: not a readable image ({err})") from None
+    return array[None] if channels == 1 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarray:
+    """An audio file as the task stores clips: mono float32 in [-1, 1] at ``sample_rate``,
+    its first ``num_samples`` samples, zero-padded at the end. WAV and Sun .au need no audio
+    library; other formats are read with soundfile when it is installed."""
+    from semibench.tasks._audio import AudioDecodeError, decode_audio
+
+    path = Path(path)
+    try:
+        samples, rate = decode_audio(path.read_bytes(), str(path))
+    except AudioDecodeError:
+        try:
+            import soundfile
+        except ImportError:
+            raise RunError(f"{path}: only WAV and .au files can be read without the soundfile "
+                           "package") from None
+        try:
+            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        except Exception as err:  # noqa: BLE001 - any decoder fault is the same fault here
+            raise RunError(f"{path}: not a readable audio file ({err})") from None
+        samples = data.T
+    except OSError as err:
+        raise RunError(f"{path}: cannot read ({err.strerror or err})") from None
+    mono = samples.mean(axis=0, dtype=np.float32) if samples.ndim == 2 else samples
+    wave = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))
+    if rate != sample_rate and len(wave):
+        import torchaudio
+
+        wave = torchaudio.functional.resample(wave, int(rate), int(sample_rate))
+    out = np.zeros(num_samples, dtype=np.float32)
+    keep = min(len(wave), num_samples)
+    out[:keep] = np.clip(wave[:keep].numpy(), -1.0, 1.0)
+    return out
+
+
+def read_text_lines(path: str | Path) -> list[str]:
+    """The non-empty lines of a text file: one input each."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunError(f"{path}: cannot read as UTF-8 text ({err})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def expand_inputs(inputs: Iterable[str | Path], domain: str) -> list[Path]:
+    """Files and folders -> the files, in order (a folder's matching files, sorted,
+    recursively); a name that does not exist or a folder without inputs is an error."""
+    suffixes = {"image": None, "audio": AUDIO_SUFFIXES, "text": TEXT_SUFFIXES}[domain]
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            allowed = suffixes if suffixes is not None else _image_suffixes()
+            found = sorted(p for p in path.rglob("*")
+                           if p.is_file() and p.suffix.lower() in allowed)
+            if not found:
+                raise RunError(f"{path}: no {domain} files ({', '.join(allowed)}) in this folder")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RunError(f"{path}: no such file or folder")
+    return files
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+    if not path.is_file():
+        raise RunError(f"{path}: missing; a finished run has model_best.pt and model_last.pt")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a corrupt file is one fault, whatever torch says
+        raise RunError(f"{path}: unreadable checkpoint ({type(err).__name__}: "
+                       f"{str(err).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict):
+        raise RunError(f"{path}: not a model state dict")
+    # an algorithm's extra heads (projection heads etc.) are not needed to classify
+    return {k: v for k, v in state.items() if not k.startswith("ssl_heads.")}
+
+
+@dataclass
+class Prediction:
+    """The ``top_k`` classes of one input, most probable first."""
+
+    input: str
+    classes: list[str]
+    probabilities: list[float]
+
+
+@dataclass
+class LoadedRun:
+    """A trained model ready for inference: ``model`` (eval mode), ``preprocess`` (raw
+    inputs -> model inputs), ``classes`` (the names of the model's outputs)."""
+
+    run_dir: Path
+    metrics: dict[str, Any]
+    checkpoint: str
+    model: torch.nn.Module
+    view: Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metrics["classes"])
+
+    @property
+    def domain(self) -> str:
+        return str(self.metrics["domain"])
+
+    @property
+    def input_format(self) -> dict[str, Any]:
+        return dict(self.metrics.get("input_format") or {})
+
+    @property
+    def eval_batch_size(self) -> int:
+        return int(self.metrics["config"]["train"]["eval_batch_size"])
+
+    def to_stored(self, items: Sequence[Any]) -> np.ndarray:
+        """Raw inputs as the task stores samples: file paths (or, for text, strings; for
+        images and audio, arrays already in the stored format)."""
+        fmt = self.input_format
+        if self.domain == "text":
+            return np.asarray([str(t) for t in items])
+        if self.domain == "image":
+            if "shape" not in fmt:
+                raise RunError(f"{self.run_dir / 'metrics.json'}: no input_format.shape (a run "
+                               "from an older SemiBench); give arrays of the stored shape")
+            return np.stack([np.asarray(x, dtype=np.uint8) if isinstance(x, np.ndarray)
+                             else load_image(x, fmt["shape"]) for x in items])
+        if self.domain == "audio":
+            if "sample_rate" not in fmt:
+                raise RunError(f"{self.run_dir / 'metrics.json'}: no input_format (a run from "
+                               "an older SemiBench); give arrays of the stored length")
+            return np.stack([np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray)
+                             else load_audio(x, fmt["sample_rate"], fmt["num_samples"])
+                             for x in items])
+        raise RunError(f"unknown domain {self.domain!r}")
+
+    def prepare(self, stored: Any) -> torch.Tensor:
+        """Stored samples -> the stored tensors the eval view takes (the trainer's step)."""
+        return self.model.prepare_inputs(stored)
+
+    def preprocess(self, items: Sequence[Any]) -> torch.Tensor:
+        """Raw inputs -> the model's input batch, exactly as a test sample in training."""
+        x = self.prepare(self.to_stored(items))
+        return self.view(x, torch.Generator().manual_seed(0))
+
+    def predict_proba(self, items: Sequence[Any]) -> torch.Tensor:
+        """Class probabilities ``[N, num_classes]`` (float32, on the CPU)."""
+        from semibench.train.evaluate import iter_logits
+
+        x = self.prepare(self.to_stored(items))
+        return torch.cat([logits.float().softmax(dim=-1).cpu() for logits in iter_logits(
+            self.model, x, self.view, batch_size=self.eval_batch_size, device=self.device,
+            autocast_dtype=None)]) if len(x) else torch.empty((0, len(self.classes)))
+
+    def predict(self, items: Sequence[Any], top_k: int = 1,
+                names: Sequence[str] | None = None) -> list[Prediction]:
+        """The ``top_k`` most probable classes of each input."""
+        probs = self.predict_proba(items)
+        k = max(1, min(top_k, len(self.classes)))
+        top = probs.topk(k, dim=-1)
+        labels = names if names is not None else [str(x) if isinstance(x, str | Path)
+                                                  else f"[{i}]" for i, x in enumerate(items)]
+        return [Prediction(str(name), [self.classes[int(c)] for c in idx],
+                           [float(p) for p in values])
+                for name, idx, values in zip(labels, top.indices, top.values, strict=True)]
+
+
+def read_run_metrics(run_dir: str | Path) -> dict[str, Any]:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise RunError(f"{path}: missing; is {run_dir} a finished run directory "
+                       "(results/<benchmark>/runs/<task>/<num_labels>/<algorithm>/seed<seed>)?")
+    data = read_metrics(path)
+    for key in ("config", "classes"):
+        if not isinstance(data.get(key), dict if key == "config" else list):
+            raise MetricsFormatError(f"{path}: malformed metrics file: missing field {key!r}")
+    return data
+
+
+def load_run(path: str | Path, checkpoint: str = "best",
+             device: str | torch.device = "cpu") -> LoadedRun:
+    """The model of a finished run (``checkpoint``: "best" on validation or "last"), in eval
+    mode on ``device``, with its preprocessing and class names."""
+    from semibench.augment import build_views
+    from semibench.backbones import create_backbone
+    from semibench.plugins import PluginError, load_plugins
+    from semibench.registry import UnknownNameError
+
+    run_dir = Path(path)
+    if checkpoint not in CHECKPOINTS:
+        raise RunError(f"checkpoint={checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
+    metrics = read_run_metrics(run_dir)
+    config = metrics["config"]
+    state = _state_dict(run_dir / CHECKPOINTS[checkpoint])
+    # a backbone from a plugin: the run's settings name the plugins it was trained with
+    try:
+        load_plugins(list(config.get("plugins") or {}))
+    except PluginError as err:
+        raise RunError(f"{run_dir / 'metrics.json'}: {err}") from None
+    try:
+        model = create_backbone(config["backbone"], len(metrics["classes"]),
+                                **config.get("backbone_args", {}))
+    except UnknownNameError as err:
+        raise RunError(f"{run_dir / 'metrics.json'}: {err} (a plugin not installed here?)"
+                       ) from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise RunError(f"{run_dir / CHECKPOINTS[checkpoint]}: does not fit backbone "
+                       f"{config['backbone']!r} ({str(err).splitlines()[0][:160]})") from None
+    device = torch.device(device)
+    model = model.to(device).eval()
+    if metrics.get("memory_format") == "channels_last":  # as the trainer evaluated it
+        model = model.to(memory_format=torch.channels_last)
+    views = build_views(metrics["domain"], {**config.get("augment", {}), **model.view_spec()})
+    return LoadedRun(run_dir=run_dir, metrics=metrics, checkpoint=checkpoint, model=model,
+                     view=views["eval"], device=device)
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def predict_files(run: LoadedRun, inputs: Iterable[str | Path], top_k: int = 1,
+                  chunk: int = 256) -> list[Prediction]:
+    """Predictions for files and folders (text files: one input per non-empty line, named
+    ``file:line``), ``chunk`` files at a time so that a large folder fits in memory."""
+    files = expand_inputs(inputs, run.domain)
+    items: list[Any] = []
+    names: list[str] = []
+    for path in files:
+        if run.domain == "text":
+            lines = read_text_lines(path)
+            items += lines
+            names += [f"{path}:{i}" for i in range(1, len(lines) + 1)]
+        else:
+            items.append(path)
+            names.append(str(path))
+    out: list[Prediction] = []
+    for start in range(0, len(items), chunk):
+        out += run.predict(items[start : start + chunk], top_k,
+                           names=names[start : start + chunk])
+    return out
+
+
+def predictions_csv(predictions: Sequence[Prediction]) -> str:
+    """``input,class,probability`` and, for top-k > 1, ``class_2,probability_2``, ..."""
+    import csv
+    import io
+
+    k = max((len(p.classes) for p in predictions), default=1)
+    header = ["input", "class", "probability"]
+    for i in range(2, k + 1):
+        header += [f"class_{i}", f"probability_{i}"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for p in predictions:
+        row = [p.input]
+        for name, prob in zip(p.classes, p.probabilities, strict=True):
+            row += [name, f"{prob:.6f}"]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+@dataclass
+class Evaluation:
+    """A checkpoint's test metrics now, and where they differ from ``metrics.json``."""
+
+    checkpoint: str
+    fields: dict[str, Any]
+    recorded: dict[str, Any]
+    differences: list[str]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or b is None:
+        return a is None and b is None
+    return a == b or (isinstance(a, float) and isinstance(b, float)
+                      and math.isnan(a) and math.isnan(b))
+
+
+def evaluate_run(run_dir: str | Path, prepared_dir: str | Path, task: str | None = None,
+                 checkpoints: Sequence[str] = ("best", "last"),
+                 device: str = "cpu") -> tuple[list[Evaluation], str]:
+    """Re-evaluate ``run_dir``'s checkpoints on the test set in ``prepared_dir`` with the
+    trainer's own evaluation (same batch size). Returns the evaluations and a note: why the
+    numbers cannot be compared with metrics.json ("" when they can: same task, same prepared
+    data, the run evaluated on the CPU)."""
+    from semibench.metrics_file import json_safe
+    from semibench.tasks import load_prepared, verify_prepared
+    from semibench.train.evaluate import evaluate, record_fields
+
+    run_dir = Path(run_dir)
+    metrics = read_run_metrics(run_dir)
+    task = task or metrics["task"]
+    data_sha = verify_prepared(prepared_dir)
+    data = load_prepared(prepared_dir)
+    if list(data.meta["classes"]) != list(metrics["classes"]):
+        raise RunError(f"{prepared_dir}: task {data.meta.get('name', task)!r} has classes "
+                       f"{data.meta['classes'][:5]}..., the run's model predicts "
+                       f"{metrics['classes'][:5]}...: not the same label space")
+    reasons = []
+    if data.meta.get("name", task) != metrics["task"]:
+        reasons.append(f"another task ({data.meta.get('name', task)}, the run: "
+                       f"{metrics['task']})")
+    elif data_sha != metrics.get("inputs", {}).get("data_sha256"):
+        reasons.append("other prepared data than the run's (data_sha256 differs)")
+    if metrics.get("device") != "cpu" or torch.device(device).type != "cpu":
+        reasons.append(f"the run evaluated on {metrics.get('device')}, this on {device}")
+    out = []
+    for name in checkpoints:
+        run = load_run(run_dir, name, device)
+        x = run.prepare(data.test_x)
+        y = torch.as_tensor(data.test_y)
+        result = evaluate(run.model, x, y, run.view, num_classes=len(run.classes),
+                          batch_size=run.eval_batch_size, device=run.device,
+                          autocast_dtype=None)
+        fields = json_safe(record_fields(result))
+        recorded = metrics[name]
+        differences = [key for key, value in fields.items()
+                       if key in recorded and not _same(value, recorded[key])]
+        out.append(Evaluation(name, fields, {k: recorded.get(k) for k in fields}, differences))
+    if not reasons and torch.get_num_threads() != metrics.get("threads", torch.get_num_threads()):
+        warnings.warn(f"{torch.get_num_threads()} threads, the run used {metrics['threads']}: "
+                      "float sums may differ in the last bit", stacklevel=2)
+    return out, "; ".join(reasons)

@@ -1,0 +1,107 @@
+"""What the Snakemake workflow needs from a config, cached so that reading the workflow is cheap.
+
+Checking a config needs the registries, and so torch and every task module (seconds); a dry
+run, ``--unlock`` or ``--report`` should not pay that every time. The *plan* (the checked config
+with its defaults, the run grid, every run's resolved settings, each task's domain and whether
+it uses back-translations) is computed once per (config, SemiBench source, schema) and cached as
+JSON under ``.snakemake/semibench/``. This module imports nothing heavy; it hashes the package's
+files (a few milliseconds) to know when SemiBench changed.
+
+Not cached: a config with ``plugins`` or ``from_files`` tasks. Their files live outside the
+package and can change without SemiBench changing, so they are checked afresh on every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+PACKAGE = Path(__file__).resolve().parent
+CACHE_DIR = Path(".snakemake") / "semibench"
+#: bump when the plan's layout changes
+PLAN_VERSION = 1
+_SOURCE_SUFFIXES = {".py", ".json", ".yaml", ".csv", ".j2"}
+
+
+class ConfigInvalid(ValueError):
+    """The config failed its checks; the message is semibench.config's one line."""
+
+
+def source_digest(package: Path = PACKAGE) -> str:
+    """SHA-256 over the package's source and data files (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*")):
+        if path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(package)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run_key(task: str, num_labels: int, algorithm: str, seed: int) -> str:
+    return f"{task}/{num_labels}/{algorithm}/{seed}"
+
+
+def cacheable(config: dict[str, Any]) -> bool:
+    tasks = config.get("tasks") or {}
+    return not config.get("plugins") and not any(
+        isinstance(s, dict) and "from_files" in s for s in tasks.values())
+
+
+def compute(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """The plan, from the full checks (imports the ML stack)."""
+    from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
+    from semibench.tasks import create_task
+
+    try:
+        checked = check_config(config, load_schema(schema_path))
+        grid = run_grid(checked)
+        runs = {run_key(*run): run_config(checked, *run) for run in grid}
+    except ConfigError as err:
+        raise ConfigInvalid(str(err)) from None
+    tasks = {}
+    for name in checked["tasks"]:
+        task = create_task(name)
+        tasks[name] = {"domain": task.domain, "backtranslation": bool(task.backtranslation)}
+    return {"version": PLAN_VERSION, "config": checked, "grid": [list(r) for r in grid],
+            "runs": runs, "tasks": tasks}
+
+
+def workflow_plan(config: dict[str, Any], schema_path: str | Path,
+                  cache_dir: str | Path = CACHE_DIR) -> dict[str, Any]:
+    """The plan of ``config``: from the cache when SemiBench, the schema and the config are the
+    ones it was computed for, else computed (and cached). Raises :class:`ConfigInvalid`."""
+    config = json.loads(json.dumps(config, default=str))
+    if not cacheable(config):
+        return compute(config, schema_path)
+    key = hashlib.sha256(json.dumps(
+        [PLAN_VERSION, config, source_digest(), Path(schema_path).read_text(encoding="utf-8")],
+        sort_keys=True).encode()).hexdigest()
+    path = Path(cache_dir) / f"plan-{key[:32]}.json"
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        if plan.get("version") == PLAN_VERSION:
+            return plan
+    except (OSError, ValueError):
+        pass  # absent or unreadable: compute it again
+    plan = compute(config, schema_path)
+    from semibench.io import atomic_write_text
+
+    try:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        for old in Path(cache_dir).glob("plan-*.json"):  # one config's plan per directory
+            if old != path and _same_benchmark(old, plan["config"]["benchmark"]):
+                old.unlink(missing_ok=True)
+        atomic_write_text(path, json.dumps(plan, sort_keys=True))
+    except OSError:
+        pass  # a read-only working directory: just no cache
+    return plan
+
+
+def _same_benchmark(path: Path, benchmark: str) -> bool:
+    """Whether a cached plan is an outdated plan of the same benchmark."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["config"]["benchmark"] == benchmark
+    except (OSError, ValueError, KeyError, TypeError):
+        return True  # unreadable: remove it

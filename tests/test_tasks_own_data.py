@@ -1,0 +1,429 @@
+"""Tasks from the user's own files (``from_files``): the example configs on tiny data that the
+tests write, the checks before anything runs (one line each), and the pipeline end to end."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from semibench.config import ConfigError, check_config, run_config, run_grid
+from semibench.io import sha256_file
+from semibench.tasks import TASKS, create_task, load_prepared
+from semibench.tasks import from_files as ff
+from semibench.tasks._files import FileTaskError
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "config" / "examples"
+COLOURS = {"daisy": (250, 220, 0), "rose": (200, 0, 0)}
+TONES = {"high": 1760.0, "low": 220.0}
+
+
+@pytest.fixture(autouse=True)
+def _forget_declared_tasks():
+    """A declared task lives in the process-wide registry; drop this test's ones afterwards."""
+    yield
+    for name in list(ff._DECLARED):
+        del ff._DECLARED[name]
+        TASKS._entries.pop(name, None)
+        getattr(TASKS, "_origins", {}).pop(name, None)
+
+
+# --------------------------------------------------------------------------- tiny data
+
+
+def write_images(root: Path, train: int = 6, test: int = 2, unlabelled: int = 3) -> None:
+    """Two colours as classes, in several formats and sizes (resized to 32 x 32 by prepare)."""
+    rng = np.random.default_rng(0)
+    formats = ["png", "jpg", "bmp", "gif", "webp"]
+    for role, n in (("train", train), ("test", test)):
+        for c, colour in COLOURS.items():
+            folder = root / role / c
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                shape = (40 + 3 * i, 30 + 5 * i, 3)  # every file differs (no duplicates)
+                pixels = np.clip(np.array(colour) + rng.integers(0, 6, shape), 0, 255)
+                image = Image.fromarray(pixels.astype(np.uint8))
+                image.save(folder / f"{role}{i}.{formats[i % len(formats)]}")
+    folder = root / "unlabelled" / "batch1"
+    folder.mkdir(parents=True)
+    for i in range(unlabelled):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 4), dtype=np.uint8), "RGBA").save(
+            folder / f"u{i}.png")
+    (root / "train" / "daisy" / ".DS_Store").write_bytes(b"\0\1")  # litter, never data
+    (root / "train" / "daisy" / "notes.txt").write_text("not an image")  # ignored by suffix
+
+
+def write_texts(root: Path) -> None:
+    root.mkdir(parents=True)
+    rows = [("a lovely sunny day " * 60, "pos"), ("what a great film", "pos"),
+            ("truly wonderful", "pos"), ("I loved it", "pos"), ("best ever", "pos"),
+            ("so happy with it", "pos"), ("awful and boring", "neg"), ("a terrible plot", "neg"),
+            ("I hated it", "neg"), ("worst purchase", "neg"), ("very bad", "neg"),
+            ("never again", "neg"), ("no label on this one", ""), ("nor on this one", "")]
+    lines = ["text,label"] + [f'"{t}",{label}' for t, label in rows]
+    (root / "train.csv").write_text("\n".join(lines) + "\n")
+    test = [("pretty great", "pos"), ("quite bad", "neg")]
+    (root / "test.csv").write_text("text,label\n" + "".join(f"{t},{c}\n" for t, c in test))
+
+
+def write_wav(path: Path, freq: float, rate: int, seconds: float, channels: int = 1) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * freq * t)
+    frames = np.repeat(tone[:, None], channels, axis=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((frames * 32767).astype("<i2").tobytes())
+
+
+def write_sounds(root: Path, train: int = 6, test: int = 2) -> None:
+    """Two tones as classes at 8 and 22.05 kHz, mono and stereo, of several lengths."""
+    for role, n in (("train", train), ("test", test)):
+        for c, freq in TONES.items():
+            for i in range(n):
+                rate = 8000 if i % 2 else 22050
+                shift = 1 + 0.01 * i + (0.005 if role == "test" else 0.0)  # no duplicates
+                write_wav(root / role / c / f"{role}{i}.wav", freq * shift, rate,
+                          0.3 + 0.1 * i, channels=1 + i % 2)
+
+
+WRITERS = {"images": (write_images, "my_data/flowers"), "text": (write_texts, "my_data/reviews"),
+           "audio": (write_sounds, "my_data/sounds")}
+
+
+def example(name: str) -> dict:
+    return yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """The examples' relative paths resolve against the working directory."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def fetch_and_prepare(name: str, root: Path) -> tuple:
+    task = create_task(name)
+    task.fetch(root / "raw" / name)
+    task.prepare(root / "raw" / name, root / "prepared" / name)
+    return task, load_prepared(root / "prepared" / name)
+
+
+def one_line(err: BaseException) -> str:
+    text = str(err)
+    assert "\n" not in text, text
+    return text
+
+
+# --------------------------------------------------------------------------- each domain
+
+
+@pytest.mark.parametrize("name", ["images", "text", "audio"])
+def test_example_config_prepares_its_domain_from_tiny_files(workdir, name):
+    writer, where = WRITERS[name]
+    writer(workdir / where)
+    config = check_config(example(name))
+    [(task_name, settings)] = config["tasks"].items()
+    assert run_grid(config) and settings["num_labels"] == [4]
+    task, data = fetch_and_prepare(task_name, workdir)
+    manifest = json.loads((workdir / "raw" / task_name / "manifest.json").read_text())
+    assert data.meta["raw_checksums"] == {
+        "manifest.json": sha256_file(workdir / "raw" / task_name / "manifest.json")}
+    roots = manifest["roots"]
+    for key, digest in manifest["files"].items():  # every file read, with its SHA-256
+        role, _, rel = key.partition("/")
+        path = Path(roots[role]) if name == "text" else Path(roots[role]) / rel
+        assert sha256_file(path) == digest, key
+    assert data.meta["domain"] == task.domain and data.meta["from_files"]["train"].endswith(
+        "train" if name != "text" else "train.csv")
+
+    if name == "images":
+        assert task.classes == ("daisy", "rose") and len(manifest["files"]) == 12 + 4 + 3
+        assert manifest["ignored"] == ["train/daisy/notes.txt"]
+        assert data.train_x.shape == (15, 3, 32, 32) and data.train_x.dtype == np.uint8
+        assert data.test_x.shape == (4, 3, 32, 32)
+        assert sorted(data.train_y.tolist()) == [-1] * 3 + [0] * 6 + [1] * 6
+        assert data.test_y.tolist() == [0, 0, 1, 1]
+        for x, y in zip(data.train_x, data.train_y, strict=True):
+            if y >= 0:  # the class colour survives decoding and resizing, in RGB order
+                assert np.abs(x.reshape(3, -1).mean(1) - COLOURS[task.classes[y]]).max() < 8
+    elif name == "text":
+        assert task.classes == ("neg", "pos")
+        assert data.train_y.tolist() == [1] * 6 + [0] * 6 + [-1, -1]  # empty label: unlabelled
+        assert data.test_x.tolist() == ["pretty great", "quite bad"]
+        assert data.test_y.tolist() == [1, 0]
+        assert len(data.train_x[0]) == 600  # max_chars
+    else:
+        assert task.classes == ("high", "low")
+        assert data.meta["sample_rate"] == 16000
+        assert data.train_x.shape == (12, 16000) and data.train_x.dtype == np.float32
+        for x, y in zip(data.train_x, data.train_y, strict=True):
+            sound = x[: 16000 * 3 // 10]  # every clip is at least 0.3 s long
+            peak = np.fft.rfftfreq(len(sound), 1 / 16000)[np.abs(np.fft.rfft(sound)).argmax()]
+            expected = TONES[task.classes[y]]
+            assert abs(peak - expected) < 0.06 * expected  # resampled, not re-pitched
+            assert np.all(x[int(16000 * 0.95):] == 0)  # every clip is shorter than 0.95 s
+
+
+def test_test_fraction_holds_out_a_fixed_stratified_test_set(workdir):
+    write_images(workdir / "d", train=10, test=0, unlabelled=2)
+    config = {"algorithms": ["supervised"], "tasks": {"mine": {"num_labels": [2], "from_files": {
+        "domain": "image", "train": "d/train", "unlabelled": "d/unlabelled",
+        "test_fraction": 0.3, "val_per_class": 1, "image_size": 16, "channels": 1}}}}
+    check_config(config)
+    _, data = fetch_and_prepare("mine", workdir)
+    assert data.test_y.tolist() == [0, 0, 0, 1, 1, 1] and data.test_x.shape == (6, 1, 16, 16)
+    assert sorted(data.train_y.tolist()) == [-1, -1] + [0] * 7 + [1] * 7
+    # the hold-out is fixed: preparing again gives the same test set
+    create_task("mine").prepare(workdir / "raw" / "mine", workdir / "again")
+    assert np.array_equal(load_prepared(workdir / "again").test_x, data.test_x)
+
+
+def test_text_from_jsonl_and_tsv_with_an_unlabelled_table(workdir):
+    rows = [{"body": f"good thing {i}", "y": 1} for i in range(5)]
+    rows += [{"body": f"bad thing {i}", "y": 0} for i in range(5)] + [{"body": "?", "y": None}]
+    (workdir / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows) + "\n")
+    (workdir / "test.tsv").write_text("body\ty\ngood, fine\t1\nbad \"thing\"\t0\n")
+    (workdir / "more.csv").write_text("body\nno label at all\nnor here\n")
+    config = {"algorithms": ["supervised"], "tasks": {"mine": {"num_labels": [4], "from_files": {
+        "domain": "text", "train": "train.jsonl", "test": "test.tsv", "unlabelled": "more.csv",
+        "text_column": "body", "label_column": "y", "val_per_class": 1}}}}
+    check_config(config)
+    task, data = fetch_and_prepare("mine", workdir)
+    assert task.classes == ("0", "1")  # labels are names, whatever their JSON type
+    assert data.train_y.tolist() == [1] * 5 + [0] * 5 + [-1, -1, -1]
+    assert data.train_x[-2:].tolist() == ["no label at all", "nor here"]
+    assert data.test_x.tolist() == ["good, fine", 'bad "thing"'] and data.test_y.tolist() == [1, 0]
+
+
+def test_defaults_per_domain_are_overridable_the_usual_way(workdir):
+    write_images(workdir / "my_data/flowers")
+    write_texts(workdir / "my_data/reviews")
+    config = example("images")
+    config["tasks"].update(example("text")["tasks"])
+    config["tasks"]["my_flowers"]["backbone_args"] = {"width": 8}
+    config["tasks"]["my_flowers"]["augment"] = {"hflip": False}
+    config = check_config(config)
+    image = run_config(config, "my_flowers", 4, "fixmatch", 0)
+    assert image["backbone"] == "cnn_small"
+    assert image["backbone_args"] == {"in_chans": 3, "width": 8}
+    assert image["augment"]["hflip"] is False and image["augment"]["crop_ratio"] == 0.875
+    text = run_config(config, "my_reviews", 4, "fixmatch", 0)
+    assert text["backbone"] == "minilm_l6"
+    assert text["backbone_args"] == {"max_length": 32, "trainable_layers": 2}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _image_config(**spec) -> dict:
+    base = {"domain": "image", "train": "d/train", "test": "d/test", "val_per_class": 1}
+    return {"algorithms": ["supervised"],
+            "tasks": {"mine": {"num_labels": [4], "from_files": {**base, **spec}}}}
+
+
+def _rename(src: str, dst: str):
+    return lambda root: (root / src).rename(root / dst)
+
+
+def _mkdir(path: str):
+    return lambda root: (root / path).mkdir()
+
+
+CONFIG_ERRORS = [
+    ("missing train", lambda root: None, {"train": "d/nope"},
+     "tasks.mine.from_files.train='d/nope': no such folder"),
+    ("missing unlabelled", lambda root: None, {"unlabelled": "d/nothing"},
+     "tasks.mine.from_files.unlabelled='d/nothing': no such folder"),
+    ("test class not in train", _rename("test/rose", "test/tulip"), {},
+     "tasks.mine.from_files.test: class(es) tulip are not in train"),
+    ("empty class folder", _mkdir("train/tulip"), {},
+     "tasks.mine.from_files.train: empty class folder(s) tulip"),
+    ("too few per class", lambda root: None, {"val_per_class": 4},
+     "tasks.mine.num_labels[0]=4: class 'daisy' has 6 labelled training samples; "
+     "4 validation + 2 labelled + 1 unlabelled need 7 (2 classes are short)"),
+    ("a key of another domain", lambda root: None, {"text_column": "body"},
+     "tasks.mine.from_files.text_column: only for domain text, not image"),
+    ("classes that do not match", lambda root: None, {"classes": ["daisy", "rose", "tulip"]},
+     "tasks.mine.from_files.classes: tulip have no labelled training samples"),
+    ("a file outside the class folders", lambda root: (root / "train/x.png").write_bytes(b""),
+     {}, "tasks.mine.from_files.train: 1 file(s) outside a class folder (x.png)"),
+    ("test and test_fraction", lambda root: None, {"test_fraction": 0.2},
+     "give test (a folder) or test_fraction"),
+]
+
+
+@pytest.mark.parametrize("what, change, spec, message", CONFIG_ERRORS,
+                         ids=[c[0] for c in CONFIG_ERRORS])
+def test_bad_declarations_fail_the_config_check_in_one_line(workdir, what, change, spec, message):
+    write_images(workdir / "d")
+    change(workdir / "d")
+    with pytest.raises(ConfigError) as err:
+        check_config(_image_config(**spec))
+    assert message in one_line(err.value)
+
+
+def test_a_builtin_name_and_a_bad_name_are_refused(workdir):
+    write_images(workdir / "d")
+    config = _image_config()
+    config["tasks"] = {"mnist": config["tasks"]["mine"]}
+    with pytest.raises(ConfigError, match="'mnist' is a built-in task; give yours another name"):
+        check_config(config)
+    config["tasks"] = {"My-Flowers": config["tasks"]["mnist"]}
+    with pytest.raises(ConfigError, match="must be lower-case letters, digits and _"):
+        check_config(config)
+
+
+def test_text_table_errors_are_one_line(workdir):
+    write_texts(workdir / "r")
+    spec = {"domain": "text", "train": "r/train.csv", "test": "r/test.csv", "val_per_class": 1}
+    cases = [
+        ({"text_column": "body"}, "has no column 'body' (text_column); it has: text, label"),
+        ({"train": "r/train.xlsx"}, "no such file"),
+        ({"test": "r/unlabelled_test.csv"}, "r/unlabelled_test.csv:3: a test row without a label"),
+    ]
+    (workdir / "r/unlabelled_test.csv").write_text("text,label\nfine,pos\nno label here,\n")
+    for change, message in cases:
+        config = {"algorithms": ["supervised"],
+                  "tasks": {"mine": {"num_labels": [2], "from_files": {**spec, **change}}}}
+        with pytest.raises(ConfigError) as err:
+            check_config(config)
+        assert message.split(":")[-1].strip() in one_line(err.value), err.value
+
+
+def test_fetch_refuses_a_test_file_that_is_also_in_train(workdir):
+    write_images(workdir / "d")
+    (workdir / "d/test/rose/copy.png").write_bytes((workdir / "d/train/rose/train0.png").read_bytes())
+    check_config(_image_config())
+    with pytest.raises(FileTaskError) as err:
+        create_task("mine").fetch(workdir / "raw")
+    assert ("1 test files are also in train or unlabelled (same content): "
+            "test/rose/copy.png = train/rose/train0.png") in one_line(err.value)
+    assert not (workdir / "raw/manifest.json").exists()
+
+
+def test_prepare_names_unreadable_files_with_a_count(workdir):
+    write_images(workdir / "d")
+    (workdir / "d/train/rose/broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
+    data = (workdir / "d/test/daisy/test0.png").read_bytes()
+    (workdir / "d/test/daisy/test0.png").write_bytes(data[: len(data) // 2])  # truncated
+    check_config(_image_config())
+    task = create_task("mine")
+    task.fetch(workdir / "raw")
+    with pytest.raises(FileTaskError) as err:
+        task.prepare(workdir / "raw", workdir / "prepared")
+    message = one_line(err.value)
+    assert "2 of 17 files could not be read: " in message  # 12 + 1 train, 4 test
+    assert "broken.jpg (UnidentifiedImageError: cannot identify image file)" in message
+    assert "test/daisy/test0.png (" in message and "train/rose/broken.jpg (" in message
+    assert not (workdir / "prepared/data.npz").exists()
+
+
+def test_prepare_refuses_files_changed_since_fetch(workdir):
+    write_images(workdir / "d")
+    check_config(_image_config())
+    task = create_task("mine")
+    task.fetch(workdir / "raw")
+    image = workdir / "d/train/rose/train2.bmp"
+    Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(FileTaskError, match="train/rose/train2.bmp changed since fetch; fetch it"):
+        task.prepare(workdir / "raw", workdir / "prepared")
+    image.unlink()
+    with pytest.raises(FileTaskError, match=r"the files changed since fetch \(0 added, 1 removed"):
+        task.prepare(workdir / "raw", workdir / "prepared")
+
+
+def test_semibench_jobs_read_the_declarations_the_workflow_hands_them(workdir):
+    """`semibench fetch/prepare/split` get no config: the workflow exports the declarations."""
+    write_sounds(workdir / "my_data/sounds")
+    config = check_config(example("audio"))
+    env = {**os.environ, ff.FILE_TASKS_ENV: ff.file_tasks_environment(config["tasks"]),
+           "OMP_NUM_THREADS": "1"}
+    steps = [["fetch", "--task", "my_sounds", "--raw-dir", "raw"],
+             ["prepare", "--task", "my_sounds", "--raw-dir", "raw", "--out-dir", "prep"],
+             ["split", "--task", "my_sounds", "--prepared", "prep", "--num-labels", "4",
+              "--seed", "0", "--out", "split.json"]]
+    for step in steps:
+        run = subprocess.run([sys.executable, "-m", "semibench.cli", *step], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+    split = json.loads((workdir / "split.json").read_text())
+    assert len(split["labelled"]) == 4 and len(split["validation"]) == 4
+    without = {k: v for k, v in env.items() if k != ff.FILE_TASKS_ENV}
+    run = subprocess.run([sys.executable, "-m", "semibench.cli", *steps[0]], env=without,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode != 0 and "unknown task 'my_sounds'" in run.stderr
+
+
+# --------------------------------------------------------------------------- pipeline
+
+BIN = Path(sys.executable).parent
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
+         str(workdir), "--cores", "2", *args],
+        capture_output=True, text=True, env=env, timeout=1200)
+
+
+@pytest.mark.slow
+def test_pipeline_on_an_image_folder_task_with_a_plugin_algorithm(tmp_path):
+    write_images(tmp_path / "my_data/flowers")
+    plugin = Path(__file__).resolve().parents[1] / "examples/my_algorithm/confmatch.py"
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab/confmatch.py").write_text(plugin.read_text())
+    config = copy.deepcopy(example("images"))
+    config.update(seeds=[0], threads=1, train={"device": "cpu"}, plugins=["lab/confmatch.py"],
+                  algorithms=["supervised", "fixmatch", "confmatch"])
+    config["tasks"]["my_flowers"]["train"] = {"iterations": 4, "eval_every": 2, "batch_size": 4,
+                                              "uratio": 2, "eval_batch_size": 64}
+    cfg = tmp_path / "flowers.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, "--configfile", str(cfg))
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "rule fetch_files:" in run.stdout + run.stderr
+    meta = json.loads((tmp_path / "data/prepared/my_flowers/meta.json").read_text())
+    assert meta["classes"] == ["daisy", "rose"] and meta["num_train"] == 15
+    for alg in ("supervised", "fixmatch", "confmatch"):
+        metrics = json.loads((tmp_path / f"results/my_flowers/runs/my_flowers/4/{alg}/seed0/"
+                              "metrics.json").read_text())
+        assert metrics["algorithm"] == alg and metrics["task"] == "my_flowers"
+        assert metrics["last"]["iteration"] == 4 and metrics["classes"] == ["daisy", "rose"]
+    html = (tmp_path / "reports/my_flowers/index.html").read_text()
+    assert "my_flowers" in html and "confmatch" in html
+
+    # an edited plugin reruns its own jobs only
+    edited = tmp_path / "lab/confmatch.py"
+    edited.write_text(edited.read_text().replace("0.5, \"confidence", "0.6, \"confidence"))
+    dry = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0 and "confmatch/seed0/metrics.json" in out
+    assert re.search(r"^train\s+1$", out, re.M), out  # the job stats: one training job
+    edited.write_text(plugin.read_text())
+
+    again = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # a changed declaration, or a new image in a class folder, fetches the task again
+    changed = copy.deepcopy(config)
+    changed["tasks"]["my_flowers"]["from_files"]["image_size"] = 24
+    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
+    dry = snakemake(tmp_path, "--configfile", str(tmp_path / "changed.yaml"), "-n")
+    assert dry.returncode == 0 and "rule fetch_files:" in dry.stdout + dry.stderr
+    Image.new("RGB", (9, 9), (0, 0, 255)).save(tmp_path / "my_data/flowers/train/rose/new.png")
+    dry = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    assert dry.returncode == 0 and "rule fetch_files:" in dry.stdout + dry.stderr
