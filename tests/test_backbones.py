@@ -380,6 +380,7 @@ def test_bert_masked_pool_ignores_padding_and_all_pool_is_usb_mean(vocab_dir: Pa
             input_ids=ids_short, attention_mask=(ids_short != 0).long()
         ).last_hidden_state
         short.pool = "all"  # USB: the mean over every position, padding included
+        short.trim_multiple = 0  # every stored position (trimmed: see test_backbones_any)
         assert torch.allclose(short.forward_features(ids_short), hidden.mean(1), atol=1e-6)
     with pytest.raises(ValueError, match="pool"):
         create_backbone("bert_base_uncased", 3, pool="max", **kw)

@@ -238,3 +238,50 @@ def test_saw_weights_and_weighted_gradients_by_hand():
     # and (2/3) / (2/3) = 1, normalised to sum 2: 6/7, 8/7
     alg.method.adjust_outputs(outputs(weak=[[5.0, 0.0], [3.0, 0.0]]), batch(), 1)
     assert alg.method.ulb_weights.tolist() == pytest.approx([2 * 3 / 7, 2 * 4 / 7])
+
+
+def test_daso_blends_semantic_labels_by_hand():
+    alg, model = compose("fixmatch_daso", num_pretrain_iter=0, T_proto=1.0, T_dist=1.0,
+                         num_pl_dist_iter=100)
+    t = torch.tensor
+    # the queue: labelled features e0 (class 0) and e1 (class 1) -> prototypes e0, e1
+    out = Outputs(logits={"lb_weak": t(LB), "ulb_weak": t([[0.0, 2.0], [0.0, 3.0]]),
+                          "ulb_strong": t(STRONG)},
+                  feats={"ulb_weak": t([[1.0, 0.0], [0.2, 1.0]]),
+                         "ulb_strong": t([[0.0, 1.0], [1.0, 0.0]])})
+    out = alg.method.complete_outputs(model, {"lb_weak": t([[1.0, 0.0], [0.0, 1.0]])}, out)
+    alg.method.pl_dist = t([1.0, 3.0])  # class 1 over-predicted: its samples lean semantic
+    result = alg.compute_loss(out, batch(), 0)
+    # q_sem = softmax(cos / 1): row 0 [1, 0] -> [0.731, 0.269]; row 1 cos [0.196, 0.981]
+    c1 = [0.2 / math.hypot(0.2, 1.0), 1.0 / math.hypot(0.2, 1.0)]
+    q = [softmax([1.0, 0.0]), softmax(c1)]
+    # both linear labels are class 1, dist [1/4, 3/4] / max -> rho = 1: p_mix = q_sem, labels
+    # 0 and 1; confidences stay the model's, 0.881 (masked at 0.95) and 0.953 (kept)
+    sup = sum(ce(z, y) for z, y in zip(LB, Y, strict=True)) / 2
+    unsup = ce(STRONG[1], 1) / 2
+    assign = (ce([0.0, 1.0], q[0]) + ce([1.0, 0.0], q[1])) / 2
+    assert float(result.log["assign_loss"]) == pytest.approx(assign, rel=1e-5)
+    assert float(result.loss.detach()) == pytest.approx(sup + unsup + assign, rel=1e-5)
+    assert result.pseudo_label.tolist() == [0, 1]
+    assert alg.method.pl_counts.tolist() == [1.0, 1.0]  # the blended labels are counted
+
+
+def test_tras_loss_by_hand():
+    alg, model = compose("fixmatch_tras", counts=(4, 1), warmup_iterations=0)
+    la, strength = alg.method.adjustment()
+    # w = [1/4, 1]: la = [log 1/4, 0]; softmax(-la) = [4/5, 1/5]; T = 2 * that + 2
+    assert la.tolist() == pytest.approx([math.log(0.25), 0.0], abs=1e-6)
+    assert strength.tolist() == pytest.approx([3.6, 2.4])
+    result = alg.compute_loss(outputs(), batch(), 0)
+    lb_adj = [[2.0 + math.log(0.25), 0.0], [math.log(0.25), 1.0]]
+    sup = (ce(lb_adj[0], 0) + ce(lb_adj[1], 1)) / 2
+    # only weak row 0 passes FixMatch's mask (0.993 >= 0.95); its class 0 takes T = 3.6
+    q = softmax([(5.0 - 3.6 * math.log(0.25)) / 2, 0.0])
+    unsup = ce(STRONG[0], q) / 2
+    assert float(result.log["tras_loss"]) == pytest.approx(sup + unsup, rel=1e-5)
+    assert float(result.loss.detach()) == pytest.approx(fixmatch_by_hand() + sup + unsup,
+                                                        rel=1e-5)
+    x = torch.tensor([[1.0, 2.0]])
+    assert alg.predictor(model)(x).tolist() == [[1.0, 2.0]]  # the (identity) target head
+    with pytest.raises(ConfigError, match="tras composes only with fixmatch"):
+        check_config({"algorithms": ["remixmatch_tras"], "tasks": {"mnist": {}}})

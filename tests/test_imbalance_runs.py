@@ -4,14 +4,17 @@ a checkpoint round trip with an identical next step, and the split made by the C
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from semibench.cli import main
 from semibench.config import check_config, run_config
 from semibench.imbalance import IMBALANCE
+from semibench.inference import evaluate_run
 from semibench.tasks import create_task
 from semibench.tasks.base import write_prepared
 from semibench.train.checkpoint import save_checkpoint
@@ -20,8 +23,8 @@ from semibench.train.loop import Trainer, train_run
 TINY = {"iterations": 4, "eval_every": 2, "batch_size": 4, "uratio": 2, "eval_batch_size": 64,
         "device": "cpu"}
 LONG_TAILED = {"lb_gamma": 4, "ulb_gamma": 4, "ulb_head": 12}
-#: two base algorithms for every method (Adsh composes with FixMatch only)
-BASES = {"adsh": ["fixmatch"]}
+#: two base algorithms for every method (Adsh and TRAS compose with FixMatch only)
+BASES = {"adsh": ["fixmatch"], "tras": ["fixmatch"]}
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +63,11 @@ def test_cli_split_records_long_tailed_counts(lt_data):
     assert len(split["labelled"]) == sum(split["lb_class_counts"])
 
 
-#: state that changes within a few steps: DARP refines at once, Adsh and SAW update every 2
+#: state that changes within a few steps: DARP refines at once, Adsh, SAW and DASO update
+#: every 2
 FAST = {"darp": {"warmup": 0.0, "num_refine_iter": 3}, "adsh": {"update_every": 2},
-        "saw": {"update_every": 2}}
+        "saw": {"update_every": 2}, "daso": {"num_pretrain_iter": 2, "num_pl_dist_iter": 2},
+        "tras": {"warmup_iterations": 2}}
 
 
 def settings(algorithm: str, **train) -> dict:
@@ -90,6 +95,10 @@ def test_composition_runs(algorithm, lt_data, tmp_path):
     assert last["test_tail_accuracy"] == pytest.approx(
         sum(last["test_per_class_accuracy"][7:]) / 3)
     assert 0 <= last["test_gmean_recall"] <= 100
+    # the checkpoints reproduce the recorded numbers through the run's own predictor (ABC
+    # predicts with its balanced head, which the saved model carries)
+    evaluations, note = evaluate_run(tmp_path, prepared)
+    assert note == "" and all(not e.differences for e in evaluations)
 
 
 def _equal(a, b) -> bool:
@@ -120,11 +129,37 @@ def test_checkpoint_round_trip_next_loss(algorithm, lt_data, tmp_path):
 
 
 def test_classic_cv_imb_config(repo_root):
-    import yaml
-
     cfg = check_config(yaml.safe_load((repo_root / "config" / "classic_cv_imb.yaml").read_text()))
     run = run_config(cfg, "cifar10", 500, "remixmatch_abc", 0)
     # USB pairs N1 = 500 with M1 = 4000; ReMixMatch's uratio 1 holds for its compositions
     assert run["split_tag"] == "lt_l100_u100_m4000" and run["train"]["uratio"] == 1
     assert run_config(cfg, "cifar10", 1500, "fixmatch_abc", 0)["train"]["uratio"] == 2
     assert run_config(cfg, "stl10", 150, "fixmatch", 0)["split_tag"] == "lt_l10_u1_mall"
+
+
+def test_published_imbalanced_numbers_are_errors():
+    from semibench.report.published import load_published
+
+    table = load_published(["classic_cv_imb", "classic_cv_imb_reversed"])
+    row = table.query("benchmark == 'classic_cv_imb' and task == 'cifar10' and num_labels == 1500"
+                      " and algorithm == 'fixmatch_abc'")
+    assert row[["error_mean", "error_std"]].values.tolist() == [[16.12, 0.27]]  # 100 - 83.88
+    reversed_ = table.query("benchmark == 'classic_cv_imb_reversed' and task == 'cifar100' "
+                            "and algorithm == 'supervised'")
+    assert reversed_["error_mean"].tolist() == [pytest.approx(100 - 48.33)]
+    assert "remixmatch_adsh" not in set(table["algorithm"])  # USB's None cells are left out
+
+
+@pytest.mark.slow
+def test_dry_run_has_long_tailed_split_jobs(repo_root, tmp_path):
+    from tests.test_pipeline import snakemake
+
+    run = snakemake(tmp_path, repo_root, "-n", "--quiet", "rules", "--configfile",
+                    str(repo_root / "config" / "classic_cv_imb.yaml"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))
+    # (cifar10 x 2 budgets + cifar100 + stl10) x 3 seeds splits, no balanced split job
+    assert int(counts["split_long_tailed"]) == 4 * 3 and "split" not in counts
+    algorithms = yaml.safe_load((repo_root / "config" / "classic_cv_imb.yaml").read_text())[
+        "algorithms"]
+    assert int(counts["train"]) == 4 * 3 * len(algorithms)

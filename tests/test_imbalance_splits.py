@@ -95,6 +95,9 @@ def test_setting_checks():
         long_tailed_setting(section, 150)
     with pytest.raises(ValueError, match="unknown key"):
         long_tailed_setting({"lb_gamma": 10, "gamma": 3}, 10)
+    with pytest.raises(ValueError, match="needs ulb_head"):
+        long_tailed_setting({"lb_gamma": 10, "ulb_gamma": 10}, 10)
+    assert long_tailed_setting({"lb_gamma": 10, "ulb_gamma": 1}, 10).ulb_head is None
 
 
 def test_tag_round_trip():
@@ -126,3 +129,12 @@ def test_gmean_and_head_medium_tail_by_hand():
     # 10 classes: 4 / 3 / 3, ties by index
     assert class_groups([9, 9, 5, 5, 5, 3, 3, 1, 1, 1]) == {
         "head": [0, 1, 2, 3], "medium": [4, 5, 6], "tail": [7, 8, 9]}
+
+
+def test_balanced_split_file_has_no_long_tailed_keys():
+    from semibench.splits import make_split
+
+    s = make_split(labels_per_class(10, 2), task="toy", num_classes=2, num_labels=4,
+                   val_per_class=1, seed=0)
+    text = s.to_json()
+    assert "long_tailed" not in text and "class_counts" not in text  # byte-identical to before

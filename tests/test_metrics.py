@@ -224,3 +224,13 @@ def test_aggregate_command_takes_the_config_metrics(tmp_path):
     assert "## Balanced test error (%)" in markdown and "macro-F1" not in markdown
     with pytest.raises(SystemExit):  # argparse: not a metric
         main(["aggregate", "--out-dir", str(out), "--show-metrics", "accuracy"])
+
+
+def test_report_precision_is_what_the_trainer_recorded():
+    from semibench.report.aggregate import precision
+
+    assert precision("cuda", {"train": {"amp": "bf16"}}, "fp16") == "fp16 autocast"
+    assert precision("cuda", {"train": {"amp": "fp16"}}) == "fp16 autocast"  # older files
+    assert precision("cuda", {"train": {"amp": "none"}}) == "fp32"
+    assert precision("cpu", {"train": {"amp": "bf16"}}) == "fp32"
+    assert precision("cuda", {}) == "not recorded"

@@ -82,7 +82,7 @@ def test_evaluate_reproduces_metrics_json_exactly(run_dir, prepared_mnist, tmp_p
     for which in ("best", "last"):
         fields = {k: v for k, v in result[which].items() if k != "differs_from_metrics_json"}
         assert set(fields) == {"test_error", "test_top5_error", "test_balanced_error",
-                               "test_macro_f1", "test_per_class_accuracy"}
+                               "test_macro_f1", "test_gmean_recall", "test_per_class_accuracy"}
         for key, value in fields.items():
             assert value == metrics[which][key], (which, key)  # exact, not approximate
         assert result[which]["differs_from_metrics_json"] == []

@@ -180,3 +180,42 @@ def test_compiled_step_agrees_with_eager(algorithm, backend, prepared_mnist, spl
 
 def test_check_every_is_a_small_interval():
     assert 1 <= loop.CHECK_EVERY <= 100
+
+
+def test_convnets_train_channels_last_and_agree_with_contiguous(prepared_mnist, split_path,
+                                                              tmp_path):
+    """``memory_format: auto`` trains the small CNN channels-last (faster with oneDNN), with the
+    same results as the contiguous layout up to float rounding; metrics.json says which."""
+    fast = Trainer(settings("fixmatch"), prepared_mnist, split_path, tmp_path / "a")
+    assert fast.model.channels_last
+    conv = next(m for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    a = train_run(settings("fixmatch"), prepared_mnist, split_path, tmp_path / "a")
+    b = train_run(settings("fixmatch", memory_format="contiguous"), prepared_mnist, split_path,
+                  tmp_path / "b")
+    assert (a["memory_format"], b["memory_format"]) == ("channels_last", "contiguous_format")
+    assert a["joint_pass"] is True  # the small CNN has batch norm: one joint pass
+    ca = (tmp_path / "a/curve.csv").read_text().splitlines()[1].split(",")
+    cb = (tmp_path / "b/curve.csv").read_text().splitlines()[1].split(",")
+    header = (tmp_path / "a/curve.csv").read_text().splitlines()[0].split(",")
+    loss = header.index("loss")
+    assert float(ca[loss]) == pytest.approx(float(cb[loss]), rel=1e-4)
+
+
+def test_without_batch_norm_the_pseudo_label_views_skip_autograd(prepared_mnist, split_path,
+                                                                  tmp_path):
+    run = settings("fixmatch")
+    run["backbone"], run["backbone_args"] = "timm/vit_tiny_patch16_224", {
+        "weights": "none", "img_size": 28, "model_args": {"in_chans": 1, "depth": 1,
+                                                          "patch_size": 7}}
+    trainer = Trainer(run, prepared_mnist, split_path, tmp_path)
+    assert trainer.cfg.use_cat and not trainer.joint_pass and not trainer.model.channels_last
+    batch = trainer.make_batch(0)
+    inputs = {f"lb_{v}": x for v, x in batch.x_lb.items()}
+    inputs.update({f"ulb_{v}": x for v, x in batch.x_ulb.items()})
+    out = trainer.algorithm.forward(trainer.model, inputs, trainer.joint_pass)
+    assert out.logits["ulb_weak"].grad_fn is None and out.logits["ulb_strong"].grad_fn
+    joint = trainer.algorithm.forward(trainer.model.eval(), inputs, True)
+    split = trainer.algorithm.forward(trainer.model.eval(), inputs, False)
+    for key in inputs:  # the same logits either way (eval mode: no dropout draws)
+        assert torch.allclose(joint.logits[key], split.logits[key], atol=1e-5)

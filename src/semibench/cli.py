@@ -253,16 +253,18 @@ def _list(args: argparse.Namespace) -> None:
 def _list_params(algorithm: str) -> None:
     """One algorithm's hyper-parameters: name, default, allowed values, help."""
     from semibench.algorithms.base import param_table
+    from semibench.imbalance import IMBALANCE
     from semibench.registry import UnknownNameError
 
+    section = "imbalance_params" if algorithm in IMBALANCE else "algorithm_params"
     try:
-        rows = param_table(algorithm)
+        rows = param_table(algorithm, IMBALANCE if algorithm in IMBALANCE else None)
     except UnknownNameError as err:
         raise SystemExit(f"semibench list: error: {err}") from None
     if not rows:
         print(f"{algorithm}: no hyper-parameters")
         return
-    print(f"algorithm_params.{algorithm} (default; per-domain defaults in parentheses):")
+    print(f"{section}.{algorithm} (default; per-domain defaults in parentheses):")
     width = {k: max(len(r[k]) for r in rows) for k in ("name", "default", "allowed")}
     for r in rows:
         print(f"  {r['name']:<{width['name']}}  {r['default']:<{width['default']}}  "

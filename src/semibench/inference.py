@@ -137,7 +137,7 @@ def expand_inputs(inputs: Iterable[str | Path], domain: str) -> list[Path]:
 # --------------------------------------------------------------------------- the model
 
 
-def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _state_dict(path: Path, keep_heads: bool = False) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RunError(f"{path}: missing; a finished run has model_best.pt and model_last.pt")
     try:
@@ -147,8 +147,9 @@ def _state_dict(path: Path) -> dict[str, torch.Tensor]:
                        f"{str(err).splitlines()[0][:120]})") from None
     if not isinstance(state, dict):
         raise RunError(f"{path}: not a model state dict")
-    # an algorithm's extra heads (projection heads etc.) are not needed to classify
-    return {k: v for k, v in state.items() if not k.startswith("ssl_heads.")}
+    # an algorithm's extra heads (projection heads etc.) are not needed to classify, unless
+    # it predicts with one (keep_heads: ABC's balanced classifier)
+    return {k: v for k, v in state.items() if keep_heads or not k.startswith("ssl_heads.")}
 
 
 @dataclass
@@ -266,7 +267,8 @@ def load_run(path: str | Path, checkpoint: str = "best",
         raise RunError(f"checkpoint={checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
     metrics = read_run_metrics(run_dir)
     config = metrics["config"]
-    state = _state_dict(run_dir / CHECKPOINTS[checkpoint])
+    algorithm = _composed_algorithm(metrics)
+    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
     # a backbone from a plugin: the run's settings name the plugins it was trained with
     try:
         load_plugins(list(config.get("plugins") or {}))
@@ -278,6 +280,10 @@ def load_run(path: str | Path, checkpoint: str = "best",
     except UnknownNameError as err:
         raise RunError(f"{run_dir / 'metrics.json'}: {err} (a plugin not installed here?)"
                        ) from None
+    if algorithm is not None:  # its heads, so that its predictor finds them
+        heads = algorithm.build_modules(model.num_features)
+        if heads:
+            model.ssl_heads = torch.nn.ModuleDict(heads)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -288,8 +294,24 @@ def load_run(path: str | Path, checkpoint: str = "best",
     if metrics.get("memory_format") == "channels_last":  # as the trainer evaluated it
         model = model.to(memory_format=torch.channels_last)
     views = build_views(metrics["domain"], {**config.get("augment", {}), **model.view_spec()})
+    if algorithm is not None:  # what the trainer evaluated (e.g. ABC's balanced head)
+        model = algorithm.predictor(model).eval()
     return LoadedRun(run_dir=run_dir, metrics=metrics, checkpoint=checkpoint, model=model,
                      view=views["eval"], device=device)
+
+
+def _composed_algorithm(metrics: dict[str, Any]) -> Any:
+    """A run of <base>_<imbalance method>: its algorithm, built for its heads and predictor
+    (None for any other run)."""
+    from semibench.algorithms import create_algorithm
+    from semibench.imbalance import split_name
+
+    config = metrics["config"]
+    if split_name(config["algorithm"]) is None:
+        return None
+    return create_algorithm(config["algorithm"], config.get("algorithm_params"),
+                            domain=metrics["domain"], num_classes=len(metrics["classes"]),
+                            num_iterations=1, num_ulb=1)
 
 
 # --------------------------------------------------------------------------- predict

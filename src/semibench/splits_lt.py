@@ -107,6 +107,10 @@ def long_tailed_setting(section: dict[str, Any], num_labels: int,
     if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
         raise ValueError(f"{where}: num_labels={num_labels!r} (N1) must be a positive integer")
     values["ulb_head"] = _ulb_head(section.get("ulb_head"), num_labels, where)
+    shaped = section.get("ulb_gamma", 1) != 1 or values["ulb_reversed"]
+    if shaped and values["ulb_head"] is None:  # USB asserts the same (ulb_num_labels)
+        raise ValueError(f"{where}: a long-tailed or reversed unlabelled set needs ulb_head "
+                         "(M1); without it every remaining sample is unlabelled")
     return LongTailed(**values)
 
 

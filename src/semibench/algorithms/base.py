@@ -228,14 +228,15 @@ def check_params(name: str, params: Any) -> None:
             fail(key, getattr(params, key), rule)
 
 
-def param_table(name: str) -> list[dict[str, str]]:
-    """Every hyper-parameter of algorithm ``name``: default (with USB's per-domain ones),
+def param_table(name: str, registry: Registry[Any] | None = None) -> list[dict[str, str]]:
+    """Every hyper-parameter of algorithm ``name`` (or of an entry of another ``registry``
+    with ``Params``, e.g. the imbalance methods): default (with USB's per-domain ones),
     allowed values and help, as ``semibench list --params`` prints them."""
-    alg = ALGORITHMS.get(name)
+    alg = (registry or ALGORITHMS).get(name)
     rows = []
     for f in dataclasses.fields(alg.Params):
-        per_domain = [f"{d}: {json.dumps(v[f.name])}" for d, v in alg.param_defaults.items()
-                      if f.name in v]
+        per_domain = [f"{d}: {json.dumps(v[f.name])}"
+                      for d, v in getattr(alg, "param_defaults", {}).items() if f.name in v]
         allowed = f.metadata.get("allowed") or ""
         if f.metadata.get("choices"):
             allowed = "{" + ", ".join(f.metadata["choices"]) + "}"

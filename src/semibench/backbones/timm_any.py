@@ -107,7 +107,20 @@ class TimmBackbone(Backbone):
         from timm.data import resolve_data_config
 
         config = resolve_data_config({}, model=self.model)
-        return {"mean": list(config["mean"]), "std": list(config["std"])}
+        mean, std = list(config["mean"]), list(config["std"])
+        channels = self.in_channels()
+        if channels != len(mean):  # e.g. in_chans=1 for grey-scale data: the channel average
+            mean, std = [sum(mean) / len(mean)] * channels, [sum(std) / len(std)] * channels
+        return {"mean": mean, "std": std}
+
+    def in_channels(self) -> int:
+        """Input channels of the model as built (``model_args: {in_chans: 1}`` changes them)."""
+        first = self.model.pretrained_cfg.get("first_conv")
+        try:
+            return int(self.model.get_submodule(first).in_channels)
+        except (AttributeError, TypeError):
+            conv = next(m for m in self.model.modules() if isinstance(m, nn.Conv2d))
+            return int(conv.in_channels)
 
     def no_weight_decay(self) -> set[str]:
         names = getattr(self.model, "no_weight_decay", lambda: set())()

@@ -84,6 +84,8 @@ class BasicBlock(nn.Module):
 
 
 class WideResNet(Backbone):
+    channels_last = True  # oneDNN on the CPU, tensor cores on CUDA: train.memory_format
+
     def __init__(
         self,
         num_classes: int,

@@ -24,7 +24,7 @@ from torch import nn
 
 from semibench.algorithms.base import Batch, LossOutput, Outputs, param
 from semibench.algorithms.losses import ce_loss
-from semibench.imbalance.base import IMBALANCE, ImbalanceMethod
+from semibench.imbalance.base import IMBALANCE, HeadPredictor, ImbalanceMethod, fill_features
 
 
 @dataclass
@@ -33,17 +33,6 @@ class ABCParams:
                                 allowed="(0, 1]")
     abc_loss_ratio: float = param(1.0, "weight of the auxiliary classifier's loss",
                                   allowed="[0, inf)")
-
-
-class _AuxPredictor(nn.Module):
-    """Evaluation through the balanced head: g(f(x))."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.ssl_heads["abc"](self.model.forward_features(x))
 
 
 @IMBALANCE.register("abc")
@@ -60,13 +49,7 @@ class ABC(ImbalanceMethod):
                          out: Outputs) -> Outputs:
         """Features of the views ABC reads, where the base kept none (the weak view's without
         gradient, as a teacher's)."""
-        for key in sorted(self.needs_views - set(out.feats)):
-            if key in self.no_grad_views:
-                with torch.no_grad():
-                    out.feats[key] = model.forward_features(x[key])
-            else:
-                out.feats[key] = model.forward_features(x[key])
-        return out
+        return fill_features(model, x, out, self.needs_views, self.no_grad_views)
 
     def balanced_weights(self) -> torch.Tensor:
         """w_c = min n / n_c: the probability that a class-c sample is kept."""
@@ -98,4 +81,4 @@ class ABC(ImbalanceMethod):
         return result
 
     def predictor(self, model: nn.Module) -> nn.Module:
-        return _AuxPredictor(model)
+        return HeadPredictor(model, "abc")

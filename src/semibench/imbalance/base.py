@@ -2,7 +2,7 @@
 
 USB builds ``class DummyClass(ImbAlg, BaseAlg)`` at run time, so each method reaches into its
 base through ``super()`` and attribute names. Here an :class:`ImbalanceMethod` sees the base
-only through four narrow points, and :class:`Composed` presents the plain ``Algorithm``
+only through these narrow points, and :class:`Composed` presents the plain ``Algorithm``
 interface to the trainer:
 
     out    = method.complete_outputs(base.forward(x))   # features the base did not keep
@@ -43,6 +43,9 @@ IMBALANCE: Registry[type[ImbalanceMethod]] = Registry("imbalance method")
 
 
 class ImbalanceMethod:
+    """One imbalance method; every hook defaults to "no change", so a method file holds only
+    the maths its paper adds to the base algorithm."""
+
     name: ClassVar[str]
     Params: ClassVar[type] = NoParams
     #: the base algorithms it composes with; None: any base that has ``needs_views``
@@ -228,3 +231,52 @@ def create_composed(name: str, params: dict[str, Any] | None, domain: str | None
     return Composed(typed, base=ALGORITHMS.get(base_name), method=IMBALANCE.get(method_name),
                     **kwargs)
 
+
+class HeadPredictor(nn.Module):
+    """Evaluation through one of the model's extra heads, ``ssl_heads[head](features)`` (ABC,
+    TRAS); otherwise it is the model (inference calls ``prepare_inputs`` and the like)."""
+
+    def __init__(self, model: nn.Module, head: str) -> None:
+        super().__init__()
+        self.model = model
+        self.head = head
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("model"), name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.ssl_heads[self.head](self.model.forward_features(x))
+
+
+def relabel(out: Outputs, new_class: torch.Tensor) -> Outputs:
+    """``out`` with the weak view's class moved to ``new_class`` and its confidence kept: the
+    model's top probability and the new class's entry swap places. The base then masks by
+    the model's confidence and labels with the method's class, as USB's pseudo-labelling
+    hooks do (DARP, DASO)."""
+    weak = out.logits["ulb_weak"]
+    probs = torch.softmax(weak.detach().float(), dim=-1)
+    old = probs.argmax(dim=-1)
+    new_class = new_class.to(probs.device)
+    rows = torch.arange(len(probs), device=probs.device)
+    swapped = probs.clone()
+    swapped[rows, new_class] = probs[rows, old]
+    swapped[rows, old] = probs[rows, new_class]
+    logits = dict(out.logits)
+    logits["ulb_weak"] = torch.log(swapped.clamp_min(1e-30)).to(weak.dtype)
+    return dataclasses.replace(out, logits=logits)
+
+
+def fill_features(model: nn.Module, x: dict[str, torch.Tensor], out: Outputs,
+                  keys: frozenset[str], no_grad: frozenset[str]) -> Outputs:
+    """Features of ``keys`` that the base's forward did not keep (ReMixMatch forwards mixed
+    batches): an extra pass each, without gradient for the ``no_grad`` (teacher) views."""
+    for key in sorted(keys - set(out.feats)):
+        if key in no_grad:
+            with torch.no_grad():
+                out.feats[key] = model.forward_features(x[key])
+        else:
+            out.feats[key] = model.forward_features(x[key])
+    return out

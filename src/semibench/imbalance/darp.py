@@ -23,7 +23,6 @@ of 256 epochs = 0.78125 of the run, alpha 2, iter_T 10, refine every 10 steps).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import torch
 
 from semibench.algorithms.base import Batch, Outputs, param
-from semibench.imbalance.base import IMBALANCE, ImbalanceMethod
+from semibench.imbalance.base import IMBALANCE, ImbalanceMethod, relabel
 
 
 @dataclass
@@ -118,16 +117,7 @@ class DARP(ImbalanceMethod):
         if self.refined_at < 0 or iteration % self.p.num_refine_iter == 0:
             self.refine()  # the first refinement right after the warm-up, then every n steps
             self.refined_at = iteration
-        refined_class = self.refined[idx].argmax(dim=1).to(probs.device)
-        model_class = probs.argmax(dim=1)
-        # swap the model's top probability onto DARP's class: confidence stays the model's
-        rows = torch.arange(len(probs), device=probs.device)
-        swapped = probs.clone()
-        swapped[rows, refined_class] = probs[rows, model_class]
-        swapped[rows, model_class] = probs[rows, refined_class]
-        logits = dict(out.logits)
-        logits["ulb_weak"] = torch.log(swapped.clamp_min(1e-30)).to(weak.dtype)
-        return dataclasses.replace(out, logits=logits)
+        return relabel(out, self.refined[idx].argmax(dim=1))  # confidence stays the model's
 
     def state_dict(self) -> dict[str, Any]:
         return {"saved": self.saved.clone(), "refined": self.refined.clone(),

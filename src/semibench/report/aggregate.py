@@ -157,16 +157,19 @@ def _sort_frame(frame: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
 # --------------------------------------------------------------------------- collecting
 
 
-def precision(device: str, config: Any) -> str:
-    """The arithmetic a run trained in: bf16 autocast on a GPU when ``train.amp`` is bf16
-    (the trainer's rule), fp32 otherwise; "not recorded" for a GPU run without the key."""
+def precision(device: str, config: Any, recorded: str | None = None) -> str:
+    """The arithmetic a run trained in: what metrics.json records (``precision``, the
+    trainer's own answer), else inferred from ``train.amp`` for older files (bf16 or fp16
+    autocast on a GPU, fp32 on the CPU); "not recorded" for a GPU run without either."""
+    if recorded is not None:
+        return "fp32" if recorded == "fp32" else f"{recorded} autocast"
     train = config.get("train") if isinstance(config, Mapping) else None
     amp = train.get("amp") if isinstance(train, Mapping) else None
     if device == "cpu":
         return "fp32"
     if amp is None:
         return "not recorded"
-    return "bf16 autocast" if amp == "bf16" else "fp32"
+    return f"{amp} autocast" if amp in ("bf16", "fp16") else "fp32"
 
 
 def _per_class(key: tuple, data: Mapping[str, Any], best: Mapping[str, Any],
@@ -217,7 +220,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "wall_time_s": float(data["wall_time_s"]),
         "device": data["device"],
         "threads": threads if threads is not None else math.nan,
-        "precision": precision(data["device"], data.get("config")),
+        "precision": precision(data["device"], data.get("config"), data.get("precision")),
         # text runs: back-translation (USB) or the token-edit stand-in; "" elsewhere
         "text_strong_view": str(data.get("text_strong_view") or ""),
         "job_wall_s": math.nan,
