@@ -138,3 +138,21 @@ def test_balanced_split_file_has_no_long_tailed_keys():
                    val_per_class=1, seed=0)
     text = s.to_json()
     assert "long_tailed" not in text and "class_counts" not in text  # byte-identical to before
+
+
+def test_report_commands_accept_every_metric():
+    """The report commands' --show-metrics choices are the recorded metrics (a metric the
+    config may name must not fail the aggregate job)."""
+    import argparse
+
+    from semibench.cli import build_parser
+    from semibench.train.evaluate import METRICS
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("aggregate", "report"):
+        if name not in subparsers.choices:
+            continue
+        action = next(a for a in subparsers.choices[name]._actions
+                      if "--show-metrics" in a.option_strings)
+        assert list(action.choices) == list(METRICS)

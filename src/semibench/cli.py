@@ -405,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--published", **published)
     p.add_argument("--title", default="SemiBench results")
     p.add_argument("--show-metrics", nargs="+", default=["error"], metavar="METRIC",
-                   choices=["error", "top5_error", "balanced_error", "macro_f1"],
+                   choices=["error", "top5_error", "balanced_error", "macro_f1",
+                            "gmean_recall", "head_accuracy", "medium_accuracy",
+                            "tail_accuracy"],
                    help="the config's `metrics:`: which test metrics get tables (default: error)")
     p.set_defaults(func=_aggregate)
 
@@ -430,7 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
     p.add_argument("--published", **published)
     p.add_argument("--show-metrics", nargs="+", default=["error"], metavar="METRIC",
-                   choices=["error", "top5_error", "balanced_error", "macro_f1"],
+                   choices=["error", "top5_error", "balanced_error", "macro_f1",
+                            "gmean_recall", "head_accuracy", "medium_accuracy",
+                            "tail_accuracy"],
                    help="the config's `metrics:`: which test metrics the runs table shows")
     p.add_argument("--partial", action="store_true",
                    help="render the finished runs of --configfile into "
