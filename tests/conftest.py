@@ -16,6 +16,32 @@ torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def _restore_registries():
+    """Plugins and file tasks a test registers do not leak into the next test (e.g. a grid
+    over every algorithm)."""
+    from semibench import plugins
+    from semibench.algorithms import ALGORITHMS
+    from semibench.backbones import BACKBONES
+    from semibench.tasks import TASKS
+
+    registries = (ALGORITHMS, BACKBONES, TASKS)
+    before = [set(r.names()) | set(r.families()) for r in registries]
+    loaded, origins = dict(plugins._LOADED), dict(plugins._ORIGINS)
+    yield
+    from semibench.tasks import from_files
+
+    for registry, names in zip(registries, before, strict=True):
+        for name in (set(registry.names()) | set(registry.families())) - names:
+            registry.unregister(name)
+            if registry is TASKS:
+                from_files._DECLARED.pop(name, None)
+    plugins._LOADED.clear()
+    plugins._LOADED.update(loaded)
+    plugins._ORIGINS.clear()
+    plugins._ORIGINS.update(origins)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -35,8 +35,7 @@ def _forget_declared_tasks():
     yield
     for name in list(ff._DECLARED):
         del ff._DECLARED[name]
-        TASKS._entries.pop(name, None)
-        getattr(TASKS, "_origins", {}).pop(name, None)
+        TASKS.unregister(name)
 
 
 # --------------------------------------------------------------------------- tiny data

@@ -83,6 +83,12 @@ class Registry(Generic[T]):
         allowed = [*sorted(self._entries), *(f"{p}/<name>" for p in sorted(self._families))]
         raise UnknownNameError(f"unknown {self.kind} {name!r}; allowed: {', '.join(allowed)}")
 
+    def unregister(self, name: str) -> None:
+        """Remove an entry or family (tests restore the registries after loading plugins)."""
+        self._entries.pop(name, None)
+        self._families.pop(name, None)
+        self._origins.pop(name, None)
+
     def origin(self, name: str) -> str:
         """Where ``name`` (or its family) was registered: a module or a plugin."""
         return self._origins.get(name) or self._origins[name.partition("/")[0]]
