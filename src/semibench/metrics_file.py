@@ -17,6 +17,21 @@ import jsonschema
 
 from semibench.io import atomic_write_json, read_json
 
+#: metric name -> (field of an evaluation record in metrics.json, lower is better): what every
+#: run records (train/evaluate.py) and what ``metrics:`` may show (report); here, in a module
+#: without torch, so that reading results never imports it
+METRICS: dict[str, tuple[str, bool]] = {
+    "error": ("test_error", True),
+    "top5_error": ("test_top5_error", True),
+    "balanced_error": ("test_balanced_error", True),
+    "macro_f1": ("test_macro_f1", False),
+    "gmean_recall": ("test_gmean_recall", False),
+    # long-tailed runs only (train.evaluate.group_fields); absent (NaN in the report) elsewhere
+    "head_accuracy": ("test_head_accuracy", False),
+    "medium_accuracy": ("test_medium_accuracy", False),
+    "tail_accuracy": ("test_tail_accuracy", False),
+}
+
 SCHEMA_FILE = "metrics.schema.json"
 
 

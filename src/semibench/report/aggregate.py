@@ -20,22 +20,9 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from semibench.metrics_file import MetricsFormatError, read_metrics
+from semibench.metrics_file import METRICS, MetricsFormatError, read_metrics
 from semibench.report.layout import LOWER_BOUND, UPPER_BOUND
 
-#: the test metrics besides the error that every run records (``metrics:`` in the config
-#: chooses which the report shows): name -> (field of a metrics.json record, lower is better).
-#: Kept here, not imported from the trainer, so that reading results never imports torch.
-METRICS: dict[str, tuple[str, bool]] = {
-    "error": ("test_error", True),
-    "top5_error": ("test_top5_error", True),
-    "balanced_error": ("test_balanced_error", True),
-    "macro_f1": ("test_macro_f1", False),
-    "gmean_recall": ("test_gmean_recall", False),
-    "head_accuracy": ("test_head_accuracy", False),
-    "medium_accuracy": ("test_medium_accuracy", False),
-    "tail_accuracy": ("test_tail_accuracy", False),
-}
 METRIC_TITLES: dict[str, str] = {
     "error": "Test error (%)",
     "top5_error": "Top-5 test error (%)",
