@@ -221,6 +221,14 @@ def trimmed_text_length(model: nn.Module, task_name: str, prepared_root: Path, b
     """The mean token length a text backbone keeps after trimming a batch's padding (its
     longest text, rounded up to ``trim_multiple``), measured on up to ``sample`` prepared
     training texts; None without prepared data or trimming."""
+    kept = trimmed_text_lengths(model, task_name, prepared_root, (batch,), sample, draws)
+    return None if kept is None else kept[0]
+
+
+def trimmed_text_lengths(model: nn.Module, task_name: str, prepared_root: Path,
+                         batches: tuple[int, ...], sample: int = 2000,
+                         draws: int = 200) -> tuple[int, ...] | None:
+    """:func:`trimmed_text_length` for several batch sizes, reading and tokenising once."""
     multiple = getattr(model, "trim_multiple", 0)
     path = prepared_root / task_name / "data.npz"
     if not multiple or not path.is_file():
@@ -233,9 +241,12 @@ def trimmed_text_length(model: nn.Module, task_name: str, prepared_root: Path, b
     texts = texts[rng.permutation(len(texts))[:sample]]
     ids = model.prepare_inputs(texts)
     lengths = (ids != model.tokenizer.pad_token_id).sum(dim=1).numpy()
-    longest = lengths[rng.integers(0, len(lengths), (draws, batch))].max(axis=1)
-    kept = np.minimum(-(-longest // multiple) * multiple, ids.shape[1])
-    return int(round(float(kept.mean())))
+    out = []
+    for batch in batches:
+        longest = lengths[rng.integers(0, len(lengths), (draws, batch))].max(axis=1)
+        kept = np.minimum(-(-longest // multiple) * multiple, ids.shape[1])
+        out.append(int(round(float(kept.mean()))))
+    return tuple(out)
 
 
 def eval_sizes(task_name: str, prepared_root: Path | None = None) -> tuple[int, int, str]:
@@ -584,13 +595,11 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     step = float(shape_of_step.head_flops)
     eval_shape = shape
     if task.domain == "text" and prepared_root is not None:
-        trimmed = trimmed_text_length(model, run["task"], Path(prepared_root),
-                                      cfg.batch_size * max(cfg.uratio, 1))
-        if trimmed is not None:
-            notes.append(f"text trimmed to {trimmed} of {shape[0]} tokens (measured)")
-            eval_shape = (trimmed_text_length(model, run["task"], Path(prepared_root),
-                                              cfg.eval_batch_size) or shape[0],)
-            shape = (trimmed,)
+        kept = trimmed_text_lengths(model, run["task"], Path(prepared_root),
+                                    (cfg.batch_size * max(cfg.uratio, 1), cfg.eval_batch_size))
+        if kept is not None:
+            notes.append(f"text trimmed to {kept[0]} of {shape[0]} tokens (measured)")
+            shape, eval_shape = (kept[0],), (kept[1],)
     fwd, bwd, _ = per_sample_flops(name, args_json, shape, dtype, True)
     for batch, _grad, backward in shape_of_step.passes:
         step += batch * (fwd + (bwd if backward else 0))
