@@ -50,8 +50,8 @@ def soft_ce(z, t):
     return -sum(tk * lk for tk, lk in zip(t, ls, strict=True))
 
 
-def aligned_guess(weak, p_model, T):
-    p_target = [c / sum(COUNTS) for c in COUNTS]
+def aligned_guess(weak, p_model, T, p_target=None):
+    p_target = p_target or [c / sum(COUNTS) for c in COUNTS]
     guesses = []
     for z in weak:
         p = softmax(z)
@@ -62,8 +62,9 @@ def aligned_guess(weak, p_model, T):
     return guesses
 
 
-def by_hand(p_model, T=0.5, lambda_u=1.5, lambda_kl=0.5, lambda_rot=0.5, ramp=1.0, weak=WEAK):
-    q = aligned_guess(weak, p_model, T)
+def by_hand(p_model, T=0.5, lambda_u=1.5, lambda_kl=0.5, lambda_rot=0.5, ramp=1.0, weak=WEAK,
+            p_target=None):
+    q = aligned_guess(weak, p_model, T, p_target)
     targets = [[1.0 if k == y else 0.0 for k in range(3)] for y in LB_Y] + q + q + q
     mixed_t = [[LAM * targets[i][k] + (1 - LAM) * targets[PERM[i]][k] for k in range(3)]
                for i in range(8)]
@@ -138,6 +139,36 @@ def test_distribution_alignment_state_over_steps_and_checkpoint():
     assert a.loss.item() == b.loss.item()
     assert torch.equal(alg.state_dict()["dist_align"]["p_model"],
                        other.state_dict()["dist_align"]["p_model"])
+
+
+def test_uniform_distribution_alignment_target_by_hand():
+    """dist_align_target: uniform (what USB's classic_cv_imb configs write) aligns to 1/C:
+    p = [.5, .3, .2] and [.1, .6, .3] give p_model = [.3, .45, .25] (the first batch), and
+    p * (1/3) / p_model, normalised, is [25, 10, 12] / 47 and [5, 20, 18] / 43 (the labelled
+    target [.5, .25, .25] would give other values)."""
+    probs = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]])
+    uniform = attached(dist_align_target="uniform")
+    assert uniform.dist_align.p_target.tolist() == pytest.approx([1 / 3] * 3)
+    aligned = uniform.dist_align(probs)
+    assert aligned.tolist()[0] == pytest.approx([25 / 47, 10 / 47, 12 / 47], rel=1e-5)
+    assert aligned.tolist()[1] == pytest.approx([5 / 43, 20 / 43, 18 / 43], rel=1e-5)
+    labelled = attached().dist_align(probs)
+    assert labelled.tolist()[0] != pytest.approx(aligned.tolist()[0], rel=1e-3)
+
+    # the loss takes the uniformly aligned, sharpened guess
+    alg = attached(dist_align_target="uniform")
+    res = alg.compute_loss(outputs(), Batch(x_lb={}, y_lb=torch.tensor(LB_Y)), 10)
+    loss, parts, q = by_hand(first_p_model(), p_target=[1 / 3] * 3)
+    assert res.loss.item() == pytest.approx(loss, rel=1e-5)
+    assert res.log["u1_loss"] == pytest.approx(parts["u1_loss"], rel=1e-5)
+    assert loss != pytest.approx(by_hand(first_p_model())[0], rel=1e-4)
+    assert alg.state_dict()["dist_align"]["p_target"].tolist() == pytest.approx([1 / 3] * 3)
+
+
+def test_dist_align_target_choices():
+    assert attached().p.dist_align_target == "labelled"  # USB's code: the labelled distribution
+    with pytest.raises(ValueError, match="dist_align_target"):
+        attached(dist_align_target="gt")
 
 
 def test_gradients_do_not_flow_into_the_guess():

@@ -33,7 +33,7 @@ def base(**overrides):
 
 def test_default_config_is_valid(repo_root):
     cfg = check_config(yaml.safe_load((repo_root / "config" / "config.yaml").read_text()))
-    assert {t for t, *_ in run_grid(cfg)} == {"mnist", "newsgroups", "keywords"}
+    assert {t for t, *_ in run_grid(cfg)} == {"mnist", "mnist_lt", "newsgroups", "keywords"}
     assert len(cfg["seeds"]) >= 2
 
 

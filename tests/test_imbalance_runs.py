@@ -67,7 +67,8 @@ def test_cli_split_records_long_tailed_counts(lt_data):
 #: every 2
 FAST = {"darp": {"warmup": 0.0, "num_refine_iter": 3}, "adsh": {"update_every": 2},
         "saw": {"update_every": 2}, "daso": {"num_pretrain_iter": 2, "num_pl_dist_iter": 2},
-        "tras": {"warmup_iterations": 2}}
+        "tras": {"warmup_iterations": 2}, "crest": {"num_gens": 2},
+        "crestplus": {"num_gens": 2}, "cossl": {"tfe_warm_steps": 30}}
 
 
 def settings(algorithm: str, **train) -> dict:
@@ -158,8 +159,10 @@ def test_dry_run_has_long_tailed_split_jobs(repo_root, tmp_path):
                     str(repo_root / "config" / "classic_cv_imb.yaml"))
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))
-    # (cifar10 x 2 budgets + cifar100 + stl10) x 3 seeds splits, no balanced split job
-    assert int(counts["split_long_tailed"]) == 4 * 3 and "split" not in counts
+    # USB's 11 settings (CIFAR-10: 3 x 2 budgets, CIFAR-100: 3, STL-10: 2) x 3 seeds splits,
+    # no balanced split job; the variants read their task's data: 3 fetches and prepares
+    assert int(counts["split_long_tailed"]) == 11 * 3 and "split" not in counts
+    assert int(counts["fetch"]) == int(counts["prepare"]) == 3
     algorithms = yaml.safe_load((repo_root / "config" / "classic_cv_imb.yaml").read_text())[
         "algorithms"]
-    assert int(counts["train"]) == 4 * 3 * len(algorithms)
+    assert int(counts["train"]) == 11 * 3 * len(algorithms)

@@ -174,7 +174,7 @@ def test_metrics_key_in_config(repo_root):
     enum = load_schema()["properties"]["metrics"]["items"]["enum"]
     assert enum == list(METRICS)
     offline = yaml.safe_load((repo_root / "config" / "config.yaml").read_text())
-    assert check_config(offline)["metrics"] == ["error"]
+    assert check_config(offline)["metrics"] == ["error", "balanced_error"]
 
 
 def _run_file(root: Path, algorithm: str, seed: int, f1: float, top5: float | None) -> Path:

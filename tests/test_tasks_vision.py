@@ -646,3 +646,53 @@ def test_prepared_vision_task_trains(name, mirror, tmp_path, monkeypatch):
                         tmp_path / "split.json", tmp_path / "run")
     assert metrics["last"]["iteration"] == 2
     assert len(metrics["last"]["test_per_class_accuracy"]) == task.num_classes
+
+
+def test_stl10_trains_and_evaluates_at_32_px(mirror, tmp_path, monkeypatch):
+    """USB's classic_cv_imb resizes STL-10 to 32 px (``img_size: 32``: ``Resize(32)`` then
+    ``RandomCrop(32, padding=4, reflect)``, eval ``Resize(32)``). ``tasks.stl10.augment:
+    {resize: 32}`` does this from the one 96-px prepared copy: every view resizes first
+    (antialiased bilinear) and crops at the resized side, so the WRN sees 32-px inputs in
+    training and evaluation."""
+    from semibench.config import check_config, run_config
+    from semibench.splits import write_split
+    from semibench.train import loop
+
+    path, _ = _stl10_archive(mirror)
+    monkeypatch.setattr(stl10_mod, "ARCHIVE", dataclasses.replace(
+        stl10_mod.ARCHIVE, urls=UNREACHABLE, known_hash="sha256:" + sha256_file(path)))
+    _, out = _fetch_prepare("stl10", tmp_path)
+    data = load_prepared(out)
+    assert data.train_x.shape[1:] == (3, 96, 96)  # no second, 32-px copy
+    write_split(make_split(data.train_y, task="stl10", num_classes=10, num_labels=10,
+                           val_per_class=1, seed=0), tmp_path / "split.json")
+    train = {"iterations": 2, "eval_every": 2, "batch_size": 2, "uratio": 1,
+             "eval_batch_size": 8, "device": "cpu"}
+    cfg = check_config({"algorithms": ["fixmatch"], "seeds": [0], "tasks": {"stl10": {
+        "num_labels": [10], "backbone": "wrn_28_2", "augment": {"resize": 32},
+        "train": train}}})
+    run = run_config(cfg, "stl10", 10, "fixmatch", 0)
+    assert run["augment"]["resize"] == 32 and run["augment"]["crop_ratio"] == 0.875
+
+    seen: list[tuple[int, ...]] = []
+    create = loop.create_backbone
+
+    def recording(*args, **kwargs):
+        model = create(*args, **kwargs)
+        model.stem.register_forward_pre_hook(lambda _m, inputs: seen.append(
+            tuple(inputs[0].shape[1:])))
+        return model
+
+    monkeypatch.setattr(loop, "create_backbone", recording)
+    metrics = loop.train_run(run, out, tmp_path / "split.json", tmp_path / "run")
+    assert metrics["last"]["iteration"] == 2
+    assert seen and set(seen) == {(3, 32, 32)}  # training steps and evaluation
+    assert metrics["input_format"]["shape"] == [3, 96, 96]  # predict takes the stored images
+
+    # the same as resizing each stored image once with PIL, as USB's Resize(32) does
+    small = np.stack([np.asarray(Image.fromarray(img.transpose(1, 2, 0)).resize(
+        (32, 32), Image.BILINEAR)).transpose(2, 0, 1) for img in data.test_x])
+    views = build_views("image", run["augment"])
+    once = build_views("image", {**run["augment"], "resize": None})
+    assert torch.equal(views["eval"](torch.as_tensor(data.test_x)),
+                       once["eval"](torch.as_tensor(small)))

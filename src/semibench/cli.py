@@ -96,6 +96,12 @@ def _expected(args: argparse.Namespace):
     return grid_frame(spec["runs"], spec["domains"])
 
 
+def _task_settings(args: argparse.Namespace):
+    """Each task's registered task and long-tailed setting (``--grid-json``'s "tasks", see
+    semibench.variants.task_settings), or None."""
+    return json.loads(args.grid_json).get("tasks") if args.grid_json else None
+
+
 def _aggregate(args: argparse.Namespace) -> None:
     from semibench.report.aggregate import collect
     from semibench.report.tables import write_tables
@@ -103,7 +109,7 @@ def _aggregate(args: argparse.Namespace) -> None:
     results = collect(args.metrics, args.curves, args.benchmarks)
     write_tables(results.runs, Path(args.out_dir), published=args.published,
                  grid=_expected(args), curves=results.curves, per_class=results.per_class,
-                 title=args.title, metrics=args.show_metrics)
+                 title=args.title, metrics=args.show_metrics, tasks=_task_settings(args))
 
 
 def _read_tables(args: argparse.Namespace):
@@ -157,10 +163,12 @@ def _report(args: argparse.Namespace) -> None:
         raise SystemExit(f"semibench report: error: {', '.join(missing)} required "
                          "(or --partial --configfile CONFIG)")
     from semibench.io import atomic_write_text
+    from semibench.variants import task_settings
 
     runs, grid = _read_tables(args)
     config = json.loads(args.config_json) if args.config_json else None
-    page = render_html(build(runs, grid, args.published, metrics=args.show_metrics),
+    tasks = task_settings(config) if config else None
+    page = render_html(build(runs, grid, args.published, metrics=args.show_metrics, tasks=tasks),
                        [Path(f) for f in args.figures], args.title, config)
     atomic_write_text(Path(args.out), page)
 
@@ -184,9 +192,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     from semibench.inference import evaluate_run, read_run_metrics
     from semibench.io import atomic_write_json
+    from semibench.variants import run_base_task
 
     metrics = read_run_metrics(args.run)
-    task = args.task or metrics["task"]
+    # a variant's run reads its registered task's prepared data
+    task = args.task or run_base_task({"task": metrics["task"], **(metrics.get("config") or {})})
     # the trainer's thread count: CPU float sums then add up in the same order
     torch.set_num_threads(args.threads or int(metrics.get("threads") or 1))
     data = Path(args.data) if args.data else Path("data/prepared") / task
@@ -390,10 +400,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     published = dict(nargs="*", default=[], metavar="TABLE",
                      help="USB result tables to compare with: usb_cv, usb_nlp, usb_audio, "
-                     "classic_cv")
+                     "classic_cv, classic_cv_imb, classic_cv_imb_strong, classic_cv_imb_reversed")
     grid_json = dict(default="", help='the configured runs as JSON: {"domains": {task: domain}, '
-                     '"runs": [[task, num_labels, algorithm, seed], ...]}; the report says '
-                     '"n of N runs" and marks what is missing')
+                     '"runs": [[task, num_labels, algorithm, seed], ...], optionally "tasks": '
+                     '{task: {"base": registered task, "long_tailed": section or null}}}; the '
+                     'report says "n of N runs" and marks what is missing, and matches USB\'s '
+                     'published rows by registered task and long-tailed setting')
     p = sub.add_parser("aggregate", help="every table of the report, from the runs' files")
     p.add_argument("--metrics", nargs="*", default=[], help="the runs' metrics.json files")
     p.add_argument("--curves", nargs="*", default=[],
@@ -462,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "and compare with its metrics.json")
     p.add_argument("--run", required=True, help="a finished run directory (has metrics.json)")
     p.add_argument("--task", default="", help="the task whose test set to use (default: the "
-                   "run's)")
+                   "run's; a variant's run: its registered task)")
     p.add_argument("--data", default="",
                    help="its prepared directory (default: data/prepared/<task>)")
     p.add_argument("--checkpoint", nargs="+", choices=["best", "last"],

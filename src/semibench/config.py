@@ -19,7 +19,7 @@ import yaml
 
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
-from semibench.imbalance import is_algorithm
+from semibench.imbalance import is_algorithm, split_name
 from semibench.imbalance.settings import (
     algorithm_origins,
     base_algorithm,
@@ -32,6 +32,7 @@ from semibench.plugins import PluginError, fingerprint, load_plugins, used_by
 from semibench.tasks import TASKS, Task, create_task
 from semibench.tasks.from_files import FileTaskError, declare_file_tasks
 from semibench.train.config import TrainConfig
+from semibench.variants import base_task, check_variants
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -167,14 +168,20 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     except ValueError as err:
         raise ConfigError(str(err)) from None
 
+    try:  # variants: another setting of a registered (or this config's from_files) task
+        check_variants(config["tasks"], [*TASKS.names(), *(
+            t for t, s in config["tasks"].items() if "from_files" in s and t not in TASKS)])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     try:  # tasks read from the user's files join the registry, checked against the files
         declare_file_tasks(config["tasks"])
     except FileTaskError as err:
         raise ConfigError(str(err)) from None
     for name, settings in config["tasks"].items():
-        if name not in TASKS:
-            raise ConfigError(f"tasks.{name}: unknown task; allowed: {', '.join(TASKS.names())}")
-        task = create_task(name)
+        if base_task(config, name) not in TASKS:
+            raise ConfigError(f"tasks.{name}: unknown task; allowed: {', '.join(TASKS.names())} "
+                              f"(or another name with variant_of: <one of them>)")
+        task = create_task(base_task(config, name))
         settings.setdefault("num_labels", list(task.label_budgets))
         pool = task.pool_size()
         for i, n in enumerate(settings["num_labels"]):
@@ -302,8 +309,10 @@ def _check_augment(task_name: str, task: Task, settings: dict[str, Any]) -> None
 def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorithm: str,
                seed: int) -> dict[str, Any]:
     """Everything one training run depends on (and nothing else, so that changing one
-    algorithm's hyper-parameter changes only that algorithm's runs)."""
-    task = create_task(task_name)
+    algorithm's hyper-parameter changes only that algorithm's runs). A variant's run names its
+    registered task (``base_task``), whose data and defaults it uses."""
+    base_name = base_task(config, task_name)
+    task = create_task(base_name)
     settings = config["tasks"][task_name]
     base = base_algorithm(algorithm)  # fixmatch_abc trains as fixmatch does
     needs = ALGORITHMS.get(base).train_defaults
@@ -315,6 +324,13 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
              **(settings.get("algorithm_train", {}).get(algorithm, {})
                 if base != algorithm else {})}
     params, imbalanced = run_fields(config, task_name, task.domain, num_labels, algorithm)
+    generations = getattr(getattr(params, "imbalance", None), "num_gens", 1)
+    if int(train.get("iterations", TrainConfig.iterations)) % generations:
+        raise ConfigError(
+            f"tasks.{task_name}: {algorithm} trains {generations} generations of "
+            f"train.iterations / imbalance_params.{split_name(algorithm)[1]}.num_gens steps; "  # type: ignore[index]
+            f"train.iterations={train.get('iterations', TrainConfig.iterations)} is not a "
+            f"multiple of {generations} (algorithm_train.{algorithm}.iterations sets it)")
     run = {
         "task": task_name,
         "num_labels": int(num_labels),
@@ -327,7 +343,9 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
         "algorithm_params": dataclasses.asdict(params),
         **imbalanced,  # a long-tailed split's setting and tag (none for a balanced task)
     }
-    used = used_by([*algorithm_origins(algorithm), TASKS.origin(task_name),
+    if base_name != task_name:  # only a variant's: the settings of other runs stay as they were
+        run["base_task"] = base_name
+    used = used_by([*algorithm_origins(algorithm), TASKS.origin(base_name),
                     BACKBONES.origin(run["backbone"])])
     if used:  # the run's plugins load in its job; an edited plugin file reruns its jobs
         run["plugins"] = fingerprint(used)

@@ -391,10 +391,13 @@ def evaluate_run(run_dir: str | Path, prepared_dir: str | Path, task: str | None
     from semibench.metrics_file import json_safe
     from semibench.tasks import load_prepared, verify_prepared
     from semibench.train.evaluate import evaluate, record_fields
+    from semibench.variants import run_base_task
 
     run_dir = Path(run_dir)
     metrics = read_run_metrics(run_dir)
-    task = task or metrics["task"]
+    # the registered task whose data the run read (a variant's run names it in its settings)
+    trained_on = run_base_task({"task": metrics["task"], **(metrics.get("config") or {})})
+    task = task or trained_on
     data_sha = verify_prepared(prepared_dir)
     data = load_prepared(prepared_dir)
     if list(data.meta["classes"]) != list(metrics["classes"]):
@@ -402,9 +405,9 @@ def evaluate_run(run_dir: str | Path, prepared_dir: str | Path, task: str | None
                        f"{data.meta['classes'][:5]}..., the run's model predicts "
                        f"{metrics['classes'][:5]}...: not the same label space")
     reasons = []
-    if data.meta.get("name", task) != metrics["task"]:
+    if data.meta.get("name", task) != trained_on:
         reasons.append(f"another task ({data.meta.get('name', task)}, the run: "
-                       f"{metrics['task']})")
+                       f"{trained_on})")
     elif data_sha != metrics.get("inputs", {}).get("data_sha256"):
         reasons.append("other prepared data than the run's (data_sha256 differs)")
     if metrics.get("device") != "cpu" or torch.device(device).type != "cpu":

@@ -197,8 +197,9 @@ def _bert_from_config(args_json: str, device: str) -> nn.Module:
 def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...], torch.dtype]:
     """Shape (without the batch) and dtype of one model input of ``run``'s views."""
     from semibench.tasks import create_task
+    from semibench.variants import run_base_task
 
-    task = create_task(run["task"])
+    task = create_task(run_base_task(run))
     aug = run["augment"]
     if task.domain == "image":
         side = aug.get("crop_size") or aug.get("resize") or IMAGE_SIDES.get(task.name, 32)
@@ -578,8 +579,10 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     from semibench.tasks import create_task
     from semibench.train.config import TrainConfig
     from semibench.train.loop import has_batch_norm
+    from semibench.variants import run_base_task
 
-    task = create_task(run["task"])
+    base = run_base_task(run)  # a variant's registered task: its data, classes and sizes
+    task = create_task(base)
     cfg = TrainConfig.from_dict(run["train"])
     name, args = run["backbone"], run.get("backbone_args", {})
     args_json = json.dumps(args, sort_keys=True)
@@ -595,7 +598,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     step = float(shape_of_step.head_flops)
     eval_shape = shape
     if task.domain == "text" and prepared_root is not None:
-        kept = trimmed_text_lengths(model, run["task"], Path(prepared_root),
+        kept = trimmed_text_lengths(model, base, Path(prepared_root),
                                     (cfg.batch_size * max(cfg.uratio, 1), cfg.eval_batch_size))
         if kept is not None:
             notes.append(f"text trimmed to {kept[0]} of {shape[0]} tokens (measured)")
@@ -603,7 +606,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     fwd, bwd, _ = per_sample_flops(name, args_json, shape, dtype, True)
     for batch, _grad, backward in shape_of_step.passes:
         step += batch * (fwd + (bwd if backward else 0))
-    n_val, n_test, source = eval_sizes(run["task"], prepared_root)
+    n_val, n_test, source = eval_sizes(base, prepared_root)
     if source != "documented sizes":
         notes.append(f"eval sizes {source}")
     evals = math.ceil(cfg.iterations / cfg.eval_every)

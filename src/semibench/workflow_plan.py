@@ -2,10 +2,12 @@
 
 Checking a config needs the registries, and so torch and every task module (seconds); a dry
 run, ``--unlock`` or ``--report`` should not pay that every time. The *plan* (the checked config
-with its defaults, the run grid, every run's resolved settings, each task's domain and whether
-it uses back-translations) is computed once per (config, SemiBench source, schema) and cached as
-JSON under ``.snakemake/semibench/``. This module imports nothing heavy; it hashes the package's
-files (a few milliseconds) to know when SemiBench changed.
+with its defaults, the run grid, every run's resolved settings; per task its domain, whether it
+uses back-translations, ``base``, the registered task whose data it reads (itself, or what a
+variant names: :mod:`semibench.variants`) and its ``long_tailed`` setting) is computed once per
+(config, SemiBench source, schema) and cached as JSON under ``.snakemake/semibench/``. This
+module imports nothing heavy; it hashes the package's files (a few milliseconds) to know when
+SemiBench changed.
 
 Not cached: a config with ``plugins`` or ``from_files`` tasks. Their files live outside the
 package and can change without SemiBench changing, so they are checked afresh on every call.
@@ -21,7 +23,7 @@ from typing import Any
 PACKAGE = Path(__file__).resolve().parent
 CACHE_DIR = Path(".snakemake") / "semibench"
 #: bump when the plan's layout changes
-PLAN_VERSION = 1
+PLAN_VERSION = 2
 _SOURCE_SUFFIXES = {".py", ".json", ".yaml", ".csv", ".j2"}
 
 
@@ -53,6 +55,7 @@ def compute(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """The plan, from the full checks (imports the ML stack)."""
     from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
     from semibench.tasks import create_task
+    from semibench.variants import task_settings
 
     try:
         checked = check_config(config, load_schema(schema_path))
@@ -61,9 +64,10 @@ def compute(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     except ConfigError as err:
         raise ConfigInvalid(str(err)) from None
     tasks = {}
-    for name in checked["tasks"]:
-        task = create_task(name)
-        tasks[name] = {"domain": task.domain, "backtranslation": bool(task.backtranslation)}
+    for name, settings in task_settings(checked).items():  # base: a variant's registered task
+        task = create_task(settings["base"])
+        tasks[name] = {"domain": task.domain, "backtranslation": bool(task.backtranslation),
+                       **settings}
     return {"version": PLAN_VERSION, "config": checked, "grid": [list(r) for r in grid],
             "runs": runs, "tasks": tasks}
 

@@ -61,13 +61,33 @@ def run_settings(wildcards):
     return shlex.quote(json.dumps(PLAN["runs"][key], sort_keys=True))
 
 
+def base_task(task):
+    """The registered task whose data a config task reads: itself, or the task a variant
+    (`variant_of`) names (semibench.variants.base_task, cached in the plan). Every path under
+    data/ of a run goes through here: a variant is never fetched, prepared or split apart."""
+    return PLAN["tasks"][task]["base"]
+
+
+def prepared_dir(task):
+    return f"data/prepared/{base_task(task)}"
+
+
+def prepared_inputs(wildcards):
+    return {
+        "meta": f"{prepared_dir(wildcards.task)}/meta.json",
+        "data": f"{prepared_dir(wildcards.task)}/data.npz",
+    }
+
+
 def split_file(wildcards):
-    """The run's split: a long-tailed task's carries its setting's tag in the path, so two
-    settings (two benchmarks) never share a file."""
+    """The run's split, under its registered task: a long-tailed task's carries its setting's
+    tag in the path, so two settings (two benchmarks, or two variants) never share a file,
+    and the same setting (a balanced variant and its task) shares the same file."""
     key = run_key(wildcards.task, int(wildcards.num_labels), wildcards.algorithm,
                   int(wildcards.seed))
     tag = PLAN["runs"][key].get("split_tag")
-    where = f"{wildcards.task}/{tag}" if tag else wildcards.task
+    base = base_task(wildcards.task)
+    where = f"{base}/{tag}" if tag else base
     return f"data/splits/{where}/{wildcards.num_labels}/seed{wildcards.seed}.json"
 
 
@@ -75,7 +95,8 @@ def backtranslations(wildcards):
     """The back-translation table of a text task that uses one (USB's strong text view)."""
     enabled = config["backtranslation"].get("enabled", True)
     if enabled and PLAN["tasks"][wildcards.task]["backtranslation"]:
-        return {"backtranslations": f"data/backtranslated/{wildcards.task}/backtranslations.npz"}
+        base = base_task(wildcards.task)
+        return {"backtranslations": f"data/backtranslated/{base}/backtranslations.npz"}
     return {}
 
 

@@ -26,8 +26,15 @@ REPORT_GROUPS = report_layout.groups(DOMAINS.values())
 CD_GROUPS = report_layout.testable_groups(GRID, DOMAINS)
 
 
-# the configured runs, for "n of N runs" and the missing cells
-EXPECTED_RUNS = shlex.quote(json.dumps({"domains": DOMAINS, "runs": GRID}))
+# the configured runs, for "n of N runs" and the missing cells; each task's registered task
+# and long-tailed setting, which USB's published rows match (semibench.variants.task_settings)
+TASK_SETTINGS = {
+    t: {"base": PLAN["tasks"][t]["base"], "long_tailed": PLAN["tasks"][t]["long_tailed"]}
+    for t in TASK_NAMES
+}
+EXPECTED_RUNS = shlex.quote(
+    json.dumps({"domains": DOMAINS, "runs": GRID, "tasks": TASK_SETTINGS}, sort_keys=True)
+)
 
 
 rule aggregate:

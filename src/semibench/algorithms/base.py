@@ -66,6 +66,9 @@ class DataInfo:
     num_ulb: int
     #: labelled samples per class (e.g. ReMixMatch's target distribution)
     lb_class_counts: torch.Tensor
+    #: the trainer's whole-data access (:class:`semibench.train.access.TrainingData`) for a
+    #: method that draws its own extra batches (CoSSL); None outside a trainer
+    data: Any = None
 
 
 @dataclass
@@ -110,8 +113,25 @@ class Algorithm:
         return {}
 
     def attach(self, model: nn.Module, ema_model: nn.Module | None, info: DataInfo) -> None:
-        """Called once by the trainer: the live model, the EMA model (None if ema_m = 0)."""
+        """Called by the trainer with the live model, the EMA model (None if ema_m = 0); again
+        after a milestone that changed the labelled set or started a new generation."""
         self.model, self.ema_model, self.info = model, ema_model, info
+
+    # ------------------------------------------------------------------ whole-data events
+    #: the run trains this many times from a fresh model, its iterations split evenly and
+    #: the learning-rate schedule restarting each time (CReST's generations)
+    generations: int = 1
+
+    def milestones(self) -> tuple[int, ...]:
+        """Iterations before whose step :meth:`on_milestone` runs (besides every generation's
+        start); no batch is prepared ahead across one."""
+        return ()
+
+    def on_milestone(self, iteration: int, data: Any) -> None:
+        """Whole-data work between two steps (CReST pseudo-labels the unlabelled set, CoSSL
+        fits its balanced classifier). ``data`` is the trainer's
+        :class:`semibench.train.access.TrainingData`. It must depend only on the model, the
+        data and the algorithm's checkpointed state, so that a resumed run repeats it."""
 
     # ------------------------------------------------------------------ forward pass
     def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:

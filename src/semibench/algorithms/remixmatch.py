@@ -3,7 +3,8 @@ mixup and a rotation loss, as in USB.
 
     p     = softmax(f(weak(u)))                              (no gradient, batch norm frozen)
     q     = Sharpen(DA(p), T),  DA(p) = normalise(p * p_target / p_model)
-            p_target = labelled class distribution (fixed), p_model = EMA of mean p (ema_p)
+            p_target = labelled class distribution (fixed; dist_align_target: uniform makes
+            it 1/C), p_model = EMA of mean p (ema_p)
     X     = cat(x, s0(u), s1(u), weak(u)),  Y = cat(onehot(y), q, q, q)   (s0, s1: strong views)
     X~,Y~ = mixup(X, Y) with alpha = 0.75 (lambda = max(lambda, 1 - lambda), one permutation)
     logits = f(X~) in chunks of B (interleaved; the first chunk updates batch norm)
@@ -32,6 +33,12 @@ Differences from USB's ``remixmatch.py`` (all deliberate):
 - ``uratio`` defaults to 1 (``train_defaults``, which override the task's setting), USB's
   value for ReMixMatch everywhere; the config's ``train.uratio`` still wins.
 - Lambda, the permutation and the rotations come from the per-step-seeded torch RNG.
+
+``dist_align_target``: USB's ReMixMatch always aligns to the labelled class distribution
+(``DistAlignEMAHook(p_target_type='gt')`` in ``remixmatch.py``). Its classic_cv_imb config
+generator and YAMLs write ``dist_align_target: uniform`` for every ReMixMatch run, but no
+USB code reads that key, so USB's imbalanced ReMixMatch numbers come from "labelled" (the
+default here); "uniform" is the configs' stated intent (a uniform target, as SoftMatch's).
 """
 
 from __future__ import annotations
@@ -62,6 +69,9 @@ from semibench.algorithms.mixup import (
     mixup_forward,
 )
 
+#: ``dist_align_target`` -> DistAlignEMA's target
+DIST_ALIGN_TARGETS = {"labelled": "gt", "uniform": "uniform"}
+
 
 @dataclass
 class ReMixMatchParams:
@@ -78,6 +88,10 @@ class ReMixMatchParams:
                                  "text and audio)")
     ema_p: float = param(0.999, "EMA momentum of the distribution-alignment p_model",
                          allowed="[0, 1)")
+    dist_align_target: str = param("labelled", "distribution-alignment target: the labelled "
+                                   "class distribution (USB's code) or uniform (what USB's "
+                                   "classic_cv_imb configs write, unread)",
+                                   choices=("labelled", "uniform"))
 
 
 @dataclass
@@ -114,7 +128,8 @@ class ReMixMatch(Algorithm):
             raise ValueError(f"algorithm_params.{self.name}.mixup_manifold=False: text inputs "
                              "are token ids and cannot be mixed; use mixup_manifold=True")
         super().attach(model, ema_model, info)
-        self.dist_align = DistAlignEMA(info.num_classes, momentum=self.p.ema_p, target="gt",
+        target = DIST_ALIGN_TARGETS[self.p.dist_align_target]
+        self.dist_align = DistAlignEMA(info.num_classes, momentum=self.p.ema_p, target=target,
                                        lb_class_dist=info.lb_class_counts)
 
     def forward(self, model: nn.Module, x: dict[str, torch.Tensor], cat: bool) -> Outputs:
@@ -156,7 +171,7 @@ class ReMixMatch(Algorithm):
         mixing = mixing_of(out)
         n_lb = len(batch.y_lb)
 
-        # Distribution alignment to the labelled class distribution, then sharpening
+        # Distribution alignment (to the labelled class distribution or uniform), then sharpening
         probs = torch.softmax(out.logits["ulb_weak"].detach().float(), dim=-1)
         q = sharpen(self.dist_align(probs), self.p.T)
 

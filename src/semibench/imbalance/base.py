@@ -88,6 +88,17 @@ class ImbalanceMethod:
         """The module evaluation runs (default: the model itself)."""
         return model
 
+    #: see :attr:`Algorithm.generations` (CReST); a method may set it from its parameters
+    generations: int = 1
+
+    def milestones(self) -> tuple[int, ...]:
+        """See :meth:`Algorithm.milestones`."""
+        return ()
+
+    def on_milestone(self, iteration: int, data: Any) -> None:
+        """See :meth:`Algorithm.on_milestone`; ``data`` is a
+        :class:`semibench.train.access.TrainingData`."""
+
     def state_dict(self) -> dict[str, Any]:
         return {}
 
@@ -189,6 +200,7 @@ class Composed(Algorithm):
         self.ulb_views = self.base.ulb_views  # type: ignore[misc]
         self.target_views = self.base.target_views  # type: ignore[misc]
         self.uses_all_labels = self.base.uses_all_labels  # type: ignore[misc]
+        self.generations = self.method.generations
 
     def build_modules(self, num_features: int) -> dict[str, nn.Module]:
         heads = self.base.build_modules(num_features)
@@ -214,6 +226,12 @@ class Composed(Algorithm):
 
     def predictor(self, model: nn.Module) -> nn.Module:
         return self.method.predictor(model)
+
+    def milestones(self) -> tuple[int, ...]:
+        return self.method.milestones()
+
+    def on_milestone(self, iteration: int, data: Any) -> None:
+        self.method.on_milestone(iteration, data)
 
     def state_dict(self) -> dict[str, Any]:
         return {"base": self.base.state_dict(), "imbalance": self.method.state_dict()}

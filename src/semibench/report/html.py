@@ -43,6 +43,7 @@ from semibench.report.aggregate import (
 from semibench.report.figures import algorithm_colors, color_hex
 from semibench.report.layout import CD_FIGURE, COST_FIGURE, DOMAIN_TITLES
 from semibench.report.tables import ReportData, build, cost_rows
+from semibench.variants import task_settings
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: what each kind of figure shows (the same words as workflow/report/*.rst)
@@ -444,6 +445,6 @@ def write_html(
     give the same page.
     """
     out_html = Path(out_html)
-    data = build(runs, grid, published)
+    data = build(runs, grid, published, tasks=task_settings(config) if config else None)
     atomic_write_text(out_html, render_html(data, figures, title, config))
     return out_html

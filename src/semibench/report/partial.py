@@ -27,11 +27,13 @@ def partial_report(config: dict[str, Any], workdir: str | Path = ".",
     from semibench.config import run_grid
     from semibench.io import atomic_write_text
     from semibench.tasks import create_task
+    from semibench.variants import base_task, task_settings
 
     workdir = Path(workdir)
     benchmark = config["benchmark"]
     grid = run_grid(config)
-    domains = {t: create_task(t).domain for t in config["tasks"]}
+    domains = {t: create_task(base_task(config, t)).domain for t in config["tasks"]}
+    tasks = task_settings(config)
     metrics, curves, benchmarks = [], [], []
     for task, n, alg, seed in grid:
         run_dir = workdir / layout.run_dir(benchmark, task, n, alg, seed)
@@ -46,8 +48,9 @@ def partial_report(config: dict[str, Any], workdir: str | Path = ".",
     done = len(results.runs)
     title = f"SemiBench: {benchmark} (partial: {done} of {len(grid)} runs)"
     write_tables(results.runs, out / "tables", published=published, grid=expected,
-                 curves=results.curves, per_class=results.per_class, title=title)
-    data = build(results.runs, expected, published)
+                 curves=results.curves, per_class=results.per_class, title=title,
+                 metrics=config.get("metrics", ("error",)), tasks=tasks)
+    data = build(results.runs, expected, published, config.get("metrics", ("error",)), tasks)
     figures = write_figures(results.runs, results.curves, results.per_class, out / "figures",
                             grid=expected, statistics=data.statistics,
                             cd_groups=layout.testable_groups(grid, domains))

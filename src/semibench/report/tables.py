@@ -11,9 +11,10 @@ configured runs, ``curves.csv``, ``per_class.csv``), the paper tables per domain
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -86,9 +87,12 @@ def _domains(grid: pd.DataFrame, runs: pd.DataFrame) -> dict[str, str]:
 
 
 def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
-          published: Sequence[str] = (), metrics: Sequence[str] = ("error",)) -> ReportData:
+          published: Sequence[str] = (), metrics: Sequence[str] = ("error",),
+          tasks: Mapping[str, Mapping[str, Any]] | None = None) -> ReportData:
     """All tables of the report. ``grid`` (``grid.csv``): the configured runs; without it,
-    the runs that exist are taken as everything that was configured."""
+    the runs that exist are taken as everything that was configured. ``tasks``: each
+    configured task's registered task and long-tailed setting
+    (:func:`semibench.variants.task_settings`), which USB's published rows match."""
     if grid is None:
         grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
     all_cells = cells(runs, grid)
@@ -100,7 +104,7 @@ def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
         statistics=friedman_groups(all_cells, domains),
         comparisons=compare_to_baseline(runs),
         cost=costs.cost_frame(runs),
-        published=usb.compare_to_published(all_cells, published),
+        published=usb.compare_to_published(all_cells, published, tasks),
         published_tables=tuple(published),
         missing=missing_runs(runs, grid),
         metrics=tuple(metrics),
@@ -281,6 +285,7 @@ def write_tables(
     per_class: pd.DataFrame | None = None,
     title: str = "SemiBench results",
     metrics: Sequence[str] = ("error",),
+    tasks: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write every table (see the module docstring) atomically; keys are the file names.
 
@@ -288,10 +293,11 @@ def write_tables(
     ``summary.md``; ``runs.csv`` and ``summary.csv`` always hold all of them).
     ``grid``: the configured runs (default: the runs there are); ``curves``/``per_class``:
     :func:`aggregate.collect`'s frames (header only when not given); ``published``: the USB
-    result tables to set our numbers against. The paper tables cover the domains of ``grid``.
+    result tables to set our numbers against, ``tasks`` which of their rows each task's runs
+    match (see :func:`build`). The paper tables cover the domains of ``grid``.
     """
     out_dir = Path(out_dir)
-    data = build(runs, grid, published, metrics)
+    data = build(runs, grid, published, metrics, tasks)
     files: dict[str, str] = {
         "runs.csv": _csv(runs),
         "grid.csv": _csv(data.grid),

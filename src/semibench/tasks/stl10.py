@@ -15,6 +15,12 @@ lr 1e-4, layer decay 0.65, crop ratio 0.875 at 96 px. Validation (deviation from
 selects on the test set, issue #98): ``val_per_class`` labelled images per class drawn from the
 5k per seed. (USB reuses one stored labelled index file for STL-10, ``load_exist=True``; here
 the labels are drawn per seed like every other task.)
+
+At 32 px (USB's classic_cv_imb: ``img_size: 32`` with a WRN, i.e. ``Resize(32)`` of every
+image, then ``RandomCrop(32, padding=4, reflect)``; evaluation ``Resize(32)``): write
+``augment: {resize: 32}`` in the task's config entry. Every view then resizes the stored 96-px
+images first (bilinear, antialiased: PIL's values) and crops at the resized side, from the one
+prepared copy; ``semibench predict`` still takes 96-px images.
 """
 
 from __future__ import annotations

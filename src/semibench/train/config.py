@@ -6,6 +6,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+#: the learning-rate schedules of ``train.scheduler`` (semibench.train.optim)
+SCHEDULERS = ("constant", "cosine")
+
 
 @dataclass
 class TrainConfig:
@@ -24,6 +27,11 @@ class TrainConfig:
     weight_decay: float = 5e-4
     #: layer-wise learning-rate decay (1.0 = off)
     layer_decay: float = 1.0
+    #: learning-rate schedule after the warm-up: "cosine" (USB's lr0 * cos(7*pi/16 * progress))
+    #: or "constant" (lr0 throughout: USB's imbalanced runs of non-ViT networks, whose
+    #: ImbAlgorithmBase builds no scheduler)
+    scheduler: str = "cosine"
+    #: linear warm-up from 0 to lr0 over this many iterations (either schedule)
     warmup_iterations: int = 0
     #: EMA momentum of the evaluated model (0 = evaluate the live model, USB's default)
     ema_m: float = 0.0
@@ -48,6 +56,10 @@ class TrainConfig:
     #: weights and activations of convolutional networks: "auto" (channels-last when the
     #: backbone declares it faster, e.g. WRN), "channels_last" or "contiguous"
     memory_format: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"train.scheduler={self.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

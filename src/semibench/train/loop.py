@@ -18,6 +18,7 @@ removes its checkpoints, so a rerun (``--forcerun``, changed data) always trains
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import hashlib
 import io
@@ -51,6 +52,7 @@ from semibench.plugins import load_plugins
 from semibench.splits import read_split
 from semibench.tasks import load_prepared, verify_prepared
 from semibench.train import gpu_slots
+from semibench.train.access import TrainingData
 from semibench.train.checkpoint import CheckpointStore, save_checkpoint
 from semibench.train.config import TrainConfig
 from semibench.train.ema import ModelEMA
@@ -70,7 +72,7 @@ CURVE_COLUMNS = [
     "iteration", "lr", "loss", "sup_loss", "unsup_loss", "mask_ratio", "pseudo_label_acc",
     "val_error", "test_error", "elapsed_s",
 ]  # fmt: skip
-STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH = 1, 2, 3, 4
+STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH, STREAM_GENERATION = 1, 2, 3, 4, 5
 #: on CUDA, look at the losses' finiteness every this many steps (one sync), and at every
 #: evaluation and checkpoint; on the CPU after every step (it costs nothing there)
 CHECK_EVERY = 50
@@ -269,26 +271,27 @@ class Trainer:
         if self.algorithm.uses_all_labels:  # every sample of the pool that has a label
             pool = torch.unique(torch.cat([lb, ulb]))
             lb = pool[self.y_train[pool] >= 0]
-        heads = self.algorithm.build_modules(self.model.num_features)
-        if heads:
-            self.model.ssl_heads = torch.nn.ModuleDict(heads).to(self.device)
-        # positions inside the labelled set are the algorithm's per-labelled-sample indices
-        self.lb_pool = lb
-        self.lb_sampler = BatchSampler(torch.arange(len(lb)), self.cfg.batch_size, self.seed,
-                                       STREAM_LB)
+        # positions inside the labelled set are the algorithm's per-labelled-sample indices;
+        # a milestone may change the set (CReST adds pseudo-labelled samples): its labels are
+        # then ``lb_y``, not the stored ones
+        self.split_lb = lb
+        self.lb_pool, self.lb_y = lb, self.y_train[lb]
         # positions inside the unlabelled pool are the algorithm's per-sample indices
         self.ulb_pool = ulb
         self.ulb_sampler = BatchSampler(torch.arange(len(ulb)), self.cfg.batch_size * self.cfg.uratio,
                                         self.seed, STREAM_ULB)
-
-        self.optimizer = make_optimizer(self.model, self.cfg)
-        self.scheduler = make_scheduler(self.optimizer, self.cfg)
-        self.ema = (ModelEMA(self.model, self.cfg.ema_m, self.cfg.ema_warmup)
-                    if self.cfg.ema_m > 0 else None)
-        self.algorithm.attach(self.model, self.ema.model if self.ema else None, DataInfo(
-            domain=data.meta["domain"], num_classes=self.num_classes, num_lb=len(lb),
-            num_ulb=len(ulb),
-            lb_class_counts=torch.bincount(self.y_train[lb], minlength=self.num_classes)))
+        #: CReST's generations: each trains a fresh model for ``generation_length`` iterations
+        self.generations = max(1, int(getattr(self.algorithm, "generations", 1)))
+        if self.cfg.iterations % self.generations:
+            raise ValueError(f"train.iterations={self.cfg.iterations} is not a multiple of "
+                             f"{run['algorithm']}'s {self.generations} generations")
+        self.generation_length = self.cfg.iterations // self.generations
+        self.milestones = sorted(
+            {i for i in self.algorithm.milestones() if 0 < i < self.cfg.iterations}
+            | {g * self.generation_length for g in range(1, self.generations)})
+        self.data_access = TrainingData(self)
+        self._build_training()
+        self._attach()
         #: head / medium / tail classes of a long-tailed split (semibench.splits_lt)
         self.class_groups = (class_groups(torch.bincount(
             self.y_train[lb], minlength=self.num_classes).tolist())
@@ -307,8 +310,60 @@ class Trainer:
         self.stop = StopRequest()
         self.checkpoints = CheckpointStore(self.out_dir)
         self._place_pools()
+        self.lb_y = self.lb_y.to(self.y_train.device)
         self.compiled = self._compile()
         self._maybe_resume()
+
+    # ------------------------------------------------------------------ set-up
+    def _build_training(self) -> None:
+        """The algorithm's heads on ``self.model``, the optimiser, the schedule (one
+        generation long) and the EMA."""
+        heads = self.algorithm.build_modules(self.model.num_features)
+        if heads:
+            self.model.ssl_heads = torch.nn.ModuleDict(heads).to(self.device)
+            self.model.to(memory_format=self.memory_format)
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.scheduler = make_scheduler(
+            self.optimizer, dataclasses.replace(self.cfg, iterations=self.generation_length))
+        self.ema = (ModelEMA(self.model, self.cfg.ema_m, self.cfg.ema_warmup)
+                    if self.cfg.ema_m > 0 else None)
+
+    def _attach(self) -> None:
+        """(Re)attach the algorithm to the models and the labelled set as they are now."""
+        self.lb_sampler = BatchSampler(torch.arange(len(self.lb_pool)), self.cfg.batch_size,
+                                       self.seed, STREAM_LB)
+        self.algorithm.attach(self.model, self.ema.model if self.ema else None, DataInfo(
+            domain=self.meta["domain"], num_classes=self.num_classes, num_lb=len(self.lb_pool),
+            num_ulb=len(self.ulb_pool),
+            lb_class_counts=torch.bincount(self.lb_y.cpu(), minlength=self.num_classes),
+            data=self.data_access))
+
+    def set_labelled(self, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Train on ``index`` with ``labels`` from now on (see :class:`TrainingData`)."""
+        self.lb_pool, self.lb_y = index, labels.to(self.y_train.device)
+        self._attach()
+
+    def _new_generation(self, generation: int) -> None:
+        """A fresh model (initialised from (seed, generation)), optimiser, schedule and EMA;
+        the algorithm keeps its own state, as USB's CReST keeps its hooks'."""
+        torch.manual_seed(step_generator(self.seed, STREAM_GENERATION, generation).initial_seed())
+        self.model = create_backbone(
+            self.run["backbone"], self.num_classes, **self.run.get("backbone_args", {})
+        ).to(self.device)
+        self.model.to(memory_format=self.memory_format)
+        self._build_training()
+        self.compiled = self._compile()
+        self._attach()
+
+    def _milestone(self, iteration: int) -> None:
+        """The algorithm's whole-data work before step ``iteration``; a new generation starts
+        after it (CReST labels with the finished generation's model)."""
+        self.algorithm.on_milestone(iteration, self.data_access)
+        if iteration % self.generation_length == 0:
+            self._new_generation(iteration // self.generation_length)
+            note(self.out_dir, f"generation {iteration // self.generation_length + 1} of "
+                 f"{self.generations} starts at iteration {iteration} with "
+                 f"{len(self.lb_pool)} labelled samples")
 
     # ------------------------------------------------------------------ speed
     def _place_pools(self) -> None:
@@ -327,6 +382,10 @@ class Trainer:
             self.fallbacks.append(f"stored inputs ({size / 2**30:.1f} GiB) kept in pinned host "
                                   "memory: they do not fit a quarter of the free GPU memory")
 
+    def _fallback(self, line: str) -> None:
+        if line not in self.fallbacks:  # a new generation meets the same ones again
+            self.fallbacks.append(line)
+
     def _compile(self) -> str:
         """Apply ``train.compile`` to the model's forward; return the mode really used."""
         mode = self.cfg.compile
@@ -334,11 +393,11 @@ class Trainer:
             return "none"
         reason = self.model.compile_obstacle()
         if reason:
-            self.fallbacks.append(f"train.compile={mode} not applied: {reason}")
+            self._fallback(f"train.compile={mode} not applied: {reason}")
             return "none"
         if mode == "reduce-overhead" and self.device.type != "cuda":
-            self.fallbacks.append("train.compile=reduce-overhead uses CUDA graphs; on "
-                                  f"{self.device.type} it compiles as mode=default")
+            self._fallback("train.compile=reduce-overhead uses CUDA graphs; on "
+                           f"{self.device.type} it compiles as mode=default")
             mode = "default"
         for name in ("forward_features", "forward_head"):
             setattr(self.model, name, torch.compile(getattr(self.model, name), mode=mode))
@@ -361,11 +420,17 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "algorithm": self.algorithm.state_dict(),
+            "labelled": {"index": self.lb_pool.cpu(), "labels": self.lb_y.cpu()},
             "curve": self.curve,
             "best": self.best,
             "last": self.last,
             "elapsed_s": elapsed,
         }
+
+    def _generation(self, next_iteration: int) -> int:
+        """The generation whose model a checkpoint taken before ``next_iteration`` holds (a
+        generation's first milestone runs after the checkpoint at its boundary)."""
+        return max(0, next_iteration - 1) // self.generation_length
 
     def _start_afresh(self, why: str | None) -> None:
         """Drop the checkpoints and the weights of a finished or abandoned run (``why`` is
@@ -387,6 +452,13 @@ class Trainer:
         if why:
             self._start_afresh(f"{loaded.path.name} is not resumable: {why}")
             return
+        self.start_iteration = state["next_iteration"]
+        generation = self._generation(self.start_iteration)
+        if generation > 0:  # a later generation's model: the same layout, other heads' state
+            self._new_generation(generation)
+        labelled = state.get("labelled")
+        if labelled is not None:
+            self.set_labelled(labelled["index"], labelled["labels"])
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.model.load_state_dict(state["ema"])
@@ -397,7 +469,6 @@ class Trainer:
         self.logs.load_state_dict(state["pending"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.start_iteration = state["next_iteration"]
         self.elapsed_before = state["elapsed_s"]
         note(self.out_dir, f"resumed from iteration {self.start_iteration} ({loaded.path.name}: "
              "same settings, data, split and code)")
@@ -410,7 +481,7 @@ class Trainer:
         lb_pos = self.lb_sampler.batch(step)
         lb = self._on_pool(self.lb_pool[lb_pos])
         x_lb = {v: self.views[base_view(v)](self.x_train[lb], gen) for v in self.algorithm.lb_views}
-        batch = Batch(x_lb=x_lb, y_lb=self.y_train[lb], idx_lb=lb_pos)
+        batch = Batch(x_lb=x_lb, y_lb=self.lb_y[self._on_pool(lb_pos)], idx_lb=lb_pos)
         if self.algorithm.ulb_views:
             pos = self.ulb_sampler.batch(step)
             ulb = self._on_pool(self.ulb_pool[pos])
@@ -470,7 +541,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         if self.ema is not None:
-            self.ema.update(self.model, step)
+            self.ema.update(self.model, step % self.generation_length)
         mark("optimizer")
         self.logs.add("loss", loss)
         for key, value in result.log.items():
@@ -514,7 +585,11 @@ class Trainer:
         prefetch = Prefetcher(self.make_batch, enabled=cfg.prefetch, device=self.device)
         try:
             for step in bar:
+                if step in self.milestones:
+                    self._milestone(step)
                 following = step + 1 if step + 1 < cfg.iterations else None
+                if following in self.milestones:  # its batch may come from another set
+                    following = None
                 self.train_step(step, prefetch.get(step, following))
                 iteration = step + 1
                 evaluation = iteration % cfg.eval_every == 0 or iteration == cfg.iterations

@@ -11,7 +11,7 @@ from timm.models import group_parameters
 from timm.optim import param_groups_layer_decay
 from torch import nn
 
-from semibench.train.config import TrainConfig
+from semibench.train.config import SCHEDULERS, TrainConfig
 
 
 def _ordinal_fn(model: nn.Module) -> Callable[[str], tuple[float, ...]]:
@@ -87,8 +87,25 @@ def cosine_factor(step: int, total: int, warmup: int) -> float:
     return max(0.0, math.cos(7.0 * math.pi / 16.0 * progress))
 
 
+def constant_factor(step: int, warmup: int) -> float:
+    """Linear warm-up, then lr0 for good (USB's imbalanced runs of non-ViT networks, where
+    ``ImbAlgorithmBase.set_optimizer`` builds no scheduler; they have no warm-up)."""
+    if step < warmup:
+        return step / max(1, warmup)
+    return 1.0
+
+
+def lr_factor(cfg: TrainConfig) -> Callable[[int], float]:
+    """The multiplier of lr0 after ``step`` optimiser steps under ``train.scheduler``."""
+    if cfg.scheduler == "cosine":
+        return lambda step: cosine_factor(step, cfg.iterations, cfg.warmup_iterations)
+    if cfg.scheduler == "constant":
+        return lambda step: constant_factor(step, cfg.warmup_iterations)
+    raise ValueError(f"train.scheduler={cfg.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+
+
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
-    # LambdaLR scales each group's own initial lr, so layer-wise scales are preserved
-    return torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: cosine_factor(step, cfg.iterations, cfg.warmup_iterations)
-    )
+    # LambdaLR scales each group's own initial lr, so layer-wise scales are preserved; both
+    # schedules are the same LambdaLR, so a checkpoint's scheduler state (the step count)
+    # restores either one
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg))
