@@ -255,16 +255,35 @@ def test_tables_and_markdown(results: dict) -> None:
         "## Test error (%) at the last evaluation"
     )
     assert "## Paired comparison with supervised" in md
-    assert "| mnist | 40 | fixmatch | 3 | -25.00 |" in md
+    assert "| mnist | 40 | fixmatch | supervised | 3 | -25.00 |" in md
     # one or two seeds: no test, whatever scipy would compute
-    assert ("| agnews | 200 | meanteacher | 1 | -5.00 | too few seeds (1) | too few seeds (1) |"
-            in md)
-    assert "| agnews | 40 | fixmatch | 2 | -27.00 | too few seeds (2) | too few seeds (2) |" in md
+    assert ("| agnews | 200 | meanteacher | supervised | 1 | -5.00 | too few seeds (1) | too few "
+            "seeds (1) |" in md)
+    assert ("| agnews | 40 | fixmatch | supervised | 2 | -27.00 | too few seeds (2) | too few "
+            "seeds (2) |" in md)
     assert "Holm–Bonferroni" in md
     # the paper table of the text domain: agnews 200 meanteacher has 1 seed (as many as found)
     assert "| fixmatch | **25.00 ± 7.07** | **16.00 ± 1.41** | 20.50 | 1.00 |" in md
     assert "Too few settings for a Friedman test" in md
     assert "39 of 39 runs" in md and "Partial report" not in md
+
+
+def test_imbalance_methods_are_compared_with_their_base() -> None:
+    from semibench.report.aggregate import composition_base
+
+    assert composition_base("fixmatch_debiaspl", {"fixmatch", "supervised"}) == "fixmatch"
+    assert composition_base("remixmatch_abc", {"fixmatch", "remixmatch"}) == "remixmatch"
+    assert composition_base("fixmatch_abc", {"supervised"}) is None  # base not run: none
+    runs = pd.DataFrame({
+        "task": "mnist_lt", "num_labels": 40, "seed": [0, 1, 2, 0, 1, 2],
+        "algorithm": ["fixmatch"] * 3 + ["fixmatch_debiaspl"] * 3,
+        "best_test_error": [16.0, 11.0, 13.0, 11.0, 10.0, 12.0]})
+    cmp = compare_to_baseline(runs)  # no supervised runs: only the base comparison
+    assert cmp[["algorithm", "baseline"]].values.tolist() == [["fixmatch_debiaspl", "fixmatch"]]
+    row = cmp.iloc[0]
+    assert row["mean_difference"] == pytest.approx(-7.0 / 3)
+    assert row["p_value"] == pytest.approx(
+        stats.ttest_rel([11.0, 10.0, 12.0], [16.0, 11.0, 13.0]).pvalue)
 
 
 def test_compare_to_baseline_matches_scipy(results: dict) -> None:

@@ -427,10 +427,21 @@ def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> pd.DataFrame:
     return _sort_frame(merged[[*SUMMARY_COLUMNS, "expected_seeds", "status"]])
 
 
+def composition_base(algorithm: str, present: set[str]) -> str | None:
+    """The base of a composed algorithm (``fixmatch_debiaspl`` -> ``fixmatch``) when the base
+    ran too: the longest ``<prefix>_`` of the name among ``present`` (no registry needed)."""
+    cuts = [i for i, ch in enumerate(algorithm) if ch == "_"]
+    for i in reversed(cuts):
+        if algorithm[:i] in present:
+            return algorithm[:i]
+    return None
+
+
 def compare_to_baseline(
     runs: pd.DataFrame, baseline: str = LOWER_BOUND, metric: str = "best_test_error"
 ) -> pd.DataFrame:
-    """Paired comparison of every algorithm with ``baseline`` on the seeds both have.
+    """Paired comparison of every algorithm with ``baseline`` on the seeds both have, and of
+    every composed algorithm (``<base>_<method>``, an imbalance method) with its base.
 
     Pairing by seed removes the variance that comes from the labelled split, which the two
     runs share. ``mean_difference`` = algorithm - baseline (negative: fewer errors);
@@ -443,12 +454,14 @@ def compare_to_baseline(
         raise ValueError(f"unknown metric {metric!r}; columns: {', '.join(runs.columns)}")
     rows: list[dict[str, Any]] = []
     for (task, num_labels), group in runs.groupby(["task", "num_labels"], sort=False):
-        base = group.loc[group["algorithm"] == baseline].set_index("seed")[metric]
-        if base.empty:
-            continue
-        others = group.loc[~group["algorithm"].isin([baseline, UPPER_BOUND])]
-        for algorithm, alg_group in others.groupby("algorithm", sort=False):
-            values = alg_group.set_index("seed")[metric]
+        by_algorithm = {a: g.set_index("seed")[metric]
+                        for a, g in group.groupby("algorithm", sort=False)}
+        pairs = [(a, baseline) for a in by_algorithm
+                 if baseline in by_algorithm and a not in (baseline, UPPER_BOUND)]
+        pairs += [(a, b) for a in by_algorithm
+                  if (b := composition_base(a, set(by_algorithm))) is not None]
+        for algorithm, against in pairs:
+            values, base = by_algorithm[algorithm], by_algorithm[against]
             shared = sorted(set(values.index) & set(base.index))
             a = values.loc[shared].to_numpy(dtype=float)
             b = base.loc[shared].to_numpy(dtype=float)
@@ -463,7 +476,7 @@ def compare_to_baseline(
                     "task": task,
                     "num_labels": num_labels,
                     "algorithm": algorithm,
-                    "baseline": baseline,
+                    "baseline": against,
                     "n_shared_seeds": len(shared),
                     "algorithm_mean": float(a.mean()) if shared else math.nan,
                     "baseline_mean": float(b.mean()) if shared else math.nan,

@@ -147,16 +147,19 @@ def _statistics_markdown(data: ReportData) -> list[str]:
 def _comparison_markdown(data: ReportData) -> list[str]:
     parts = [f"## Paired comparison with {LOWER_BOUND}", ""]
     if data.comparisons.empty:
-        return parts + [f"No {LOWER_BOUND} runs to compare with.", ""]
+        return parts + [f"No {LOWER_BOUND} runs, and no imbalance method beside its base, to "
+                        "compare with.", ""]
     parts += [f"Difference in test error at the best-validation checkpoint (algorithm − "
-              f"{LOWER_BOUND}, percentage points; negative = better). Test: {PAIRED_TEST}.", ""]
-    rows = [[str(r.task), str(r.num_labels), str(r.algorithm), str(r.n_shared_seeds),
+              f"baseline: {LOWER_BOUND}, or for an imbalance method `<base>_<method>` its base; "
+              f"percentage points; negative = better). Test: {PAIRED_TEST}.", ""]
+    rows = [[str(r.task), str(r.num_labels), str(r.algorithm), str(r.baseline),
+             str(r.n_shared_seeds),
              format_diff(r.mean_difference), format_test_p(r.p_value, r.n_shared_seeds),
              format_test_p(r.p_holm, r.n_shared_seeds)]
             for r in data.comparisons.itertuples(index=False)]
-    header = ["task", "labels", "algorithm", "shared seeds", "mean difference", "p-value",
-              "Holm p-value"]
-    return parts + [_md_table(header, rows, ["l", "r", "l", "r", "r", "r", "r"]), ""]
+    header = ["task", "labels", "algorithm", "baseline", "shared seeds", "mean difference",
+              "p-value", "Holm p-value"]
+    return parts + [_md_table(header, rows, ["l", "r", "l", "l", "r", "r", "r", "r"]), ""]
 
 
 def cost_rows(table: pd.DataFrame, keys: Sequence[str]) -> tuple[list[str], list[list[str]]]:
