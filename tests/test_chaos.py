@@ -55,14 +55,18 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
     return False
 
 
-def test_sigkill_at_random_moments(prepared_mnist, tmp_path):
+#: FixMatch, and CReST+ (2 generations: a fresh model, a new labelled set and a milestone at
+#: iteration 12, so kills also land around a generation boundary)
+@pytest.mark.parametrize("algorithm", ["fixmatch", "fixmatch_crestplus"])
+def test_sigkill_at_random_moments(algorithm, prepared_mnist, tmp_path):
     data = load_prepared(prepared_mnist)
     split = tmp_path / "split.json"
     write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
                            val_per_class=20, seed=0), split)
-    cfg = check_config({"algorithms": ["fixmatch"], "seeds": [0],
+    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
+                        "imbalance_params": {"crestplus": {"num_gens": 2}},
                         "tasks": {"mnist": {"num_labels": [40], "train": TRAIN}}})
-    run = run_config(cfg, "mnist", 40, "fixmatch", 0)
+    run = run_config(cfg, "mnist", 40, algorithm, 0)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     reference = tmp_path / "reference"
