@@ -22,6 +22,7 @@ from semibench.imbalance.cossl import (
 from semibench.train.checkpoint import save_checkpoint
 from semibench.train.loop import Trainer
 from tests.alg_helpers import ce
+from tests.test_imbalance_methods import FeatModel  # forward_features = identity
 from tests.test_imbalance_runs import LONG_TAILED, TINY, _equal, lt_data  # noqa: F401
 
 #: a few Adam steps at the warm-up, so a CPU run stays short
@@ -140,21 +141,6 @@ def test_teacher_loss_by_hand():
 
 
 # --------------------------------------------------------------------------- the method
-class FeatModel(nn.Module):
-    """forward_features = identity; ``forward_head`` the base's own classifier."""
-
-    def __init__(self, heads: dict[str, nn.Module]):
-        super().__init__()
-        self.ssl_heads = nn.ModuleDict(heads)
-        self.head = nn.Linear(2, 2)
-
-    def forward_features(self, x):
-        return x
-
-    def forward_head(self, f):
-        return self.head(f)
-
-
 class FakeData:
     """TrainingData's surface the teacher loss reads: stored inputs are features here."""
 
