@@ -62,3 +62,16 @@ def prepared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def toy_labels(num_classes: int = 4, per_class: int = 30, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.permutation(np.repeat(np.arange(num_classes), per_class))
+
+
+@pytest.fixture(scope="module")
+def split_path(prepared_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A balanced MNIST split of ``prepared_mnist``: 40 labels, 20 validation per class."""
+    from semibench.splits import make_split, write_split
+    from semibench.tasks import load_prepared
+
+    data = load_prepared(prepared_mnist)
+    path = tmp_path_factory.mktemp("split") / "seed0.json"
+    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
+                           val_per_class=20, seed=0), path)
+    return path

@@ -13,12 +13,10 @@ import torch
 from torch import nn
 
 from semibench.config import check_config, run_config
-from semibench.splits import make_split, write_split
-from semibench.tasks import load_prepared
-from semibench.train import loop
 from semibench.train.config import TrainConfig
 from semibench.train.loop import train_run
 from semibench.train.optim import make_scheduler
+from tests.test_resume import interrupted_run
 
 LR = 0.5
 
@@ -110,15 +108,6 @@ TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_b
          "device": "cpu", "lr": 0.02}
 
 
-@pytest.fixture(scope="module")
-def split_path(prepared_mnist, tmp_path_factory):
-    data = load_prepared(prepared_mnist)
-    path = tmp_path_factory.mktemp("split") / "seed0.json"
-    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
-                           val_per_class=20, seed=0), path)
-    return path
-
-
 def constant_run(algorithm: str = "fixmatch") -> dict:
     cfg = check_config({"algorithms": [algorithm], "seeds": [0],
                         "tasks": {"mnist": {"num_labels": [40], "train": TRAIN}}})
@@ -138,17 +127,7 @@ def test_constant_run_resumes_exactly(prepared_mnist, split_path, tmp_path, monk
     assert reference["config"]["train"]["scheduler"] == "constant"  # the run's settings
     assert curve_lrs(tmp_path / "ref" / "curve.csv") == [0.02, 0.02]
 
-    original = loop.Trainer.train_step
-
-    def killed(self, step, *args):
-        if step == 4:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, step, *args)
-
-    monkeypatch.setattr(loop.Trainer, "train_step", killed)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(run, prepared_mnist, split_path, tmp_path / "resumed")
-    monkeypatch.setattr(loop.Trainer, "train_step", original)
+    interrupted_run(monkeypatch, run, prepared_mnist, split_path, tmp_path / "resumed")
     resumed = train_run(run, prepared_mnist, split_path, tmp_path / "resumed")
     assert resumed["best"] == reference["best"] and resumed["last"] == reference["last"]
     assert curve_lrs(tmp_path / "resumed" / "curve.csv") == [0.02, 0.02]

@@ -14,8 +14,6 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from semibench.algorithms import ALGORITHMS
 from semibench.config import check_config, run_config
-from semibench.splits import make_split, write_split
-from semibench.tasks import load_prepared
 from semibench.train import loop
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.loop import Trainer, precision_dtype, train_run
@@ -29,15 +27,6 @@ SYNC_FREE = sorted(ALGORITHMS.names())
 #: ops that make the host wait for the device when their input lives there
 SYNCING_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
                torch.ops.aten.is_nonzero.default}
-
-
-@pytest.fixture(scope="module")
-def split_path(prepared_mnist, tmp_path_factory):
-    data = load_prepared(prepared_mnist)
-    path = tmp_path_factory.mktemp("split") / "seed0.json"
-    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
-                           val_per_class=20, seed=0), path)
-    return path
 
 
 def settings(algorithm: str, **train) -> dict:

@@ -17,15 +17,6 @@ TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_b
          "device": "cpu"}
 
 
-@pytest.fixture(scope="module")
-def split_path(prepared_mnist, tmp_path_factory):
-    data = load_prepared(prepared_mnist)
-    path = tmp_path_factory.mktemp("split") / "seed0.json"
-    write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
-                           val_per_class=20, seed=0), path)
-    return path
-
-
 def settings(algorithm, **train):
     cfg = check_config({"algorithms": [algorithm], "seeds": [0],
                         "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})

@@ -190,13 +190,11 @@ def _predict(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     import torch
 
-    from semibench.inference import evaluate_run, read_run_metrics
+    from semibench.inference import evaluate_run, read_run_metrics, trained_task
     from semibench.io import atomic_write_json
-    from semibench.variants import run_base_task
 
     metrics = read_run_metrics(args.run)
-    # a variant's run reads its registered task's prepared data
-    task = args.task or run_base_task({"task": metrics["task"], **(metrics.get("config") or {})})
+    task = args.task or trained_task(metrics)  # a variant's run: its registered task's data
     # the trainer's thread count: CPU float sums then add up in the same order
     torch.set_num_threads(args.threads or int(metrics.get("threads") or 1))
     data = Path(args.data) if args.data else Path("data/prepared") / task

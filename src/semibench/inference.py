@@ -253,6 +253,14 @@ def read_run_metrics(run_dir: str | Path) -> dict[str, Any]:
     return data
 
 
+def trained_task(metrics: dict[str, Any]) -> str:
+    """The registered task whose prepared data a run read (:func:`read_run_metrics`'s
+    result; a variant's run names it in its settings)."""
+    from semibench.variants import run_base_task
+
+    return run_base_task({"task": metrics["task"], **metrics["config"]})
+
+
 def load_run(path: str | Path, checkpoint: str = "best",
              device: str | torch.device = "cpu") -> LoadedRun:
     """The model of a finished run (``checkpoint``: "best" on validation or "last"), in eval
@@ -391,12 +399,10 @@ def evaluate_run(run_dir: str | Path, prepared_dir: str | Path, task: str | None
     from semibench.metrics_file import json_safe
     from semibench.tasks import load_prepared, verify_prepared
     from semibench.train.evaluate import evaluate, record_fields
-    from semibench.variants import run_base_task
 
     run_dir = Path(run_dir)
     metrics = read_run_metrics(run_dir)
-    # the registered task whose data the run read (a variant's run names it in its settings)
-    trained_on = run_base_task({"task": metrics["task"], **(metrics.get("config") or {})})
+    trained_on = trained_task(metrics)
     task = task or trained_on
     data_sha = verify_prepared(prepared_dir)
     data = load_prepared(prepared_dir)

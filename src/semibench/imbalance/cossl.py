@@ -247,8 +247,6 @@ class CoSSL(ImbalanceMethod):
         self.ema_model: nn.Module | None = None
         #: whether the warm-up ran: the teacher loss is added from then on (checkpointed)
         self.warmed = False
-        #: the trainer's TrainingData as the last milestone gave it (``info.data`` first)
-        self._data: Any = None
         #: the labelled set's stored-input indices, labels and sampling weights 1 / n_y
         self._labelled: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.mix_prob = torch.zeros(self.num_classes)
@@ -267,14 +265,13 @@ class CoSSL(ImbalanceMethod):
         self.mix_prob = mixup_probabilities(info.lb_class_counts)
 
     def training_data(self) -> Any:
-        """The trainer's :class:`semibench.train.access.TrainingData`: from ``attach``'s
-        ``info.data`` (so a run resumed after the warm-up has it), else the milestone's."""
+        """The trainer's :class:`semibench.train.access.TrainingData` (``attach``'s
+        ``info.data``, so a run resumed after the warm-up has it too)."""
         data = getattr(self.info, "data", None)
-        data = data if data is not None else self._data
         if data is None:
             raise RuntimeError("cossl: the teacher loss draws labelled batches through the "
-                               "trainer's TrainingData, which neither attach (DataInfo.data) "
-                               "nor a milestone gave")
+                               "trainer's TrainingData, which attach (DataInfo.data) did not "
+                               "give")
         return data
 
     # ------------------------------------------------------------------ warm-up
@@ -282,7 +279,6 @@ class CoSSL(ImbalanceMethod):
         return (self.warm_iteration,)
 
     def on_milestone(self, iteration: int, data: Any) -> None:
-        self._data = data
         if iteration != self.warm_iteration:
             return
         teacher = data.teacher

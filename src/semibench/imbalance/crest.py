@@ -102,6 +102,9 @@ class CReST(ImbalanceMethod):
         #: CReST+'s alignment, and whether it replaced the base's own
         self.aligner: ProgressiveAlign | None = None
         self.replaces_base = False
+        #: the split's labelled class counts (the alignment target), from the first attach:
+        #: later ones see the pseudo-labelled set
+        self.split_counts: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -124,20 +127,18 @@ class CReST(ImbalanceMethod):
     # ------------------------------------------------------------------ CReST+
     def alignment_target(self) -> torch.Tensor:
         """The labelled distribution tempered by this generation's t."""
-        counts = self.info.lb_class_counts.double() if self.info is not None else None
-        if counts is None:
+        if self.split_counts is None:
             raise RuntimeError("crestplus: attach() was not called")
+        counts = self.split_counts.double()
         last = max(self.generations - 1, 1)
         t = 1.0 - (1.0 - self.p.dist_align_t) * min(self.generation, last) / last
         target = (counts / counts.sum()) ** t
         return target / target.sum()
 
     def attach(self, model: Any, ema_model: Any, info: Any) -> None:
-        # the target is the split's labelled distribution, not the pseudo-labelled set's
-        if self.info is None:
-            super().attach(model, ema_model, info)
-        else:
-            self.model = model
+        super().attach(model, ema_model, info)
+        if self.split_counts is None:
+            self.split_counts = info.lb_class_counts.clone()
 
     def bind(self, base: Algorithm) -> None:
         if not self.progressive:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from semibench.train.sampling import step_generator
+
 if TYPE_CHECKING:
     from semibench.train.loop import Trainer
 
@@ -90,8 +92,6 @@ class TrainingData:
                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """Features and logits of ``model`` (in eval mode) on a view of every sample of
         ``index``, in batches of ``eval_batch_size``; random views draw from ``seed``."""
-        from semibench.train.sampling import step_generator
-
         was_training = model.training
         model.eval()
         feats, logits = [], []

@@ -281,7 +281,7 @@ class Trainer:
         self.ulb_sampler = BatchSampler(torch.arange(len(ulb)), self.cfg.batch_size * self.cfg.uratio,
                                         self.seed, STREAM_ULB)
         #: CReST's generations: each trains a fresh model for ``generation_length`` iterations
-        self.generations = max(1, int(getattr(self.algorithm, "generations", 1)))
+        self.generations = max(1, int(self.algorithm.generations))
         if self.cfg.iterations % self.generations:
             raise ValueError(f"train.iterations={self.cfg.iterations} is not a multiple of "
                              f"{run['algorithm']}'s {self.generations} generations")
@@ -427,11 +427,6 @@ class Trainer:
             "elapsed_s": elapsed,
         }
 
-    def _generation(self, next_iteration: int) -> int:
-        """The generation whose model a checkpoint taken before ``next_iteration`` holds (a
-        generation's first milestone runs after the checkpoint at its boundary)."""
-        return max(0, next_iteration - 1) // self.generation_length
-
     def _start_afresh(self, why: str | None) -> None:
         """Drop the checkpoints and the weights of a finished or abandoned run (``why`` is
         logged when there was something to resume)."""
@@ -453,9 +448,7 @@ class Trainer:
             self._start_afresh(f"{loaded.path.name} is not resumable: {why}")
             return
         self.start_iteration = state["next_iteration"]
-        generation = self._generation(self.start_iteration)
-        if generation > 0:  # a later generation's model: the same layout, other heads' state
-            self._new_generation(generation)
+        # every generation's model has the same layout: the state loads into this one
         labelled = state.get("labelled")
         if labelled is not None:
             self.set_labelled(labelled["index"], labelled["labels"])
