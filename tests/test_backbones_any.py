@@ -155,3 +155,47 @@ def test_text_padding_is_trimmed_without_changing_the_result(tiny_bert_dir: Path
     usb.load_state_dict(full.state_dict())
     hidden = usb.encoder(input_ids=ids[:, :11], attention_mask=usb._mask(ids[:, :11]))
     assert torch.allclose(usb.forward_features(ids), hidden.last_hidden_state.mean(1), atol=1e-5)
+
+
+def test_evaluation_batches_texts_by_length_with_the_same_predictions(tiny_bert_dir: Path) -> None:
+    """Evaluation in length order reads fewer padding columns, gives every text the logits of
+    the stored order (masked pooling: a text's logits do not depend on its batch) and returns
+    them in the stored order."""
+    from semibench.train.evaluate import all_logits, eval_order, evaluate, iter_logits
+
+    torch.manual_seed(0)
+    model = create_backbone(f"hf/{tiny_bert_dir}", 3, max_length=32, trim_multiple=8).eval()
+    words = VOCAB[5:]
+    texts = [" ".join(words[(i + j) % len(words)] for j in range(n))
+             for i, n in enumerate([2, 25, 3, 24, 1, 26, 4, 23, 2, 22])]
+    ids = model.prepare_inputs(texts)
+    lengths = (ids != 0).sum(1)
+    order = eval_order(model, ids)
+    assert sorted(order.tolist()) == list(range(len(texts)))
+    assert lengths[order].tolist() == sorted(lengths.tolist(), reverse=True)
+
+    widths = []
+    hook = model.encoder.register_forward_pre_hook(
+        lambda _m, args, kwargs: widths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
+    cpu, view = torch.device("cpu"), lambda x, _g: x
+    rows = [r for r, _ in iter_logits(model, ids, view, batch_size=2, device=cpu,
+                                      autocast_dtype=None)]
+    assert torch.equal(torch.cat(rows), order)  # every row once, in length order
+    by_length = list(widths)
+    widths.clear()
+    stored = torch.cat([model(ids[i : i + 2]) for i in range(0, len(ids), 2)])  # stored order
+    assert sum(by_length) < sum(widths)  # 5 batches: a long text in each when stored
+    assert sum(by_length) == sum(-(-int(lengths[order[i]]) // 8) * 8 for i in range(0, 10, 2))
+    hook.remove()
+
+    logits = all_logits(model, ids, view, batch_size=2, device=cpu, autocast_dtype=None)
+    assert torch.allclose(logits, stored, atol=1e-5)  # back in the stored order
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    result = evaluate(model, ids, y, view, num_classes=3, batch_size=2, device=cpu,
+                      autocast_dtype=None)
+    assert result.error == pytest.approx(100 * float((stored.argmax(1) != y).float().mean()))
+    # with back-translations ([N, K, L]) the original (column 0) sets the order
+    assert torch.equal(eval_order(model, torch.stack([ids, ids.flip(0)], 1)), order)
+    # USB's all-position mean depends on the batch's padding: the stored order stays
+    usb = create_backbone(f"hf/{tiny_bert_dir}", 3, max_length=32, pool="all")
+    assert eval_order(usb, ids) is None

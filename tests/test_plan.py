@@ -108,30 +108,56 @@ def test_without_batch_norm_the_joint_pass_is_split(calibration):
     assert joint.step_flops == split.step_flops
 
 
+class _Tok:
+    pad_token_id = 0
+
+
+class _TextModel:
+    """A text backbone's stand-in for the length estimates: trims to multiples of 4."""
+    trim_multiple = 4
+    tokenizer = _Tok()
+
+    def prepare_inputs(self, texts):  # one token per word, padded to 16
+        ids = torch.zeros(len(texts), 16, dtype=torch.long)
+        for i, t in enumerate(texts):
+            ids[i, : len(t.split())] = 1
+        return ids
+
+
 def test_trimmed_text_length_is_the_mean_longest_text_of_a_batch(tmp_path):
     import numpy as np
-
-    class Tok:
-        pad_token_id = 0
-
-    class Model:
-        trim_multiple = 4
-        tokenizer = Tok()
-
-        def prepare_inputs(self, texts):  # one token per word, padded to 16
-            ids = torch.zeros(len(texts), 16, dtype=torch.long)
-            for i, t in enumerate(texts):
-                ids[i, : len(t.split())] = 1
-            return ids
 
     (tmp_path / "t").mkdir()
     texts = np.array(["w " * 3, "w " * 5, "w " * 9])  # 3, 5 and 9 tokens
     np.savez(tmp_path / "t" / "data.npz", train_x=texts)
     # batches of one: kept lengths 4, 8, 12 (rounded up to 4), each a third of the draws
-    assert plan.trimmed_text_length(Model(), "t", tmp_path, 1, draws=3000) in (7, 8, 9)
+    assert plan.trimmed_text_length(_TextModel(), "t", tmp_path, 1, draws=3000) in (7, 8, 9)
     # batches of 200 always hold the 9-token text: 12 columns kept
-    assert plan.trimmed_text_length(Model(), "t", tmp_path, 200) == 12
-    assert plan.trimmed_text_length(Model(), "absent", tmp_path, 4) is None
+    assert plan.trimmed_text_length(_TextModel(), "t", tmp_path, 200) == 12
+    assert plan.trimmed_text_length(_TextModel(), "absent", tmp_path, 4) is None
+
+
+def test_evaluated_text_length_follows_the_backbones_length_order(tmp_path):
+    """Evaluation batches sorted texts (the backbone's ``eval_order``): 10 long texts of 100 fill 2 of 13
+    batches of 8, where random batches of 8 hold one 57 % of the time."""
+    import numpy as np
+
+    class Sorted(_TextModel):
+        sorts_eval_by_length = True
+
+    class Stored(_TextModel):
+        sorts_eval_by_length = False
+
+    (tmp_path / "t").mkdir()
+    np.savez(tmp_path / "t" / "data.npz", train_x=np.array(["w " * 3] * 90 + ["w " * 13] * 10))
+    # sorted: widths 16, 16 and eleven 4s; mean 76 / 13
+    assert plan.evaluated_text_length(Sorted(), "t", tmp_path, 8) == 6
+    random = plan.trimmed_text_length(_TextModel(), "t", tmp_path, 8)
+    assert 9 <= random <= 13  # 16 x 0.57 + 4 x 0.43 = 10.9
+    assert plan.evaluated_text_length(Stored(), "t", tmp_path, 8) == random
+    assert plan.evaluated_text_length(_TextModel(), "t", tmp_path, 8) == random
+    # a sample of the set stands for it: batches scale with the sample
+    assert plan.evaluated_text_length(Sorted(), "t", tmp_path, 16, sample=50) == 6
 
 
 def test_counts_are_linear_in_the_batch():
@@ -205,3 +231,31 @@ def test_pretrained_backbones_build_offline_for_counting():
                        ("hubert_base", {})]:
         model, how = plan.build_backbone(name, args)
         assert how == "random weights" and model.num_features == (384 if "vit" in name else 768)
+
+
+def test_text_jobs_are_counted_at_measured_lengths_once_the_data_is_prepared(tmp_path):
+    """Without prepared data a text job is counted at max_length and says it is an upper
+    bound; with it, at the trimmed lengths its texts really have."""
+    import numpy as np
+
+    from semibench.tasks import create_task
+    from semibench.tasks.base import write_prepared
+
+    cfg = check_config({"algorithms": ["fixmatch"], "seeds": [0], "tasks": {"newsgroups": {
+        "num_labels": [40], "backbone_args": {"max_length": 64},
+        "train": {"iterations": 10, "eval_every": 10}}}})
+    run = run_config(cfg, "newsgroups", 40, "fixmatch", 0)
+    rows = plan.read_calibration()
+    bound = plan.plan_job(run, "cpu", "none", "none", rows, tmp_path)  # nothing prepared here
+    assert any("counted at max_length (64 tokens): an upper bound" in n for n in bound.notes)
+
+    task = create_task("newsgroups")
+    texts = np.array(["short news today"] * 200)  # [CLS] 3 words [SEP]: 5 tokens, kept as 8
+    labels = np.arange(200) % task.num_classes
+    write_prepared(tmp_path / "newsgroups", task=task, train_x=texts, train_y=labels,
+                   test_x=texts[:40], test_y=labels[:40], raw_checksums={})
+    measured = plan.plan_job(run, "cpu", "none", "none", rows, tmp_path)
+    assert "newsgroups: text trimmed to 8 (evaluation 8) of 64 tokens (measured)" in measured.notes
+    # attention's share makes the saving a little more than 8x
+    assert measured.step_flops < bound.step_flops / 8 + 1e9
+    assert measured.eval_flops < bound.eval_flops / 8

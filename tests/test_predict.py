@@ -20,7 +20,7 @@ from semibench.cli import main
 from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
-from semibench.train.evaluate import iter_logits
+from semibench.train.evaluate import all_logits
 from semibench.train.loop import train_run
 
 TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 64,
@@ -116,8 +116,8 @@ def test_predict_images_as_csv(run_dir, images, prepared_mnist, tmp_path):
     run = semibench.load_run(run_dir)
     data = load_prepared(prepared_mnist)
     x = run.model.prepare_inputs(data.test_x[picked])
-    logits = torch.cat(list(iter_logits(run.model, x, run.view, batch_size=64,
-                                        device=torch.device("cpu"), autocast_dtype=None)))
+    logits = all_logits(run.model, x, run.view, batch_size=64, device=torch.device("cpu"),
+                        autocast_dtype=None)
     expected = logits.softmax(-1)
     by_name = {Path(r["input"]).name: r for r in rows}
     for j, i in enumerate(picked):

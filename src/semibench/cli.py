@@ -509,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration", default=None,
                    help="a calibration CSV (default: the one shipped in the package)")
     p.add_argument("--prepared-root", default="data/prepared",
-                   help="where prepared meta.json files give the evaluation set sizes")
+                   help="where prepared data give the evaluation set sizes (meta.json) and "
+                   "the texts' token lengths")
     p.add_argument("--jobs-csv", default=None, help="write one row per job here")
     p.add_argument("--json", default=None, help="write the whole plan as JSON here")
     p.set_defaults(func=_plan)

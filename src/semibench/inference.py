@@ -221,12 +221,12 @@ class LoadedRun:
 
     def predict_proba(self, items: Sequence[Any]) -> torch.Tensor:
         """Class probabilities ``[N, num_classes]`` (float32, on the CPU)."""
-        from semibench.train.evaluate import iter_logits
+        from semibench.train.evaluate import all_logits
 
         x = self.prepare(self.to_stored(items))
-        return torch.cat([logits.float().softmax(dim=-1).cpu() for logits in iter_logits(
-            self.model, x, self.view, batch_size=self.eval_batch_size, device=self.device,
-            autocast_dtype=None)]) if len(x) else torch.empty((0, len(self.classes)))
+        return all_logits(self.model, x, self.view, batch_size=self.eval_batch_size,
+                          device=self.device, autocast_dtype=None).softmax(dim=-1) \
+            if len(x) else torch.empty((0, len(self.classes)))
 
     def predict(self, items: Sequence[Any], top_k: int = 1,
                 names: Sequence[str] | None = None) -> list[Prediction]:

@@ -46,6 +46,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -220,34 +221,67 @@ def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...]
 def trimmed_text_length(model: nn.Module, task_name: str, prepared_root: Path, batch: int,
                         sample: int = 2000, draws: int = 200) -> int | None:
     """The mean token length a text backbone keeps after trimming a batch's padding (its
-    longest text, rounded up to ``trim_multiple``), measured on up to ``sample`` prepared
-    training texts; None without prepared data or trimming."""
-    kept = trimmed_text_lengths(model, task_name, prepared_root, (batch,), sample, draws)
-    return None if kept is None else kept[0]
+    longest text, rounded up to ``trim_multiple``) for random batches of ``batch`` texts (as
+    training draws them), measured on up to ``sample`` prepared training texts; None without
+    prepared data or trimming."""
+    lengths = _token_lengths(model, task_name, prepared_root, sample)
+    if lengths is None:
+        return None
+    rng = np.random.default_rng(0)
+    longest = lengths.tokens[rng.integers(0, len(lengths.tokens), (draws, batch))].max(axis=1)
+    return lengths.kept(longest)
 
 
-def trimmed_text_lengths(model: nn.Module, task_name: str, prepared_root: Path,
-                         batches: tuple[int, ...], sample: int = 2000,
-                         draws: int = 200) -> tuple[int, ...] | None:
-    """:func:`trimmed_text_length` for several batch sizes, reading and tokenising once."""
+def evaluated_text_length(model: nn.Module, task_name: str, prepared_root: Path, batch: int,
+                          sample: int = 2000) -> int | None:
+    """:func:`trimmed_text_length` for evaluation batches, which follow the backbone's
+    ``eval_order`` (texts sorted by length: each batch keeps about its texts' own length).
+    The sample stands for the whole set: sorted, it is cut into batches of ``batch`` x
+    sample / set size texts. A backbone that does not sort (``sorts_eval_by_length``): random
+    batches, as stored."""
+    lengths = _token_lengths(model, task_name, prepared_root, sample)
+    if lengths is None:
+        return None
+    if not getattr(model, "sorts_eval_by_length", False):
+        return trimmed_text_length(model, task_name, prepared_root, batch, sample)
+    chunk = max(1, round(batch * len(lengths.tokens) / lengths.total))
+    ranked = np.sort(lengths.tokens)[::-1]
+    return lengths.kept(ranked[::chunk])  # each batch's first (longest) text
+
+
+@dataclass(frozen=True)
+class _TokenLengths:
+    tokens: np.ndarray  # real tokens per sampled text
+    total: int  # texts in the prepared training set
+    multiple: int
+    max_length: int
+
+    def kept(self, longest: np.ndarray) -> int:
+        """The mean width a batch keeps, from its longest texts."""
+        kept = np.minimum(-(-longest // self.multiple) * self.multiple, self.max_length)
+        return int(round(float(kept.mean())))
+
+
+def _token_lengths(model: nn.Module, task_name: str, prepared_root: Path,
+                   sample: int) -> _TokenLengths | None:
     multiple = getattr(model, "trim_multiple", 0)
-    path = prepared_root / task_name / "data.npz"
+    path = Path(prepared_root) / task_name / "data.npz"
     if not multiple or not path.is_file():
         return None
-    import numpy as np
+    stat = path.stat()
+    return _read_token_lengths(model, str(path), stat.st_mtime_ns, stat.st_size, sample)
 
+
+@functools.lru_cache(maxsize=8)  # every job of a task, training and evaluation, reads it once
+def _read_token_lengths(model: nn.Module, path: str, _mtime_ns: int, _size: int,
+                        sample: int) -> _TokenLengths:
     with np.load(path, allow_pickle=False) as data:
         texts = np.asarray(data["train_x"]).reshape(len(data["train_x"]), -1)[:, 0]
     rng = np.random.default_rng(0)
-    texts = texts[rng.permutation(len(texts))[:sample]]
-    ids = model.prepare_inputs(texts)
-    lengths = (ids != model.tokenizer.pad_token_id).sum(dim=1).numpy()
-    out = []
-    for batch in batches:
-        longest = lengths[rng.integers(0, len(lengths), (draws, batch))].max(axis=1)
-        kept = np.minimum(-(-longest // multiple) * multiple, ids.shape[1])
-        out.append(int(round(float(kept.mean()))))
-    return tuple(out)
+    picked = texts[rng.permutation(len(texts))[:sample]]
+    ids = model.prepare_inputs(picked)
+    tokens = (ids != model.tokenizer.pad_token_id).sum(dim=1).numpy()
+    return _TokenLengths(tokens, len(texts), int(model.trim_multiple), int(ids.shape[1]))
 
 
 def eval_sizes(task_name: str, prepared_root: Path | None = None) -> tuple[int, int, str]:
@@ -597,12 +631,21 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     notes = [] if how == "random weights" else [how]
     step = float(shape_of_step.head_flops)
     eval_shape = shape
-    if task.domain == "text" and prepared_root is not None:
-        kept = trimmed_text_lengths(model, base, Path(prepared_root),
-                                    (cfg.batch_size * max(cfg.uratio, 1), cfg.eval_batch_size))
-        if kept is not None:
-            notes.append(f"text trimmed to {kept[0]} of {shape[0]} tokens (measured)")
-            shape, eval_shape = (kept[0],), (kept[1],)
+    if task.domain == "text":
+        kept = evaluated = None
+        if prepared_root is not None:
+            kept = trimmed_text_length(model, base, Path(prepared_root),
+                                       cfg.batch_size * max(cfg.uratio, 1))
+            evaluated = evaluated_text_length(model, base, Path(prepared_root),
+                                              cfg.eval_batch_size)
+        if kept is not None and evaluated is not None:
+            notes.append(f"{base}: text trimmed to {kept} (evaluation {evaluated}) of "
+                         f"{shape[0]} tokens (measured)")
+            shape, eval_shape = (kept,), (evaluated,)
+        elif getattr(model, "trim_multiple", 0):
+            notes.append(f"text counted at max_length ({shape[0]} tokens): an upper bound, since "
+                         "padding is trimmed per batch; with prepared data (--prepared-root) the "
+                         "plan measures them")
     fwd, bwd, _ = per_sample_flops(name, args_json, shape, dtype, True)
     for batch, _grad, backward in shape_of_step.passes:
         step += batch * (fwd + (bwd if backward else 0))

@@ -84,6 +84,19 @@ def classification_metrics(y: torch.Tensor, topk: torch.Tensor, num_classes: int
                       balanced_error=balanced, macro_f1=macro_f1, gmean_recall=gmean)
 
 
+def eval_order(model: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """The row order in which to evaluate ``x``, from the first module of ``model`` (wrappers
+    such as an imbalance method's head included) that defines ``eval_order``: a text backbone
+    groups texts of similar length so that the padding it trims per batch is small. None: the
+    stored order. The order is a function of the model and the data alone, so that training,
+    ``evaluate`` and ``predict`` batch a sample alike."""
+    for module in model.modules():
+        order = getattr(module, "eval_order", None)
+        if callable(order):
+            return order(x)
+    return None
+
+
 def iter_logits(
     model: nn.Module,
     x: torch.Tensor,
@@ -92,24 +105,50 @@ def iter_logits(
     batch_size: int,
     device: torch.device,
     autocast_dtype: torch.dtype | None,
-) -> Iterator[torch.Tensor]:
-    """The model's logits batch by batch (on ``device``), in eval mode, through the
-    deterministic eval view: the one path by which training, ``evaluate`` and ``predict``
-    see an input."""
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(rows, logits)`` batch by batch: the positions in ``x`` (on the CPU) and the model's
+    logits for them (on ``device``), in eval mode, through the deterministic eval view: the one
+    path by which training, ``evaluate`` and ``predict`` see an input. The batches follow
+    :func:`eval_order`; every row comes exactly once."""
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(0)  # the eval view is deterministic anyway
+    order = eval_order(model, x)
+    rows_all = torch.arange(len(x)) if order is None else order.cpu()
     try:
         for start in range(0, len(x), batch_size):
+            rows = rows_all[start : start + batch_size]
             # grad mode is thread state: never leave it switched off across a yield
             with torch.no_grad():
-                inputs = view(x[start : start + batch_size], generator).to(device)
+                part = (x[start : start + batch_size] if order is None
+                        else x[order[start : start + batch_size]])
+                inputs = view(part, generator).to(device)
                 with torch.autocast(device.type, dtype=autocast_dtype,
                                     enabled=autocast_dtype is not None):
                     logits = model(inputs)
-            yield logits
+            yield rows, logits
     finally:
         model.train(was_training)
+
+
+def all_logits(model: nn.Module, x: torch.Tensor, view: ViewFn, *, batch_size: int,
+               device: torch.device, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    """Every row's logits ``[N, C]`` (float32, on the CPU) in the order of ``x``."""
+    rows, parts = [], []
+    for r, logits in iter_logits(model, x, view, batch_size=batch_size, device=device,
+                                 autocast_dtype=autocast_dtype):
+        rows.append(r)
+        parts.append(logits.float().cpu())
+    if not parts:
+        raise ValueError("no inputs")
+    return unpermute(torch.cat(parts), torch.cat(rows))
+
+
+def unpermute(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``values`` computed for ``rows`` (a permutation of 0..N-1), put back in row order."""
+    out = torch.empty_like(values)
+    out[rows] = values
+    return out
 
 
 def evaluate(
@@ -124,15 +163,18 @@ def evaluate(
     autocast_dtype: torch.dtype | None,
 ) -> EvalResult:
     k = min(TOP_K, num_classes)
-    preds, tops = [], []
-    for logits in iter_logits(model, x, view, batch_size=batch_size, device=device,
-                              autocast_dtype=autocast_dtype):
+    rows, preds, tops = [], [], []
+    for r, logits in iter_logits(model, x, view, batch_size=batch_size, device=device,
+                                 autocast_dtype=autocast_dtype):
+        rows.append(r)
         preds.append(logits.argmax(dim=-1).cpu())
         tops.append(logits.float().topk(k, dim=-1).indices.cpu())
     if not preds:
         empty = torch.empty(0, dtype=torch.long)
         return classification_metrics(empty, empty.view(0, k), num_classes)
-    return classification_metrics(y, torch.cat(tops), num_classes, pred=torch.cat(preds))
+    order = torch.cat(rows)
+    return classification_metrics(y, unpermute(torch.cat(tops), order), num_classes,
+                                  pred=unpermute(torch.cat(preds), order))
 
 
 def record_fields(result: EvalResult, prefix: str = "test_") -> dict[str, object]:
