@@ -141,13 +141,9 @@ def all_logits(model: nn.Module, x: torch.Tensor, view: ViewFn, *, batch_size: i
         parts.append(logits.float().cpu())
     if not parts:
         raise ValueError("no inputs")
-    return unpermute(torch.cat(parts), torch.cat(rows))
-
-
-def unpermute(values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``values`` computed for ``rows`` (a permutation of 0..N-1), put back in row order."""
-    out = torch.empty_like(values)
-    out[rows] = values
+    logits = torch.cat(parts)
+    out = torch.empty_like(logits)
+    out[torch.cat(rows)] = logits  # back in the order of ``x``
     return out
 
 
@@ -172,9 +168,9 @@ def evaluate(
     if not preds:
         empty = torch.empty(0, dtype=torch.long)
         return classification_metrics(empty, empty.view(0, k), num_classes)
-    order = torch.cat(rows)
-    return classification_metrics(y, unpermute(torch.cat(tops), order), num_classes,
-                                  pred=unpermute(torch.cat(preds), order))
+    # the metrics do not depend on the order: the labels follow the batches'
+    return classification_metrics(y.cpu()[torch.cat(rows)], torch.cat(tops), num_classes,
+                                  pred=torch.cat(preds))
 
 
 def record_fields(result: EvalResult, prefix: str = "test_") -> dict[str, object]:
