@@ -22,8 +22,9 @@ Schedule, as USB's: the table is refined at every step ``it`` with ``it >= warmu
 use the last refinement. USB's condition is ``epoch > darp_warmup_epochs`` with epochs counted
 from 0, so with its classic_cv_imb settings (``darp_warmup_epochs`` 200, 256 epochs of 1024
 steps) refining begins with epoch 201, at step 201 x 1024 = 205,824, and the first refinement
-is at step 205,830: hence ``warmup`` = 201/256 = 0.78515625 here, which gives the same two
-steps at T = 262,144 (for USB's other settings: (``darp_warmup_epochs`` + 1) / ``epoch``).
+is at step 205,830: hence ``warmup`` = 201/256 = 0.78515625 here, which gives the same start
+and first refinement at T = 262,144 (for USB's other settings: (``darp_warmup_epochs`` + 1)
+/ ``epoch``).
 One departure: between the end of the warm-up and the first refinement (steps 205,824 to
 205,829 above) USB labels with its uniform initial table, every pseudo-label class 0; here
 the base's own pseudo-labels pass unchanged until the first refinement exists. Defaults:
@@ -44,8 +45,8 @@ from semibench.imbalance.base import IMBALANCE, ImbalanceMethod, relabel
 
 @dataclass
 class DARPParams:
-    warmup: float = param(0.78515625, "fraction of the run before refining (USB: its "
-                          "'epoch > 200' of 256 epochs counted from 0, i.e. 201/256)",
+    warmup: float = param(0.78515625, "fraction of the run before refining (USB: "
+                          "'epoch > 200' with epochs counted from 0, i.e. 201 of 256)",
                           allowed="[0, 1]")
     alpha: float = param(2.0, "iterative normalisation: top alpha * target samples per class",
                          allowed="(0, inf)")
