@@ -196,7 +196,7 @@ def test_darp_keeps_confidence_moves_class_and_round_trips():
     # both samples confidently class 0, but the labelled distribution is balanced: DARP moves
     # the less confident one (sample 1) to class 1; its confidence stays the model's
     weak = [[4.0, 0.0], [2.0, 0.0]]
-    out = alg.method.adjust_outputs(outputs(weak=weak), batch(), 1)
+    out = alg.method.adjust_outputs(outputs(weak=weak), batch(), 0)  # 0 % num_refine_iter
     p = torch.softmax(out.logits["ulb_weak"], dim=1)
     assert p.argmax(dim=1).tolist() == [0, 1]
     assert p.max(dim=1).values.tolist() == pytest.approx([softmax(weak[0])[0],
@@ -233,10 +233,13 @@ def test_saw_weights_and_weighted_gradients_by_hand():
     expected = [(p - (k == 0)) / 2 for k, p in enumerate(softmax(STRONG[0]))]
     assert strong.grad[0].tolist() == pytest.approx(expected, rel=1e-5)
     assert strong.grad[1].tolist() == [0.0, 0.0]
-    # step 1 updates the unlabelled weights from each sample's latest weak class: both class
-    # 0 now -> counts 2, 1 (an empty class counts 1): N = 1.5, beta = 1/3: (2/3) / (8/9) = 3/4
-    # and (2/3) / (2/3) = 1, normalised to sum 2: 6/7, 8/7
+    # each update reads the weak classes recorded before its step: step 1's, those of step 0
+    # (classes 0, 1: equal counts, weights 1); step 2's, step 1's (both class 0 -> counts 2, 1,
+    # an empty class counting 1): N = 1.5, beta = 1/3: (2/3) / (8/9) = 3/4 and (2/3) / (2/3)
+    # = 1, normalised to sum 2: 6/7, 8/7
     alg.method.adjust_outputs(outputs(weak=[[5.0, 0.0], [3.0, 0.0]]), batch(), 1)
+    assert alg.method.ulb_weights.tolist() == pytest.approx([1.0, 1.0])
+    alg.method.adjust_outputs(outputs(), batch(), 2)
     assert alg.method.ulb_weights.tolist() == pytest.approx([2 * 3 / 7, 2 * 4 / 7])
 
 

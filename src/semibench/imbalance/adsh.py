@@ -16,6 +16,16 @@ USB, for the paper's intent: the head is the class with the most labels (USB ass
 and rho counts the samples above tau_1 (USB's loop stores ``i / len`` at the last passing
 index, one short, and with no passing sample its ``C[k][-1]`` lets every sample through).
 FixMatch only, as in USB: it replaces FixMatch's ``mask()``.
+
+The thresholds start at tau_1 for every class and are first updated at step
+``update_every``, from the confidences recorded before that step (that step's own are
+recorded after the update, as SAW's predictions are). USB's start differs, and is not
+followed: its hook keeps s_k = -log(thr_k) and masks with ``conf >= exp(-s_k)``, but
+initialises s_k = tau_1 (``torch.ones(C) * tau_1``), so until its first update, at the end of
+the first epoch, every class's threshold is exp(-0.95) = 0.387, not 0.95: USB's first 1024
+steps are FixMatch at a 0.387 threshold. That reads as tau_1 stored where -log(tau_1)
+belongs (its later updates store -log of a confidence); here the head class's threshold is
+tau_1 from the first step, as the rule above states. Adsh is in no default benchmark.
 """
 
 from __future__ import annotations

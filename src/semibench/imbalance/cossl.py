@@ -51,6 +51,12 @@ Where it differs from USB (``imb_algorithms/cossl``):
   1024); Adam's batch is at most the feature set's size, other samples are reused in turn
   when fewer than needed, and a class without labels gets no imprint and no TFE features
   (USB's loader would be empty, its index out of range, its imprint NaN).
+- the warm-up classifier's EMA decays at ``tfe_warm_ema_decay`` (0.999) per Adam step. USB's
+  ``WeightEMA`` walks ``state_dict().values()``, where ``CoSSL_Net`` lists the classifier
+  twice (``backbone.classifier`` and the alias ``classifier``, one tensor), so each step
+  applies the EMA twice: its decay is 0.999^2 = 0.998001 per step. That is an aliasing
+  accident, not a setting, so it is not followed (config/offline_lt.yaml's CoSSL keeps its
+  number); ``tfe_warm_ema_decay: 0.998001`` reproduces it.
 - random numbers come from generators seeded by (seed, stream, step), so a resumed run draws
   the same; with no EMA model (``ema_m`` 0) the live model is the teacher.
 """

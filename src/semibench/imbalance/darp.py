@@ -15,10 +15,20 @@ target using each class's top int(alpha * N_u * pi_k) samples.
 How the refined label reaches the base: the weak view's class becomes DARP's argmax while its
 confidence stays the model's (the two entries are swapped in the weak probabilities). With
 FixMatch's hard labels this is USB's behaviour, whose mask reads the model's
-confidence and whose pseudo-label reads DARP's. USB keeps its uniform initial table until the
-first step divisible by ``num_refine_iter`` after the warm-up (every pseudo-label class 0
-meanwhile); here the first refinement is the first step after the warm-up. Defaults: USB's classic_cv_imb (warm-up 200
-of 256 epochs = 0.78125 of the run, alpha 2, iter_T 10, refine every 10 steps).
+confidence and whose pseudo-label reads DARP's.
+
+Schedule, as USB's: the table is refined at every step ``it`` with ``it >= warmup * T`` and
+``it % num_refine_iter == 0`` (steps counted from 0, as USB's ``it``); the steps in between
+use the last refinement. USB's condition is ``epoch > darp_warmup_epochs`` with epochs counted
+from 0, so with its classic_cv_imb settings (``darp_warmup_epochs`` 200, 256 epochs of 1024
+steps) refining begins with epoch 201, at step 201 x 1024 = 205,824, and the first refinement
+is at step 205,830: hence ``warmup`` = 201/256 = 0.78515625 here, which gives the same start
+and first refinement at T = 262,144 (for USB's other settings: (``darp_warmup_epochs`` + 1)
+/ ``epoch``).
+One departure: between the end of the warm-up and the first refinement (steps 205,824 to
+205,829 above) USB labels with its uniform initial table, every pseudo-label class 0; here
+the base's own pseudo-labels pass unchanged until the first refinement exists. Defaults:
+USB's classic_cv_imb (alpha 2, iter_T 10, refine every 10 steps).
 """
 
 from __future__ import annotations
@@ -35,8 +45,9 @@ from semibench.imbalance.base import IMBALANCE, ImbalanceMethod, relabel
 
 @dataclass
 class DARPParams:
-    warmup: float = param(0.78125, "fraction of the run before refining (USB: 200 of 256 "
-                          "epochs)", allowed="[0, 1]")
+    warmup: float = param(0.78515625, "fraction of the run before refining (USB: "
+                          "'epoch > 200' with epochs counted from 0, i.e. 201 of 256)",
+                          allowed="[0, 1]")
     alpha: float = param(2.0, "iterative normalisation: top alpha * target samples per class",
                          allowed="(0, inf)")
     iter_T: int = param(10, "alternations of the dual solver", allowed="[1, inf)")
@@ -112,11 +123,13 @@ class DARP(ImbalanceMethod):
             raise ValueError("darp needs the unlabelled samples' indices")
         idx = batch.idx_ulb.cpu()
         self.saved[idx] = probs.double().cpu()
-        if iteration <= self.p.warmup * self.num_iterations:
+        if iteration < self.p.warmup * self.num_iterations:
             return out
-        if self.refined_at < 0 or iteration % self.p.num_refine_iter == 0:
-            self.refine()  # the first refinement right after the warm-up, then every n steps
+        if iteration % self.p.num_refine_iter == 0:
+            self.refine()
             self.refined_at = iteration
+        if self.refined_at < 0:
+            return out  # after the warm-up, before the first refinement: the base's labels
         return relabel(out, self.refined[idx].argmax(dim=1))  # confidence stays the model's
 
     def state_dict(self) -> dict[str, Any]:

@@ -10,11 +10,29 @@ the matching adaptive margin:
 
 with m = ``ema_p`` = 0.999 and tau = 0.4 (USB's defaults); p_hat starts uniform.
 
-USB differs, and this is the paper's intent instead: USB's update reads the *model's* EMA
-momentum (``self.ema_m``, not ``ema_p``) and averages ``probs.mean()``, a scalar equal to 1/C
-for any prediction, so its p_hat never leaves uniform and the adjustment is a constant shift
-(its DebiasPL is its base algorithm). USB also updates p_hat in every ``compute_prob`` call;
-here it is updated once per step from the weak view, before it is used.
+semilearn 0.3.2 (USB's PyPI release, the version this project runs beside its own) computes
+the same p_hat: ``probs.mean(dim=0)``, a C-vector, once per ``compute_prob`` call, and run on
+the same weak logits its p_hat and its debiased pseudo-label probabilities equal these
+bit for bit, step for step. It reads the *model's* EMA momentum (``self.ema_m``) where
+``ema_p`` belongs; its configs set both to 0.999, so the update is the same. USB's main
+branch is different: since commit 639cfbf (March 2024, as in 0.3.0 before) it averages
+``probs.mean()``, a scalar equal to 1/C for any prediction, so there p_hat never leaves
+uniform and the adjustment is a constant shift (DebiasPL is its base algorithm). USB also
+updates p_hat in every ``compute_prob`` call (once per step with FixMatch); here it is
+updated once per step from the weak view, before it is used.
+
+Two details of semilearn 0.3.2's adaptive margin (also on USB's main) are not followed
+here: the formula above uses one p_hat and one tau for both terms, and the default
+benchmark's ``fixmatch_debiaspl`` keeps its recorded numbers:
+
+- the margin lags one step: ``DebiasPLHook.before_train_step`` hands the loss the p_hat of
+  the previous step, and ``compute_prob`` then replaces p_hat by a new tensor, so the strong
+  view's margin uses p_hat before this step's update while the pseudo-labels use it after.
+  Here both use the updated p_hat (one step moves p_hat by 1 - m = 0.1 % of its distance
+  to the step's mean prediction).
+- the margin's tau is hard-coded: ``DebiasPLConsistencyLoss`` stores ``self.tau = 0.4``
+  whatever ``debiaspl_tau`` is, so only the pseudo-label adjustment follows that setting.
+  Here ``tau`` sets both; with the default 0.4 the two agree.
 """
 
 from __future__ import annotations

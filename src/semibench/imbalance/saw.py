@@ -15,6 +15,12 @@ weighted loss; the logged losses stay the base's unweighted values. The unlabell
 start uniform and are recomputed every ``update_every`` steps (USB: each 1024-step epoch) from
 each unlabelled sample's latest weak-view prediction, kept per sample (USB scores the whole
 set with the eval view instead); a class without pseudo-labels counts as 1, as in USB.
+
+Order, as USB's: the update at step k x ``update_every`` reads the table as it stood before
+that step, i.e. the predictions of steps < k x ``update_every``, and only then records the
+step's own predictions; its weights apply from that step on. USB scores the pool in
+``after_train_epoch`` and sets the weights in ``before_train_epoch``, both before the next
+epoch's first step sees its batch; Adsh here updates before recording too.
 """
 
 from __future__ import annotations
@@ -83,12 +89,12 @@ class SAW(ImbalanceMethod):
         self.ulb_weights = effective_weights(counts)
 
     def adjust_outputs(self, out: Outputs, batch: Batch, iteration: int) -> Outputs:
+        if iteration > 0 and iteration % self.p.update_every == 0:
+            self.update_weights()  # from the table before this step, as Adsh's thresholds
         weak = out.logits["ulb_weak"].detach()
         y_hat = weak.argmax(dim=-1)
         if batch.idx_ulb is not None:
             self.pred[batch.idx_ulb.cpu()] = y_hat.cpu()
-        if iteration > 0 and iteration % self.p.update_every == 0:
-            self.update_weights()
         logits = dict(out.logits)
         if "lb_weak" in logits:
             w_lb = self.lb_weights().to(weak.device)[batch.y_lb]
