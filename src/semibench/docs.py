@@ -84,7 +84,10 @@ def update_readme(readme: Path, tables: Path) -> None:
         raise SystemExit(f"semibench.docs readme: error: {summary}: no such file (run the "
                          "benchmark first: make benchmark)")
     text = readme.read_text(encoding="utf-8")
-    new = replace_between_markers(text, results_table(summary))
+    try:
+        new = replace_between_markers(text, results_table(summary))
+    except ValueError as err:
+        raise SystemExit(f"semibench.docs readme: error: {readme}: {err}") from None
     if new != text:
         readme.write_text(new, encoding="utf-8")
     print(f"{readme}: results table from {summary}")
@@ -94,12 +97,17 @@ def update_readme(readme: Path, tables: Path) -> None:
 
 
 def _md(text: object) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """One table cell: one line, pipes escaped, angle brackets shown as text."""
+    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+    for i in range(0, len(parts), 2):  # outside code spans
+        parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
+    return "`".join(parts)
 
 
 def _schema_type(node: Mapping[str, Any]) -> str:
     if "$ref" in node:
-        return node["$ref"].rsplit("/", 1)[-1]
+        name = node["$ref"].rsplit("/", 1)[-1]
+        return f"[{name}](#{name})"
     if "enum" in node:
         return " \\| ".join(f"`{v}`" for v in node["enum"])
     if "const" in node:
@@ -110,6 +118,9 @@ def _schema_type(node: Mapping[str, Any]) -> str:
     if kind == "array" and isinstance(node.get("items"), Mapping):
         inner = _schema_type(node["items"])
         return f"list of {inner}" if inner else "list"
+    if kind == "object" and isinstance(node.get("additionalProperties"), Mapping):
+        inner = _schema_type(node["additionalProperties"])
+        return f"name → {inner}" if inner else "mapping"
     bounds = []
     for key, sign in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"),
                       ("exclusiveMaximum", "<")):
@@ -118,23 +129,31 @@ def _schema_type(node: Mapping[str, Any]) -> str:
     return str(kind) + (f" ({', '.join(bounds)})" if bounds else "")
 
 
-def schema_keys(schema: Mapping[str, Any], node: Mapping[str, Any] | None = None,
-                prefix: str = "") -> list[tuple[str, Mapping[str, Any]]]:
-    """Every key of the config schema as (dotted path, its node); a free-named mapping level
-    is written ``<name>`` (e.g. ``tasks.<name>.num_labels``)."""
-    node = schema if node is None else node
-    defs = schema.get("$defs", {})
-    out: list[tuple[str, Mapping[str, Any]]] = []
-    target = node
+def _children(schema: Mapping[str, Any], node: Mapping[str, Any], expand_refs: bool):
+    """(key, child) of an object node; a free-named mapping level is ``<name>``."""
     if "$ref" in node:
-        target = defs[node["$ref"].rsplit("/", 1)[-1]]
-    for key, child in target.get("properties", {}).items():
-        path = f"{prefix}{key}"
-        out.append((path, child))
-        out.extend(schema_keys(schema, child, path + "."))
-    extra = target.get("additionalProperties")
+        if not expand_refs:
+            return []
+        node = schema.get("$defs", {})[node["$ref"].rsplit("/", 1)[-1]]
+    out = list(node.get("properties", {}).items())
+    extra = node.get("additionalProperties")
     if isinstance(extra, Mapping) and (extra.get("properties") or "$ref" in extra):
-        out.extend(schema_keys(schema, extra, f"{prefix}<name>."))
+        out.append(("<name>", extra))
+    return out
+
+
+def schema_keys(schema: Mapping[str, Any], node: Mapping[str, Any] | None = None,
+                prefix: str = "", expand_refs: bool = True) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every key of the config schema as (dotted path, its node), e.g.
+    ``tasks.<name>.train.iterations``; ``<name>`` is a name of the user's choice. Without
+    ``expand_refs``, a shared definition (``train``) is not walked into."""
+    node = schema if node is None else node
+    out: list[tuple[str, Mapping[str, Any]]] = []
+    for key, child in _children(schema, node, expand_refs):
+        path = f"{prefix}{key}"
+        if key != "<name>":
+            out.append((path, child))
+        out.extend(schema_keys(schema, child, path + ".", expand_refs))
     return out
 
 
@@ -144,22 +163,35 @@ def load_schema(root: Path) -> dict[str, Any]:
     return yaml.safe_load((root / "workflow/schemas/config.schema.yaml").read_text("utf-8"))
 
 
+def _key_table(rows: list[tuple[str, Mapping[str, Any]]], required: set[str]) -> list[str]:
+    lines = ["| key | type | default | description |", "|:---|:---|:---|:---|"]
+    for path, node in rows:
+        desc = _md(node.get("description", ""))
+        if path in required:
+            desc = "**required.** " + desc
+        default = f"`{json.dumps(node['default'])}`" if "default" in node else ""
+        lines.append(f"| `{path}` | {_schema_type(node)} | {default} | {desc} |")
+    return lines + [""]
+
+
 def schema_page(root: Path) -> str:
     schema = load_schema(root)
+    keys = schema_keys(schema, expand_refs=False)
     lines = ["# Configuration keys", "",
              "Generated from `workflow/schemas/config.schema.yaml`, the schema every config is "
              "checked against before any job runs (`semibench check-config FILE` checks one "
              "alone). `<name>` stands for a name of your choice (a task, an algorithm). "
              "See [Configuration](configuration.md) for how the keys combine.", "",
-             "| key | type | default | description |", "|:---|:---|:---|:---|"]
-    required = set(schema.get("required", []))
-    for path, node in schema_keys(schema):
-        desc = node.get("description", "")
-        if path in required:
-            desc = "**required.** " + desc
-        default = f"`{json.dumps(node['default'])}`" if "default" in node else ""
-        lines.append(f"| `{path}` | {_schema_type(node)} | {default} | {_md(desc)} |")
-    return "\n".join(lines) + "\n"
+             "## Top level", ""]
+    lines += _key_table([k for k in keys if not k[0].startswith("tasks.")],
+                        set(schema.get("required", [])))
+    lines += ["## Per task", "", "Under `tasks.<name>`.", ""]
+    lines += _key_table([k for k in keys if k[0].startswith("tasks.")], set())
+    for name, node in schema.get("$defs", {}).items():
+        lines += [f"## {name}", "", _md(node.get("description", "")), ""]
+        sub = schema_keys(schema, node)
+        lines += _key_table(sub, set()) if sub else [f"Type: {_schema_type(node)}.", ""]
+    return "\n".join(lines)
 
 
 def _param_rows(name: str, registry: Any = None) -> list[dict[str, str]]:
