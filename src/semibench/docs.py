@@ -64,8 +64,9 @@ def results_table(summary_csv: Path) -> str:
     for a in order:
         lines.append(f"| {a} | " + " | ".join(cells.get((a, c), "–") for c in columns) + " |")
     n = "/".join(sorted(seeds, key=lambda s: float(s))) or "?"
-    caption = (f"Test error (%), mean ± std over {n} seeds, at the checkpoint with the lowest "
-               "validation error; column: task (labels); –: not run.")
+    spread = " ± std" if any("±" in c for c in cells.values()) else ""
+    caption = (f"Test error (%), mean{spread} over {n} seeds, at the checkpoint with the lowest "
+               "validation error; column: task (labels; N1 for a long-tailed task); –: not run.")
     return caption + "\n\n" + "\n".join(lines)
 
 
