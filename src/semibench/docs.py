@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -99,7 +100,8 @@ def update_readme(readme: Path, tables: Path) -> None:
 
 def _md(text: object) -> str:
     """One table cell: one line, pipes escaped, angle brackets shown as text."""
-    parts = " ".join(str(text).split()).replace("|", "\\|").split("`")
+    text = " ".join(str(text).split()).replace("``", "`")  # reStructuredText literals
+    parts = text.replace("|", "\\|").split("`")
     for i in range(0, len(parts), 2):  # outside code spans
         parts[i] = parts[i].replace("<", "&lt;").replace(">", "&gt;")
     return "`".join(parts)
@@ -210,9 +212,13 @@ def _param_table(rows: list[dict[str, str]]) -> list[str]:
     return out + [""]
 
 
-def _summary(obj: Any) -> str:
+def _summary(obj: Any, first_sentence: bool = False) -> str:
+    """The first paragraph (or sentence) of the docstring of the module that defines ``obj``."""
     doc = (sys.modules[obj.__module__].__doc__ if hasattr(obj, "__module__") else None) or ""
-    return _md(doc.strip().split("\n\n", 1)[0]) if doc.strip() else ""
+    text = " ".join(doc.strip().split("\n\n", 1)[0].split())
+    if first_sentence:
+        text = re.split(r"(?<=[a-z0-9)])[.:] (?=[A-Z(`])", text, maxsplit=1)[0].rstrip(".") + "."
+    return _md(text) if doc.strip() else ""
 
 
 def algorithms_page() -> str:
@@ -264,7 +270,7 @@ def tasks_page() -> str:
         t = create_task(name)
         budgets = ", ".join(str(b) for b in t.label_budgets)
         lines.append(f"| `{name}` | {t.domain} | {t.num_classes} | {budgets} | "
-                     f"`{t.backbone}` | {_summary(type(t))} |")
+                     f"`{t.backbone}` | {_summary(type(t), first_sentence=True)} |")
     return "\n".join(lines) + "\n"
 
 
