@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -305,18 +306,34 @@ def cli_commands() -> dict[str, set[str]]:
             for name, p in sub.choices.items()}
 
 
+def _help(parser: argparse.ArgumentParser) -> str:
+    """The parser's help at a fixed width (argparse follows $COLUMNS otherwise)."""
+    before = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        return parser.format_help().rstrip()
+    finally:
+        if before is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = before
+
+
 def cli_page() -> str:
     parser = cli_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     helps = {a.dest: a.help for a in sub._choices_actions}
+    rules = ("fetch", "prepare", "backtranslate", "split", "train", "aggregate", "figures")
     lines = ["# Command line", "",
-             "Generated from the `semibench` command's parser. The workflow's rules call "
-             "`fetch`, `prepare`, `backtranslate`, `split`, `train`, `aggregate`, `figures` and "
-             "`report`; the others are for you.", ""]
-    for name, p in sub.choices.items():
+             "Generated from the `semibench` command's parser. The commands for you come "
+             "first; the workflow's rules call the others (" +
+             ", ".join(f"`{r}`" for r in rules) + ", and `report`), one job each.", ""]
+    order = sorted(sub.choices, key=lambda n: n in rules)  # stable: the parser's order within
+    for name in order:
+        p = sub.choices[name]
         p.prog = f"semibench {name}"
         lines += [f"## `semibench {name}`", "", _md(helps.get(name, "")), "",
-                  "```text", p.format_help().rstrip(), "```", ""]
+                  "```text", _help(p), "```", ""]
     return "\n".join(lines)
 
 
