@@ -289,3 +289,15 @@ def test_registered_names_in_the_docs_exist():
                 if n not in known]
     assert not bad, bad
     assert json.dumps(sorted(known))  # the registries load
+
+
+def test_python_api_and_environment_variables_exist():
+    import semibench
+
+    api = {m for _, block in _blocks("python") for m in re.findall(r"semibench\.(\w+)\(", block)}
+    assert "load_run" in api
+    assert all(hasattr(semibench, name) for name in api), api
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "src").rglob("*.py"))
+    named = {v for text in TEXTS.values() for v in re.findall(r"SEMIBENCH_[A-Z_]+", text)}
+    assert named and all(v in source for v in named), named - set(re.findall(
+        r"SEMIBENCH_[A-Z_]+", source))
