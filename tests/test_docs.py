@@ -301,3 +301,21 @@ def test_python_api_and_environment_variables_exist():
     named = {v for text in TEXTS.values() for v in re.findall(r"SEMIBENCH_[A-Z_]+", text)}
     assert named and all(v in source for v in named), named - set(re.findall(
         r"SEMIBENCH_[A-Z_]+", source))
+
+
+def test_modules_named_on_the_deviations_page_exist():
+    """Each entry ends with the modules that hold its details, in italics:
+    ``*tasks/cifar, svhn*``; a module that was renamed or removed fails here (a package may
+    move: ``tasks/cifar`` is any ``.../tasks/cifar.py`` of the package)."""
+    text = (REPO / "docs/deviations.md").read_text(encoding="utf-8")
+    groups = re.findall(r"(?<!\*)\*([a-z_]+/[a-z_0-9]+(?:, (?:[a-z_]+/)?[a-z_0-9]+)*)\*", text)
+    files = {p.relative_to(REPO / "src").as_posix() for p in (REPO / "src").rglob("*.py")}
+    missing, count = [], 0
+    for group in groups:
+        package = ""
+        for item in group.split(", "):
+            package, name = item.split("/") if "/" in item else (package, item)
+            count += 1
+            if not any(f.endswith(f"/{package}/{name}.py") for f in files):
+                missing.append(f"{package}/{name}")
+    assert count > 30 and not missing, missing
