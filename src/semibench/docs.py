@@ -1,7 +1,7 @@
 """The documentation's generated parts: the README's results table and the reference pages.
 
 ``python -m semibench.docs readme`` (``make readme``) rewrites the part of ``README.md``
-between ``<!-- results:start -->`` and ``<!-- results:end -->`` from the ``summary.csv`` of a
+between its ``results:start`` and ``results:end`` markers from the ``summary.csv`` of a
 finished benchmark (default ``results/offline/tables``). :func:`reference_pages` gives the
 pages of the site's reference (configuration schema, registries, hyper-parameters, CLI) as
 Markdown; the mkdocs hook ``docs/hooks/reference.py`` adds them at build time, so they are
@@ -20,7 +20,10 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+#: the README's results markers; the docs site includes what lies between them (a section of
+#: pymdownx.snippets, hence the ``--8<--`` in the comments)
+START = "<!-- results:start --8<-- [start:results] -->"
+END = "<!-- results:end --8<-- [end:results] -->"
 #: the two reference bounds, kept at the table's ends
 BOUNDS = ("supervised", "fullysupervised")
 
