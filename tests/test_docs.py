@@ -319,3 +319,12 @@ def test_modules_named_on_the_deviations_page_exist():
             if not any(f.endswith(f"/{package}/{name}.py") for f in files):
                 missing.append(f"{package}/{name}")
     assert count > 30 and not missing, missing
+
+
+def test_configuration_page_names_every_top_level_and_task_key():
+    """The hand-written overview stays complete when the schema grows."""
+    text = (REPO / "docs/reference/configuration.md").read_text(encoding="utf-8")
+    schema = docs.load_schema(REPO)
+    task_keys = schema["properties"]["tasks"]["additionalProperties"]["properties"]
+    missing = [k for k in [*schema["properties"], *task_keys] if f"`{k}`" not in text]
+    assert not missing, missing
