@@ -14,7 +14,7 @@ UV_COMPILE = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-
 	--custom-compile-command 'make lock' --quiet
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install benchmark test test-fast lint lock clean bench-deps
+.PHONY: install benchmark test test-fast lint lock clean bench-deps docs readme
 
 install: $(STAMP)
 
@@ -40,6 +40,15 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
+
+# The documentation site (docs/, mkdocs.yml) into site/, offline; the reference pages are
+# generated from the code at build time. Open site/index.html.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# README's results table from the default benchmark's finished run (after `make benchmark`)
+readme: install
+	$(BIN)/python -m semibench.docs readme --tables results/offline/tables --readme README.md
 
 # Refresh the lock after editing pyproject.toml: pins that still satisfy it are kept; UPGRADE=pkg
 # (or UPGRADE='--upgrade' for everything) moves them. Then `make install test` before committing.

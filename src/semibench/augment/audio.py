@@ -1,80 +1,15 @@
 """Audio views: waveform crops and effects, then either normalised log-mel features (with
 SpecAugment) or normalised waveforms for HuBERT / wav2vec 2.0.
 
-Input: float32 mono waveforms ``[B, T]`` at ``sample_rate``. ``crop_seconds`` sets the length
-``L`` of every view. Two output ``features``:
+Input: float32 mono waveforms ``[B, T]`` at ``sample_rate``; ``crop_seconds`` sets the length
+``L`` of every view. Output (``features``): ``"logmel"`` float32 ``[B, 1, n_mels, frames]``, or
+``"waveform"`` float32 ``[B, L]`` normalised per clip. Two recipes (``strong_effects``):
+``"basic"`` (the offline keyword task's) and ``"usb"`` (USB's sox effects, re-implemented with
+torch: gain, pitch, speed, reverb). Every random number comes from the generator passed to the
+view, every draw has a fixed shape, the whole batch is processed at once and the draws are
+made on the host, so a view never waits for the device.
 
-* ``"logmel"`` (default): float32 ``[B, 1, n_mels, frames]`` with
-  ``frames = 1 + L // hop_length`` (centred STFT), normalised by fixed constants
-  (``(log(mel + 1e-6) - log_mel_mean) / log_mel_std``) so that no statistic depends on the batch.
-* ``"waveform"``: float32 ``[B, L]``, zero-mean and unit-variance per clip like the Hugging Face
-  ``Wav2Vec2FeatureExtractor`` (``(x - mean) / sqrt(var + 1e-7)``) in USB's collator. The
-  statistics cover the whole crop, zero padding included, as the extractor computes them for
-  HuBERT-/wav2vec 2.0-Base, whose configurations return no attention mask; the speech
-  backbones apply the same normalisation, which is then the identity.
-
-Two augmentation recipes (``strong_effects``):
-
-* ``"basic"`` (default; the offline keyword task's recipe):
-
-  - ``eval``: centre crop (or symmetric zero pad) to ``L``.
-  - ``weak``: a random time shift of up to ``max_shift_seconds`` either way (zero fill), the
-    standard keyword-spotting shift (Speech Commands uses +-100 ms).
-  - ``strong``: per sample a random gain (then clipped to [-1, 1], i.e. saturation), a random
-    speed change (time axis resampled by linear interpolation, factor in ``speed``; > 1 is
-    faster), a random shift, additive coloured noise (spectral exponent uniform in
-    ``noise_exponent``: 0 white, 1 pink, 2 brown) at a random SNR relative to the crop's power.
-
-* ``"usb"`` (USB's audio recipe, ``semilearn`` ``WaveformTransforms`` + ``random_subsample``):
-
-  - ``eval``: centre crop to ``L`` (zero pad at the end if shorter). USB keeps the first ``L``
-    samples instead; both agree on prepared clips, which are stored at exactly ``L``.
-  - ``weak``: a random crop of ``L`` samples (a clip no longer than ``L`` is kept whole and zero
-    padded at the end).
-  - ``strong``: per sample ``effects_per_sample`` (2) effects drawn *with replacement* from
-    ``usb_effects_pool`` (all four) and applied in the drawn order, then a random crop as in
-    ``weak``. A clip's length is taken up to its last non-zero sample (prepared clips are
-    zero-padded), and every effect's output is clipped to [-1, 1] as sox's integer samples
-    are. USB runs sox; torchaudio 2.11 has no sox effects, so each is re-implemented with torch:
-
-    + ``gain``: sox ``gain -n g`` with ``g = int(U(gain_db))`` (USB: ``int(uniform(-5, 5))``, so
-      an integer in [-4, 4]): normalise the peak to 0 dBFS, apply ``g`` dB, clip to [-1, 1].
-    + ``pitch``: sox ``pitch c`` with ``c ~ U(pitch_cents)`` cents (USB: U(-2, 2), nearly
-      nothing). Approximation: the clip is resampled by ``2**(c/1200)`` (band-limited) and kept
-      at its length, i.e. a pitch shift *without* sox's tempo correction; for USB's +-2 cents
-      the tempo differs by at most 0.12 % (6 ms over 5 s).
-    + ``speed``: sox ``speed s`` with ``s ~ U(speed)`` (USB: U(0.5, 2.0)) followed by
-      ``rate 16000``: the clip is resampled to ``length / s`` samples with
-      ``torchaudio.functional.resample`` (``orig_freq = 100 s``, ``new_freq = 100``, so ``s`` is
-      rounded to 0.01), which changes tempo and pitch together, as sox does.
-    + ``reverb``: sox ``reverb -w`` (wet only). Approximation: convolution with a synthetic
-      impulse response, Gaussian noise (new per sample, from the generator) smoothed by a
-      one-pole low-pass (high-frequency damping) under an exponential envelope that decays by
-      60 dB in ``reverb_rt60`` seconds, scaled to unit energy, with no direct path; the clip
-      keeps its length. sox uses a fixed Freeverb network with 50 % reverberance instead.
-
-SpecAugment (``time_masks``/``freq_masks``, each sample its own masks filled with 0, the
-normalised mean) is applied to the strong view of ``"logmel"`` features with either recipe;
-``"waveform"`` features have no spectrogram to mask.
-
-The ``pitch`` resampler (:func:`sinc_resample`) is a windowed-sinc interpolator (Hann window,
-6 zero crossings, cut-off 0.99 x the lower Nyquist frequency, kernels tabulated at 512
-fractional positions) evaluated for the whole batch at once with per-sample rates, because a
-rational resampler cannot represent a factor like 1.0006 cheaply. The whole batch is processed
-at once elsewhere too, because the views run on the CPU every training step: crops and shifts
-are one gather, noise is shaped by one batched FFT, reverb is one batched FFT convolution and
-the masks are built from broadcast comparisons. Every random number comes from the
-``torch.Generator`` passed to the view, and every random draw has a fixed shape, so the numbers
-a sample gets do not depend on which effects the other samples drew.
-
-The views run on the waveforms' device without waiting for it: the draws, the choice of the
-rows each effect applies to, the resampling kernels, impulse responses, noise and masks are
-made on the host and moved over with non-blocking copies, while a clip's length (its last
-non-zero sample, a property of the data) stays on the device. The one size that depends on the
-data, the width after a ``speed`` slow-down, is the longest slowed clip on the CPU and, on an
-accelerator, its upper bound ``ceil(width / s)`` from the host-side factors: the extra columns
-are zeros past every clip's end, which can change a later ``reverb`` (its FFT size follows the
-width) or ``speed`` (a longer zero tail in its convolution) by float rounding, no more.
+Every setting, the approximations of sox and why: docs/concepts/views.md (the site's Views page).
 """
 
 from __future__ import annotations

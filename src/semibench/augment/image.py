@@ -1,61 +1,15 @@
 """Image views: resize, USB's weak crop-and-flip, a batched RandAugment + Cutout, and the
 Semi-Aves style random-resized-crop strong view.
 
-Spec keys (a task's ``augment`` dict, merged with the config's; every key but ``mean``/``std``
-has a default):
-
-* ``mean``, ``std``: per-channel normalisation of ``x / 255`` (1 or 3 values, matching the
-  channels after ``as_rgb``).
-* ``resize`` (int or None): every view first resizes the stored image to ``resize x resize``
-  (bilinear, antialiased; identical to PIL's bilinear resize that USB's ``Resize`` applies to
-  its PIL images). The prepared images are square, so this is USB's ``Resize(resize)``. None
-  keeps the stored size (e.g. TissueMNIST 28 -> 32, EuroSAT 64 -> 32, Semi-Aves 256).
-* ``crop_size`` (int or None): side of the views' output, default the resized side. The weak
-  view takes a random ``crop_size`` window, the eval view the centre window (torchvision's
-  ``CenterCrop`` rounding), the ``random_resized`` strong view resamples to it.
-* ``crop_ratio`` (float in (0, 1]): USB's reflect padding ``int(crop_size * (1 - crop_ratio))``
-  on every side before the weak random crop (``RandomCrop(size, padding, "reflect")``);
-  1.0 = no padding (Semi-Aves: ``RandomCrop(224)`` of the 256 image).
-* ``hflip`` / ``vflip`` (bool): random horizontal / vertical flips, p = 0.5 each, in the weak
-  and strong views (USB adds VFlip for EuroSAT and TissueMNIST).
-* ``strong_crop``: ``"weak"`` (USB's CV default: the weak crop and flips, then RandAugment) or
-  ``"random_resized"`` (Semi-Aves: ``RandomResizedCrop(crop_size)`` with scale (0.08, 1) and
-  ratio (3/4, 4/3), then the flips, then RandAugment).
-* ``randaugment_ops`` (int, default 3), ``exclude_color_aug`` (bool), ``cutout`` (bool): the
-  strong view's RandAugment (below). USB's second RandAugment argument (the magnitude, 5 or 10)
-  is unused by USB, so there is no key for it.
-* ``as_rgb`` (bool): repeat a 1-channel image to 3 channels right after the resize, as USB's
-  ``as_rgb`` PIL conversion does for TissueMNIST (so RandAugment and the Cutout colour see an
-  RGB image, and an RGB-pretrained backbone gets 3 channels).
-
 Order inside a view: resize -> as_rgb -> crop (and flips) -> [strong: RandAugment -> Cutout]
--> normalise. ``eval`` = resize -> as_rgb -> centre crop -> normalise (USB evaluates the small
-images uncropped; Semi-Aves uses ``Resize(256) -> CenterCrop(224)``).
+-> normalise; ``eval`` = resize -> as_rgb -> centre crop -> normalise. Unlike USB (PIL, one
+image at a time) the whole batch is processed at once with gathers and per-sample affine
+warps, planned on the host from the host-side draws so that a view on an accelerator never
+waits for it. All randomness comes from the ``torch.Generator`` passed to the view; the image
+stays uint8 until normalisation and pixel ops round and clip like PIL.
 
-The strong view follows USB's RandAugment: every sample draws ``randaugment_ops`` operations
-with replacement from the op list, each with a magnitude uniform in the op's range, applies them
-in the drawn order and always ends with a Cutout. Unlike USB (PIL, one image at a time) the
-whole batch is processed at once, because the views run every training step:
-
-* the weak crop (reflect padding) and flips are one integer gather for the whole batch;
-* the random resized crop is one bilinear ``grid_sample`` with a per-sample box (PIL resamples
-  each crop with an antialiasing filter, which only differs when a crop is shrunk, at most
-  256/224 = 1.14x here);
-* at each RandAugment step the batch is reordered by one gather so that the samples that drew
-  the same op are contiguous: the geometric ones (Rotate, Shear, Translate) are warped together
-  by one gather with a per-sample affine matrix (nearest neighbour and black fill, as PIL does
-  by default), and each pixel op runs once, in place, on its slice; one last gather restores
-  the order. The grouping (a stable sort of the drawn op codes), the magnitudes, the affine
-  matrices, the crop indices and the Cutout boxes are computed on the host from the host-side
-  draws, so a view on an accelerator never waits for it (see ``semibench.augment``).
-
-All randomness comes from the ``torch.Generator`` passed to the view, never the global RNG.
-The image stays uint8 until normalisation so that Posterize, Solarize and Equalize keep their
-integer meaning, and pixel ops round and clip like PIL after every step.
-
-Grayscale (1-channel) inputs without ``as_rgb``: Color blends with the grayscale image, which is
-the image itself, so Color is the identity there; Contrast uses the image mean; the Cutout fill
-is the luminance of USB's fill colour (123).
+The spec keys (a task's ``augment``), their defaults and every difference from PIL/USB:
+docs/concepts/views.md (the site's Views page).
 """
 
 from __future__ import annotations

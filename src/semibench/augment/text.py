@@ -2,32 +2,12 @@
 stand-in as the strong view.
 
 With back-translations (token ids ``[B, K, L]``: column 0 the original text, columns 1..K-1 its
-back-translations, e.g. en-de-en and en-ru-en from ``semibench backtranslate``), the views are
-USB's: ``eval`` and ``weak`` are the original (column 0) and ``strong`` is one of the
-back-translations, drawn uniformly per sample. (USB gives CoMatch/ReMixMatch both translations
-in shuffled order; here every strong view draws on its own, so two strong views of a sample can
-be the same translation.) ``[B, 1, L]`` counts as ``[B, L]``.
+back-translations) ``strong`` is one back-translation drawn per sample, as in USB. Without them
+(``[B, L]``) the strong view is a STAND-IN, not USB's augmentation: random deletion, neighbour
+swaps and ``[MASK]`` replacement of real tokens (``[CLS]``, ``[SEP]`` and padding never move).
+The random numbers are drawn on the host and moved in one non-blocking copy.
 
-Without them (token ids ``[B, L]``), the strong view is a STAND-IN for USB's strong text
-augmentation, not the same augmentation. USB's strong view is a back-translation of the sentence
-(precomputed with the WMT19 en-de-en and en-ru-en translation models), i.e. a fluent paraphrase.
-When no back-translations were computed, the strong view instead edits the token ids directly:
-
-1. random deletion of real tokens (each with ``delete_prob``; the survivors are re-packed to the
-   left and padded on the right; at least one real token always survives);
-2. random swaps of neighbouring real tokens (each adjacent pair with ``swap_prob``, in two
-   passes over disjoint pairs: even starts, then odd starts);
-3. random replacement of real tokens by ``mask_id`` (each with ``mask_prob``).
-
-"Real" tokens are all ids other than ``cls_id``, ``sep_id`` and ``pad_id``; those special tokens
-are never deleted, swapped or masked and keep their order, so ``[CLS]`` stays first and
-``[SEP]`` stays right after the last real token. Results obtained with this view are therefore
-not directly comparable with USB's published text numbers.
-
-As in USB, the weak view is the original text and ``eval`` is the identity (on the original).
-
-The random numbers are drawn on the host and moved to the ids' device in one non-blocking
-copy; every edit is a mask, gather or scatter there, so the views never wait for the device.
+Details: docs/concepts/views.md (the site's Views page).
 """
 
 from __future__ import annotations
