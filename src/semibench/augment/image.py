@@ -47,7 +47,7 @@ whole batch is processed at once, because the views run every training step:
   by default), and each pixel op runs once, in place, on its slice; one last gather restores
   the order. The grouping (a stable sort of the drawn op codes), the magnitudes, the affine
   matrices, the crop indices and the Cutout boxes are computed on the host from the host-side
-  draws, so a view on an accelerator never waits for it (see ``semibench.augment``).
+  draws, so a view on an accelerator never waits for it (see ``semibench.augment.base``).
 
 All randomness comes from the ``torch.Generator`` passed to the view, never the global RNG.
 The image stays uint8 until normalisation so that Posterize, Solarize and Equalize keep their
@@ -70,7 +70,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from semibench.augment import PerDevice, ViewFn, constant, host_rand, to_device, to_device_all
+from semibench.augment.base import PerDevice, ViewFn, constant, host_rand, to_device, to_device_all
 
 #: op name -> (low, high) magnitude range; ops without a magnitude ignore it
 OP_RANGES: dict[str, tuple[float, float]] = {
