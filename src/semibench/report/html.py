@@ -24,24 +24,16 @@ import numpy as np
 import pandas as pd
 
 from semibench.io import atomic_write_text
+from semibench.metrics_file import METRICS
 from semibench.report import cost as costs
 from semibench.report import paper
 from semibench.report import published as usb
-from semibench.report.aggregate import (
-    LOWER_BOUND,
-    METRIC_TITLES,
-    METRICS,
-    PAIRED_TEST,
-    UPPER_BOUND,
-    describe_runs,
-    format_cell,
-    format_diff,
-    format_p,
-    format_test_p,
-    plural,
-)
+from semibench.report.aggregate import PAIRED_TEST, format_test_p
 from semibench.report.figures import algorithm_colors, color_hex
-from semibench.report.layout import CD_FIGURE, COST_FIGURE, DOMAIN_TITLES
+from semibench.report.formatting import format_cell, format_diff, format_p, plural
+from semibench.report.frames import METRIC_TITLES
+from semibench.report.layout import CD_FIGURE, COST_FIGURE, DOMAIN_TITLES, LOWER_BOUND, UPPER_BOUND
+from semibench.report.summaries import describe_runs
 from semibench.report.tables import ReportData, build, cost_rows
 from semibench.variants import task_settings
 

@@ -22,33 +22,39 @@ from semibench.io import atomic_write_text
 from semibench.report import cost as costs
 from semibench.report import paper
 from semibench.report import published as usb
-from semibench.report.aggregate import (
+from semibench.report.aggregate import PAIRED_TEST, compare_to_baseline, format_test_p
+from semibench.report.formatting import (
     CHECKPOINTS,
-    CURVE_COLUMNS,
-    GRID_COLUMNS,
-    KEY_COLUMNS,
-    LOWER_BOUND,
-    METRIC_TITLES,
     MISSING_CELL,
-    PAIRED_TEST,
-    PER_CLASS_COLUMNS,
-    UPPER_BOUND,
-    cells,
-    compare_to_baseline,
-    describe_runs,
     error_table,
     format_cell,
     format_diff,
     format_hours,
-    format_test_p,
+    plural,
+)
+from semibench.report.frames import (
+    CURVE_COLUMNS,
+    GRID_COLUMNS,
+    KEY_COLUMNS,
+    METRIC_TITLES,
+    PER_CLASS_COLUMNS,
+)
+from semibench.report.layout import (
+    DOMAIN_TITLES,
+    LOWER_BOUND,
+    PAPER_FORMATS,
+    PAPER_TABLE,
+    UPPER_BOUND,
+)
+from semibench.report.stats import FriedmanResult, friedman_groups, statistics_frames
+from semibench.report.summaries import (
+    cells,
+    describe_runs,
     grid_from_runs,
     missing_runs,
-    plural,
     run_count,
     summarize,
 )
-from semibench.report.layout import DOMAIN_TITLES, PAPER_FORMATS, PAPER_TABLE
-from semibench.report.stats import FriedmanResult, friedman_groups, statistics_frames
 
 
 @dataclass(frozen=True)
