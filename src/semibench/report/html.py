@@ -21,13 +21,8 @@ import pandas as pd
 
 from semibench.io import atomic_write_text
 from semibench.report.model import ReportData, build
-from semibench.report.view import (  # noqa: F401
-    CAPTIONS,
-    COST_NOTE,
-    STATISTICS_INTRO,
-    build_view,
-    classify_figures,
-)
+from semibench.report.placement import CAPTIONS, classify_figures  # noqa: F401
+from semibench.report.view import COST_NOTE, STATISTICS_INTRO, build_view  # noqa: F401
 from semibench.variants import task_settings
 
 _HTML = jinja2.Environment(

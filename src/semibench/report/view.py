@@ -8,11 +8,8 @@ shows the per-task tables instead of figures).
 
 from __future__ import annotations
 
-import base64
 import json
 import math
-import re
-import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,29 +34,11 @@ from semibench.report.formatting import (
     plural,
 )
 from semibench.report.frames import METRIC_TITLES
-from semibench.report.layout import CD_FIGURE, COST_FIGURE, DOMAIN_TITLES, LOWER_BOUND, UPPER_BOUND
+from semibench.report.layout import DOMAIN_TITLES, LOWER_BOUND, UPPER_BOUND
 from semibench.report.model import ReportData
+from semibench.report.placement import FigureView, TaskFigures, classify_figures, figure_view, slug
 from semibench.report.summaries import describe_runs, summarize
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: what each kind of figure shows (the same words as workflow/report/*.rst)
-CAPTIONS: dict[str, str] = {
-    "errors": "Test error (%) of the checkpoint with the lowest validation error: bars are the "
-              "mean over seeds, whiskers one sample standard deviation, dots the seeds.",
-    "curves": "Validation and test error (%) at every evaluation; line: mean over seeds, band: "
-              "lowest to highest seed.",
-    "pseudolabels": "Pseudo-label quantity (mask ratio: share of unlabelled samples whose "
-                    "pseudo-label passes the mask) and quality (accuracy of those that pass) "
-                    "over training; line: mean over seeds, band: lowest to highest seed.",
-    "per_class": "Test accuracy (%) per class at the best-validation checkpoint, mean over "
-                 "seeds: where the errors are.",
-    "cd": "Critical-difference diagram (Demšar 2006): the mean rank of each algorithm over the "
-          "settings (1 = fewest errors); a bar joins algorithms the Nemenyi test cannot tell "
-          "apart; CD is the critical difference of mean ranks.",
-    "cost": "Mean test error against mean training time per run, one point per algorithm and "
-            "label budget; the dashed line is the Pareto front (fully supervised left out).",
-    "other": "A figure of this benchmark.",
-}
 STATISTICS_INTRO = (
     "Friedman test over the settings (task × label budget) of each domain, and over all of "
     "them, on the mean test error at the best-validation checkpoint; Nemenyi post-hoc test "
@@ -106,25 +85,6 @@ class Table:
     sortable: bool = True
     caption: str = ""
     css: str = ""
-
-
-@dataclass
-class FigureView:
-    id: str
-    name: str
-    data: str
-    width: int
-    height: int
-    caption: str
-    alt: str = ""
-
-
-@dataclass
-class TaskFigures:
-    id: str
-    name: str
-    domain: str = ""
-    figures: list[FigureView] = field(default_factory=list)
 
 
 @dataclass
@@ -234,10 +194,6 @@ class ReportView:
     missing_cell: str = MISSING_CELL
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-") or "x"
-
-
 def _num(value: Any) -> Any:
     """A sort key for a numeric cell ("" where there is no number)."""
     try:
@@ -294,49 +250,6 @@ def _paper_view(table: paper.PaperTable, colors: Mapping[str, tuple]) -> Table:
                           if alg != UPPER_BOUND else ""))
         rows.append(Row(cells, css=table.role(alg).replace(" ", "-")))
     return Table(header, rows, css="paper")
-
-
-def _png_size(data: bytes, path: Path) -> tuple[int, int]:
-    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
-        raise ValueError(f"{path}: not a PNG file")
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
-
-
-def _figure_view(path: Path, kind: str) -> FigureView:
-    data = path.read_bytes()
-    width, height = _png_size(data, path)
-    return FigureView(id=_slug(path.stem), name=path.stem, alt=path.stem,
-                      data=base64.b64encode(data).decode("ascii"), width=width, height=height,
-                      caption=CAPTIONS[kind])
-
-
-def classify_figures(paths: Sequence[Path], tasks: Sequence[str],
-                     groups: Sequence[str]) -> dict[tuple[str, str], Path | list[Path]]:
-    """Place each named figure by its file name: (kind, task or group) -> path; anything
-    else under ("other", "") so that no given figure is dropped."""
-    placed: dict[tuple[str, str], Any] = {("other", ""): []}
-    suffixes = {"": "errors", "_curves": "curves", "_pseudolabels": "pseudolabels",
-                "_per_class": "per_class"}
-    for path in paths:
-        stem = path.stem
-        key = None
-        for task in sorted(tasks, key=len, reverse=True):
-            for suffix, kind in suffixes.items():
-                if stem == f"{task}{suffix}":
-                    key = (kind, task)
-                    break
-            if key:
-                break
-        if key is None:
-            key = next((("cd", g) for g in groups if stem == CD_FIGURE.format(group=g)), None)
-        if key is None and stem == COST_FIGURE:
-            key = ("cost", "")
-        if key is None or key in placed:
-            placed[("other", "")].append(path)
-        else:
-            placed[key] = path
-    return placed
 
 
 # --------------------------------------------------------------------------- sections
@@ -428,9 +341,9 @@ def _statistics_views(data: ReportData, colors: Mapping[str, tuple],
             posthoc = _simple_table(pd.DataFrame(rows), colors, numeric=["p-value"])
         cd = placed.get(("cd", r.group))
         views.append(StatisticsView(
-            id=f"stat-{_slug(r.group)}", title=r.title, message=r.message, tested=r.tested,
+            id=f"stat-{slug(r.group)}", title=r.title, message=r.message, tested=r.tested,
             excluded=", ".join(r.excluded), settings=plural(len(r.settings), "setting"),
-            ranks=ranks, posthoc=posthoc, figure=_figure_view(cd, "cd") if cd else None,
+            ranks=ranks, posthoc=posthoc, figure=figure_view(cd, "cd") if cd else None,
         ))
     return views
 
@@ -465,7 +378,7 @@ def _cost_views(data: ReportData, colors: Mapping[str, tuple]) -> list[CostView]
         header, rows = cost_rows(table, keys)
         frame = pd.DataFrame(rows, columns=header)
         views.append(CostView(
-            id=f"cost-{_slug('-'.join(keys) or 'total')}", title=title, keys=keys,
+            id=f"cost-{slug('-'.join(keys) or 'total')}", title=title, keys=keys,
             table=_simple_table(frame, colors, numeric=[
                 h for h in header[len(keys):] if not h.startswith("device (")]),
             empty=table.empty, markdown=len(keys) == 1))
@@ -512,19 +425,19 @@ def build_view(
     groups = [r.group for r in data.statistics]
     placed = classify_figures([Path(f) for f in figures], tasks, groups)
     done, expected = data.counts
-    paper_views = [PaperView(id=f"paper-{_slug(t.group)}",
+    paper_views = [PaperView(id=f"paper-{slug(t.group)}",
                              title=DOMAIN_TITLES.get(t.group, t.group),
                              table=_paper_view(t, colors), latex=paper.to_latex(t),
                              markdown=paper.to_markdown(t), last=_paper_view(last, colors))
                    for t, last in zip(data.paper, data.paper_last, strict=True)]
     task_views, diag_views = [], []
     for task in tasks:
-        main = [_figure_view(placed[(k, task)], k) for k in ("errors", "curves")
+        main = [figure_view(placed[(k, task)], k) for k in ("errors", "curves")
                 if (k, task) in placed]
-        diag = [_figure_view(placed[(k, task)], k) for k in ("pseudolabels", "per_class")
+        diag = [figure_view(placed[(k, task)], k) for k in ("pseudolabels", "per_class")
                 if (k, task) in placed]
-        task_views.append(TaskFigures(_slug(task), task, data.domains[task], main))
-        diag_views.append(TaskFigures(_slug(task), task, data.domains[task], diag))
+        task_views.append(TaskFigures(slug(task), task, data.domains[task], main))
+        diag_views.append(TaskFigures(slug(task), task, data.domains[task], diag))
     statistics = _statistics_views(data, colors, placed)
     cost_views = _cost_views(data, colors)
     published = _published_view(data, colors)
@@ -563,10 +476,10 @@ def build_view(
         error_tables=error_tables, metric_tables=metric_tables,
         tasks=task_views, diagnostics=diag_views,
         cost_tables=cost_views, cost_note=COST_NOTE,
-        cost_figure=_figure_view(cost_figure, "cost") if cost_figure else None,
+        cost_figure=figure_view(cost_figure, "cost") if cost_figure else None,
         published=published, runs_table=_runs_table(data.runs, colors, data.metrics),
         missing_count=len(missing), missing_table=missing_table,
-        other_figures=[_figure_view(p, "other") for p in placed[("other", "")]],
+        other_figures=[figure_view(p, "other") for p in placed[("other", "")]],
         config=json.dumps(config, indent=2, sort_keys=True, default=str)
         if config is not None else None,
         toc=toc,
