@@ -259,3 +259,58 @@ def test_text_jobs_are_counted_at_measured_lengths_once_the_data_is_prepared(tmp
     # attention's share makes the saving a little more than 8x
     assert measured.step_flops < bound.step_flops / 8 + 1e9
     assert measured.eval_flops < bound.eval_flops / 8
+
+
+def test_every_backbone_declares_its_family_and_the_planner_reads_it(tmp_path):
+    """Families come from the backbones' builders, not from name prefixes: registered names,
+    ``timm/...``, ``hf/...`` (from the model's local config) and plugin backbones."""
+    from transformers import BertConfig, HubertConfig
+
+    from semibench import plugins
+
+    assert [plan.backbone_family(n) for n in ("wrn_28_2", "vit_small_patch2_32", "minilm_l6",
+                                               "bert_base_uncased", "hubert_base",
+                                               "wav2vec2_base", "cnn_small")] == [
+        "wrn", "vit", "bert", "bert", "speech", "speech", "cnn"]
+    assert plan.backbone_family("timm/resnet18") == "timm"
+    BertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+               intermediate_size=8).save_pretrained(tmp_path / "bert")
+    HubertConfig(hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=8,
+                 conv_dim=(8,), conv_stride=(5,), conv_kernel=(10,)).save_pretrained(
+        tmp_path / "hubert")
+    assert plan.backbone_family(f"hf/{tmp_path / 'bert'}") == "bert"
+    assert plan.backbone_family(f"hf/{tmp_path / 'hubert'}") == "speech"
+    assert plan.backbone_family(f"hf/{tmp_path / 'absent'}") == "hf"  # no config to read
+    assert plan.backbone_family("plan_test_mlp") == "plan_test_mlp"  # declares none
+    source = tmp_path / "my_backbones.py"
+    source.write_text(
+        "from semibench.backbones.base import BACKBONES, planner_family\n"
+        "from semibench.backbones.cnn import SmallCNN\n\n"
+        "@BACKBONES.register('plan_plugin_cnn')\n"
+        "@planner_family('cnn')\n"
+        "def plan_plugin_cnn(num_classes, **kwargs):\n"
+        "    return SmallCNN(num_classes, **kwargs)\n\n"
+        "@BACKBONES.register('plan_plugin_class')\n"
+        "class PlanPluginNet(SmallCNN):\n"
+        "    planner_family = 'wrn'\n")
+    plugins.load(str(source))
+    assert plan.backbone_family("plan_plugin_cnn") == "cnn"
+    assert plan.backbone_family("plan_plugin_class") == "wrn"
+
+
+def test_a_job_is_costed_with_its_backbones_declared_family(calibration):
+    """The family a plugin backbone declares picks the calibration rows of that family."""
+    from semibench.backbones.base import planner_family
+
+    if "plan_test_mlp_declared" not in BACKBONES:
+        @BACKBONES.register("plan_test_mlp_declared")
+        @planner_family("plan_test_mlp")
+        def plan_test_mlp_declared(num_classes: int) -> _Mlp:
+            return _Mlp(num_classes)
+
+    config = mnist_config(["fixmatch"])
+    config["tasks"]["mnist"]["backbone"] = "plan_test_mlp_declared"
+    job = plan.plan_job(run_config(config, "mnist", 40, "fixmatch", 0), "cpu", "none", "none",
+                        plan.read_calibration(calibration))
+    assert job.family == "plan_test_mlp"
+    assert job.rate.source == "calibrated on test" and job.rate.calibrated

@@ -411,3 +411,19 @@ def test_token_edit_stand_in_is_reported(tmp_path: Path) -> None:
     image = collect_runs([_write_run(tmp_path, "img", 40, "fixmatch", 0, 10.0)[0]])
     assert image["text_strong_view"].tolist() == [""]
     assert "stand-in" not in write_tables(image, tmp_path / "t2")["summary.md"].read_text()
+
+
+def test_markdown_tables_come_from_the_view_model_tables() -> None:
+    """summary.md's pipe tables are the page's view tables: columns picked and renamed by the
+    template, numeric columns right-aligned, best cells bold, pipes escaped."""
+    from semibench.report.tables import md_table
+    from semibench.report.view import Cell, Header, Row, Table
+
+    table = Table([Header("algorithm"), Header("a|b"), Header("20 labels", numeric=True)],
+                  [Row([Cell("fixmatch"), Cell("x|y"), Cell("1.00 ± 0.10", mark="best")]),
+                   Row([Cell("supervised"), Cell("z"), Cell("2.00 ± n/a")])])
+    assert md_table(table).splitlines() == [
+        "| algorithm | a\\|b | 20 labels |", "|:---|:---|---:|",
+        "| fixmatch | x\\|y | **1.00 ± 0.10** |", "| supervised | z | 2.00 ± n/a |"]
+    assert md_table(table, columns=["algorithm", "20 labels"], headers=["alg", "n"],
+                    align="lr").splitlines()[:2] == ["| alg | n |", "|:---|---:|"]

@@ -30,7 +30,7 @@ from torchaudio.functional.functional import (
     _get_sinc_resample_kernel,
 )
 
-from semibench.augment import PerDevice, ViewFn, host_rand, to_device, to_device_all
+from semibench.augment.base import PerDevice, ViewFn, host_rand, to_device, to_device_all
 
 _LOG_FLOOR = 1e-6
 _NORM_EPS = 1e-7  # the Hugging Face feature extractor's variance floor

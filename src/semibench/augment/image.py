@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
-from semibench.augment import PerDevice, ViewFn, constant, host_rand, to_device, to_device_all
+from semibench.augment.base import PerDevice, ViewFn, constant, host_rand, to_device, to_device_all
 
 #: op name -> (low, high) magnitude range; ops without a magnitude ignore it
 OP_RANGES: dict[str, tuple[float, float]] = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from semibench.augment import ViewFn, host_rand, to_device
+from semibench.augment.base import ViewFn, host_rand, to_device
 
 
 class TextViews:

@@ -40,7 +40,7 @@ from semibench.backbones._hf import (
     mlp_head,
     resolve_model_dir,
 )
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, planner_family
 
 
 class SpeechEncoder(Backbone):
@@ -147,6 +147,7 @@ class SpeechEncoder(Backbone):
 
 
 @BACKBONES.register("hubert_base")
+@planner_family("speech")
 def hubert_base(num_classes: int, **kwargs: Any) -> SpeechEncoder:
     from transformers import HubertConfig, HubertModel
 
@@ -155,6 +156,7 @@ def hubert_base(num_classes: int, **kwargs: Any) -> SpeechEncoder:
 
 
 @BACKBONES.register("wav2vec2_base")
+@planner_family("speech")
 def wav2vec2_base(num_classes: int, **kwargs: Any) -> SpeechEncoder:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 

@@ -7,14 +7,17 @@ learning-rate decay) so the optimiser is built in one place for every architectu
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from semibench.registry import Registry
+from semibench.registry import Registry, UnknownNameError
 
 BACKBONES: Registry[Any] = Registry("backbone")
+B = TypeVar("B")
 
 
 class Backbone(nn.Module):
@@ -70,3 +73,37 @@ def create_backbone(name: str, num_classes: int, **kwargs: Any) -> Backbone:
     """The only constructor of backbones; ``None`` kwargs mean "use the default"."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     return BACKBONES.get(name)(num_classes=num_classes, **kwargs)
+
+
+def planner_family(family: str | Callable[[str], str]) -> Callable[[B], B]:
+    """Declare the calibration family of a backbone builder (a function or a class): the
+    planner (``semibench plan``) and ``benchmarks/speed.py`` group calibration rows by it, so a
+    backbone without its own measured row takes its family's. ``family`` is a name (vit, wrn,
+    bert, speech, cnn, ...) or, for a builder that answers a family of names (``timm/<model>``),
+    a function of the part after the ``/``. Plugin backbones declare theirs the same way (or set
+    ``planner_family`` on the builder)."""
+
+    def decorator(builder: B) -> B:
+        builder.planner_family = family  # type: ignore[attr-defined]
+        return builder
+
+    return decorator
+
+
+def backbone_family(name: str) -> str:
+    """The calibration family that backbone ``name``'s builder declares
+    (:func:`planner_family`); the name itself for a builder that declares none or an unknown
+    name."""
+    try:
+        builder = BACKBONES.get(name)
+    except UnknownNameError:
+        return name
+    rest = None
+    if isinstance(builder, functools.partial):  # a family's factory, bound to the rest
+        builder, rest = builder.func, builder.args[0]
+    declared = getattr(builder, "planner_family", None)
+    if declared is None:
+        return name
+    if callable(declared):
+        return str(declared(rest)) if rest is not None else name
+    return str(declared)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, planner_family
 
 
 def conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -52,5 +52,6 @@ class SmallCNN(Backbone):
 
 
 @BACKBONES.register("cnn_small")
+@planner_family("cnn")
 def cnn_small(num_classes: int, **kwargs) -> SmallCNN:
     return SmallCNN(num_classes, **kwargs)

@@ -122,3 +122,19 @@ def check_name(model: str) -> None:
 
 
 hf_backbone.check_name = check_name  # type: ignore[attr-defined]
+
+
+def planner_family(model: str) -> str:
+    """The planner's calibration family of ``hf/<model>``, from the model's local config (no
+    download): ``speech`` for a speech encoder, ``bert`` for a text encoder, ``hf`` when the
+    config cannot be read here."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir(model), local_files_only=True)
+    except (OSError, ValueError):
+        return "hf"
+    return "speech" if is_speech(config) else "bert"
+
+
+hf_backbone.planner_family = planner_family  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from semibench.backbones.base import BACKBONES
+from semibench.backbones.base import BACKBONES, planner_family
 from semibench.backbones.text import PretrainedTextBackbone
 
 WEIGHT_FILES = ("config.json", "tokenizer.json", "vocab.txt")
@@ -23,6 +23,7 @@ def bundled_minilm_dir() -> Path:
 
 
 @BACKBONES.register("minilm_l6")
+@planner_family("bert")
 def minilm_l6(
     num_classes: int,
     pretrained_dir: str | Path | None = None,

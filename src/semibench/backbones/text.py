@@ -41,7 +41,7 @@ from semibench.backbones._hf import (
     mlp_head,
     resolve_model_dir,
 )
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, planner_family
 
 BERT_REPO_IDS = ("google-bert/bert-base-uncased", "bert-base-uncased")
 POOLS = ("masked", "all")
@@ -252,5 +252,6 @@ class BertBaseUncased(PretrainedTextBackbone):
 
 
 @BACKBONES.register("bert_base_uncased")
+@planner_family("bert")
 def bert_base_uncased(num_classes: int, **kwargs: Any) -> BertBaseUncased:
     return BertBaseUncased(num_classes, **kwargs)

@@ -159,3 +159,6 @@ def check_name(model_name: str) -> None:
 
 
 timm_backbone.check_name = check_name  # type: ignore[attr-defined]
+#: the planner's calibration family of every ``timm/<model>``: rows measured on timm models
+#: serve the timm models that have none
+timm_backbone.planner_family = "timm"  # type: ignore[attr-defined]

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, planner_family
 
 WEIGHTS_URL = "https://github.com/microsoft/Semi-supervised-learning/releases/download/v.0.0.0"
 WEIGHTS_ENV = "SEMIBENCH_WEIGHTS"
@@ -166,6 +166,7 @@ def _vit(num_classes: int, model_args: dict[str, Any], kwargs: dict[str, Any]) -
 
 
 @BACKBONES.register("vit_tiny_patch2_32")
+@planner_family("vit")
 def vit_tiny_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-Ti/2 at 32 px (TissueMNIST)."""
     args = dict(
@@ -181,6 +182,7 @@ def vit_tiny_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
 
 
 @BACKBONES.register("vit_small_patch2_32")
+@planner_family("vit")
 def vit_small_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-S/2 at 32 px (CIFAR-100, EuroSAT)."""
     args = dict(
@@ -196,6 +198,7 @@ def vit_small_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
 
 
 @BACKBONES.register("vit_small_patch16_224")
+@planner_family("vit")
 def vit_small_patch16_224(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-S/16 at 224 px (Semi-Aves)."""
     args = dict(
@@ -211,6 +214,7 @@ def vit_small_patch16_224(num_classes: int, **kwargs: Any) -> ViT:
 
 
 @BACKBONES.register("vit_base_patch16_96")
+@planner_family("vit")
 def vit_base_patch16_96(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-B/16 at 96 px from MAE's ImageNet pre-training (STL-10)."""
     args = dict(

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, planner_family
 
 BN_MOMENTUM = 0.001
 BLOCK_BN_EPS = 1e-5
@@ -142,16 +142,19 @@ class WideResNet(Backbone):
 
 
 @BACKBONES.register("wrn_28_2")
+@planner_family("wrn")
 def wrn_28_2(num_classes: int, **kwargs: Any) -> WideResNet:
     return WideResNet(num_classes, **{"depth": 28, "widen_factor": 2, **kwargs})
 
 
 @BACKBONES.register("wrn_28_8")
+@planner_family("wrn")
 def wrn_28_8(num_classes: int, **kwargs: Any) -> WideResNet:
     return WideResNet(num_classes, **{"depth": 28, "widen_factor": 8, **kwargs})
 
 
 @BACKBONES.register("wrn_37_2")
+@planner_family("wrn")
 def wrn_37_2(num_classes: int, **kwargs: Any) -> WideResNet:
     """USB's ``wrn_var_37_2`` for STL-10 (96 px)."""
     args = {"depth": 28, "widen_factor": 2, "stages": 4, "first_stride": 2}

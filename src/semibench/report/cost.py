@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from semibench.report.aggregate import format_hours, order_algorithms
+from semibench.report.formatting import format_hours
+from semibench.report.frames import order_algorithms
 
 COST_COLUMNS: tuple[str, ...] = (
     "task", "algorithm", "runs", "device", "precision", "training_h", "device_h",

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from semibench.io import atomic_path
-from semibench.report.aggregate import order_algorithms
+from semibench.report.frames import order_algorithms
 from semibench.report.layout import (
     CD_FIGURE,
     COST_FIGURE,

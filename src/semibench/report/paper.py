@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from semibench.report.aggregate import CHECKPOINTS, order_algorithms
+from semibench.report.formatting import CHECKPOINTS
+from semibench.report.frames import order_algorithms
 from semibench.report.layout import DOMAIN_TITLES, LOWER_BOUND, UPPER_BOUND, group_tasks
 
 NOT_RUN = "–"

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from semibench.report import layout
-from semibench.report.aggregate import collect, grid_frame
 from semibench.report.figures import write_figures
 from semibench.report.html import render_html
+from semibench.report.reading import collect
+from semibench.report.summaries import grid_frame
 from semibench.report.tables import build, write_tables
 
 
