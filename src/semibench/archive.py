@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from semibench.errors import SemiBenchError
+
 #: default cap on the bytes written in all (Semi-Aves' real archives are a few GB)
 MAX_TOTAL_BYTES = 64 << 30
 #: default cap on the number of members (Semi-Aves' largest archive has about 150,000)
@@ -41,7 +43,7 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 _TEMP_PREFIX = ".extract-"
 
 
-class UnsafeArchiveError(RuntimeError):
+class UnsafeArchiveError(SemiBenchError, RuntimeError):
     """An archive member was refused: it could escape the target, is not a plain file or
     folder, or takes the archive past a size or member-count cap."""
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -43,8 +44,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from semibench.errors import SemiBenchError
 from semibench.io import atomic_path, atomic_write_json, read_json
 from semibench.tasks.base import Prepared, load_prepared
+
+logger = logging.getLogger(__name__)
 
 #: language -> (en->xx model, xx->en model)
 MODELS: dict[str, tuple[str, str]] = {
@@ -59,7 +63,7 @@ FALLBACKS = ("none", "token-edit")
 _OFFLINE_VALUES = ("1", "true", "yes", "on")
 
 
-class ModelsUnavailableError(RuntimeError):
+class ModelsUnavailableError(SemiBenchError, RuntimeError):
     """A translation model (or what loading it needs) is not available here."""
 
 
@@ -166,8 +170,7 @@ class Translator:
                     raise
                 torch.cuda.empty_cache()
                 batch_size //= 2
-                print(f"{self.name}: out of GPU memory, batch size now {batch_size}",
-                      file=sys.stderr)
+                logger.warning("%s: out of GPU memory, batch size now %d", self.name, batch_size)
                 continue
             for i, text in zip(idx, decoded, strict=True):
                 out[i] = text
@@ -372,7 +375,7 @@ def backtranslate_task(
     if previous.is_file() and (out_dir / OUTPUT_NAME).is_file():
         old = read_json(previous)
         if old.get("key") == key and old.get("method") == METHOD_MARIAN:
-            print(f"{out_dir / OUTPUT_NAME}: up to date, nothing to translate", file=sys.stderr)
+            logger.info("%s: up to date, nothing to translate", out_dir / OUTPUT_NAME)
             return old
 
     started = time.time()
@@ -388,8 +391,8 @@ def backtranslate_task(
     except ModelsUnavailableError as err:
         if fallback != "token-edit":
             raise
-        print(f"WARNING: {err}\nwriting the token-edit fallback marker: the strong text view "
-              "will be the token-edit stand-in, not back-translation", file=sys.stderr)
+        logger.warning("WARNING: %s\nwriting the token-edit fallback marker: the strong text "
+                       "view will be the token-edit stand-in, not back-translation", err)
         info.update(method=METHOD_FALLBACK, fallback=True, reason=str(err), columns=["original"],
                     device=None, wall_time_s=time.time() - started)
         _write(out_dir, texts.reshape(-1, 1), ["original"], info)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def _fetch(args: argparse.Namespace) -> None:
@@ -34,7 +37,7 @@ def _backtranslate(args: argparse.Namespace) -> None:
     except ModelsUnavailableError as err:
         raise SystemExit(f"semibench backtranslate: error: {err}\n(with --fallback token-edit "
                          "the strong text view is the token-edit stand-in instead)") from None
-    print(f"{args.task}: {info['num_texts']} texts, method {info['method']}", file=sys.stderr)
+    logger.info("%s: %d texts, method %s", args.task, info["num_texts"], info["method"])
 
 
 def _split(args: argparse.Namespace) -> None:
@@ -77,11 +80,10 @@ def _train(args: argparse.Namespace) -> None:
                         jobs_per_gpu=args.jobs_per_gpu,
                         early_signals=getattr(args, "early_signals", None))
     best, last = metrics["best"], metrics["last"]
-    print(
+    logger.info(
         f"{run['task']}/{run['num_labels']}/{run['algorithm']}/seed{run['seed']}: "
         f"test error {best['test_error']:.2f}% (best on validation, it {best['iteration']}), "
-        f"{last['test_error']:.2f}% (last); {metrics['wall_time_s']:.0f} s on {metrics['device']}",
-        file=sys.stderr,
+        f"{last['test_error']:.2f}% (last); {metrics['wall_time_s']:.0f} s on {metrics['device']}"
     )
 
 
@@ -153,7 +155,7 @@ def _report(args: argparse.Namespace) -> None:
         except ConfigError as err:
             raise SystemExit(f"{prog}: error: {path}: {err}") from None
         page = partial_report(config, Path(args.directory), args.out_dir)
-        print(f"{prog}: wrote {page}", file=sys.stderr)
+        logger.info("%s: wrote %s", prog, page)
         return
     from semibench.report.html import render_html
     from semibench.report.tables import build
@@ -181,8 +183,8 @@ def _predict(args: argparse.Namespace) -> None:
     text = predictions_csv(predict_files(run, args.input, top_k=args.top_k))
     if args.output:
         atomic_write_text(Path(args.output), text)
-        print(f"semibench predict: wrote {text.count(chr(10)) - 1} predictions to {args.output}",
-              file=sys.stderr)
+        logger.info("semibench predict: wrote %d predictions to %s", text.count("\n") - 1,
+                    args.output)
     else:
         sys.stdout.write(text)
 
@@ -215,8 +217,7 @@ def _evaluate(args: argparse.Namespace) -> None:
               f"{e.fields['test_balanced_error']:.2f}%, macro-F1 "
               f"{e.fields['test_macro_f1']:.2f}%: {state}")
     if not_comparable:
-        print(f"semibench evaluate: not compared with metrics.json: {not_comparable}",
-              file=sys.stderr)
+        logger.info("semibench evaluate: not compared with metrics.json: %s", not_comparable)
     elif any(e.differences for e in evaluations):
         raise SystemExit("semibench evaluate: error: the checkpoint does not reproduce "
                          f"{Path(args.run) / 'metrics.json'}")
@@ -528,30 +529,24 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda signum, _frame: args.early_signals.append(signum))
     import errno
 
-    from semibench.config import ConfigError
-    from semibench.inference import RunError
-    from semibench.io import ChecksumError, DirectoryBusyError, UnsafeArchiveError
-    from semibench.metrics_file import MetricsFormatError
-    from semibench.plugins import PluginError
-    from semibench.tasks import PreparedDataError
-    from semibench.tasks.from_files import FileTaskError
-    from semibench.train.loop import DeviceUnavailableError, NonFiniteLossError, TrainingStopped
+    from semibench.errors import SemiBenchError
+    from semibench.log import configure
+    from semibench.train.loop import TrainingStopped
 
-    # faults of the inputs or the machine: one line that says what to do, not a traceback
-    one_line = (ConfigError, NonFiniteLossError, DeviceUnavailableError, PreparedDataError,
-                ChecksumError, DirectoryBusyError, UnsafeArchiveError, RunError,
-                MetricsFormatError, PluginError, FileTaskError)
+    configure()
     try:
         args.func(args)
     except TrainingStopped as err:
         print(f"semibench {args.command}: {err}", file=sys.stderr)
         return 128 + 15  # as if killed by SIGTERM: the scheduler retries, the retry resumes
-    except one_line as err:
+    except SemiBenchError as err:
+        # a fault of the inputs or the machine: one line that says what to do, not a traceback
         print(f"semibench {args.command}: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
         if err.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
+        # a full disk or quota is met, not caused by the code: one line as well
         message = err.strerror or str(err)
         if err.filename and str(err.filename) not in message:
             message += f" ({err.filename})"

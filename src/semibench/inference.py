@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semibench.errors import SemiBenchError
 from semibench.metrics_file import MetricsFormatError, read_metrics
 
 CHECKPOINTS = {"best": "model_best.pt", "last": "model_last.pt"}
@@ -36,7 +37,7 @@ AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
 TEXT_SUFFIXES = (".txt",)
 
 
-class RunError(RuntimeError):
+class RunError(SemiBenchError, RuntimeError):
     """A run directory, checkpoint or input cannot be used; the message names the file."""
 
 

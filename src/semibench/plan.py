@@ -50,6 +50,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from semibench.errors import SemiBenchError
+
 DEFAULT_CALIBRATION = "calibration.csv"
 CALIBRATION_COLUMNS = [
     "device", "family", "backbone", "amp", "compile", "train_tflops", "eval_tflops", "setting",
@@ -103,7 +105,7 @@ IMAGE_SIDES: dict[str, int] = {"mnist": 28}
 IMAGE_CHANNELS: dict[str, int] = {"mnist": 1, "tissuemnist": 1}
 
 
-class PlanError(ValueError):
+class PlanError(SemiBenchError, ValueError):
     """Bad planner input (unknown device, a precision the device lacks): one line."""
 
 

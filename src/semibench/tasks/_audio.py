@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import fetch_url, sha256_file
 from semibench.tasks.base import Task, write_manifest, write_prepared
 
@@ -65,7 +66,7 @@ def usb_audio_augment(max_seconds: float) -> dict[str, Any]:
 # --------------------------------------------------------------------------- downloads
 
 
-class FetchError(RuntimeError):
+class FetchError(SemiBenchError, RuntimeError):
     """No source gave a file with the pinned checksum; the message says what to put where."""
 
 
@@ -109,7 +110,7 @@ def fetch_remote_files(task: Task, files: Sequence[RemoteFile], raw_dir: Path) -
 # --------------------------------------------------------------------------- archives
 
 
-class ArchiveError(RuntimeError):
+class ArchiveError(SemiBenchError, RuntimeError):
     """A source archive is corrupt, truncated or lacks files its metadata lists."""
 
 
@@ -156,7 +157,7 @@ def read_csv_rows(data: bytes, required: Sequence[str], source: str) -> list[dic
 # --------------------------------------------------------------------------- decoding
 
 
-class AudioDecodeError(ValueError):
+class AudioDecodeError(SemiBenchError, ValueError):
     """A file is not audio we can decode (the message names the file and why)."""
 
 

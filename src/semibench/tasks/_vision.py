@@ -21,6 +21,7 @@ from typing import IO, Any, TypeVar
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import ChecksumError, fetch_url, sha256_file
 from semibench.tasks.base import Task, write_manifest
 
@@ -70,7 +71,7 @@ def usb_cv_train(lr: float, layer_decay: float = 1.0) -> dict[str, Any]:
     return {**USB_CV_TRAIN, "lr": lr, "layer_decay": layer_decay}
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(SemiBenchError, ValueError):
     """A source file that passed its checksum cannot be read (truncated or malformed)."""
 
 

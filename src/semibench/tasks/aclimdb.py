@@ -45,13 +45,14 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import ChecksumError, fetch_url, sha256_file
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
 # --------------------------------------------------------------------------- shared pieces
 
 
-class CorruptArchiveError(ValueError):
+class CorruptArchiveError(SemiBenchError, ValueError):
     """An archive cannot be read to its end (truncated download, damaged file)."""
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -50,6 +50,8 @@ from semibench.tasks._files import (
 from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD
 from semibench.tasks.base import TASKS, Task, write_prepared
 from semibench.tasks.mnist import stratified_holdout
+
+logger = logging.getLogger(__name__)
 
 FILE_TASKS_ENV = "SEMIBENCH_FILE_TASKS"
 #: the fixed seed of a ``test_fraction`` hold-out (the same test set for every run)
@@ -125,9 +127,10 @@ class FileTask(Task):
         files, content = _hash_sources(self.spec, listing)
         _refuse_duplicates(self.spec, listing, content)
         if listing.ignored:
-            print(f"{self.name}: ignored {len(listing.ignored)} file(s) that are not "
-                  f"{self.domain} by their suffix: {', '.join(listing.ignored[:5])}"
-                  + (" ..." if len(listing.ignored) > 5 else ""), file=sys.stderr)
+            logger.warning("%s: ignored %d file(s) that are not %s by their suffix: %s%s",
+                           self.name, len(listing.ignored), self.domain,
+                           ", ".join(listing.ignored[:5]),
+                           " ..." if len(listing.ignored) > 5 else "")
         raw_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(raw_dir / "manifest.json", {
             "task": self.name, "source": self.source, "declaration": self.spec.declaration(),
@@ -231,8 +234,8 @@ def _refuse_duplicates(source: FileSource, listing: Listing, content: dict[str, 
             clashes.append(" = ".join(f"{it.role}/{it.rel}" for it in group[:2]))
     what = "rows" if source.domain == "text" else "files"
     if leaks and source.domain == "text":
-        print(f"warning: {source.where}: {len(leaks)} test rows have the same text as a training "
-              f"row ({', '.join(leaks[:3])})", file=sys.stderr)
+        logger.warning("warning: %s: %d test rows have the same text as a training row (%s)",
+                       source.where, len(leaks), ", ".join(leaks[:3]))
     elif leaks:
         raise FileTaskError(f"{source.where}: {len(leaks)} test {what} are also in train or "
                             f"unlabelled (same content): {', '.join(leaks[:3])}"

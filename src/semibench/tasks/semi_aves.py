@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import ChecksumError, atomic_write_text, safe_extract, sha256_file
 from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD, CorruptArchiveError, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
@@ -114,7 +115,7 @@ LISTS_URL = "https://github.com/cvl-umass/ssl-evaluation/tree/main/data/semi_ave
 IMAGES_URL = "https://github.com/cvl-umass/semi-inat-2020 (section 'Data and Annotations')"
 
 
-class ManualDownloadRequired(FileNotFoundError):
+class ManualDownloadRequired(SemiBenchError, FileNotFoundError):
     """The source cannot be downloaded automatically; the message says what to put where."""
 
 
