@@ -34,7 +34,8 @@ from semibench.tasks import fsdnoisy18k as fsd_mod
 from semibench.tasks import gtzan as gtzan_mod
 from semibench.tasks import superb_ks as ks_mod
 from semibench.tasks import urbansound8k as us8k_mod
-from semibench.tasks._audio import ArchiveError, FetchError, RemoteFile
+from semibench.tasks._audio import ArchiveError
+from semibench.tasks._sources import FetchError, Source
 from semibench.train.config import TrainConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*split sizes.*:RuntimeWarning")  # tiny fixtures
@@ -221,10 +222,10 @@ def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def serve(monkeypatch: pytest.MonkeyPatch, mirror: Path, paths: list[Path]) -> list[RemoteFile]:
-    """Point $SEMIBENCH_MIRROR at the fixtures; return RemoteFiles pinned to their SHA-256."""
+def serve(monkeypatch: pytest.MonkeyPatch, mirror: Path, paths: list[Path]) -> list[Source]:
+    """Point $SEMIBENCH_MIRROR at the fixtures; return Sources pinned to their SHA-256."""
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    return [RemoteFile(p.name, f"sha256:{sha256_file(p)}", UNREACHABLE) for p in paths]
+    return [Source(p.name, f"sha256:{sha256_file(p)}", UNREACHABLE) for p in paths]
 
 
 def peak_hz(x: np.ndarray, rate: int = SR) -> float:
@@ -323,7 +324,7 @@ def test_checksum_mismatch_fails_fetch_and_says_where(tmp_path, monkeypatch):
     mirror.mkdir()
     archive, _ = esc50_fixture(mirror)
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    wrong = RemoteFile(archive.name, "sha256:" + "0" * 64, UNREACHABLE)
+    wrong = Source(archive.name, "sha256:" + "0" * 64, UNREACHABLE)
     monkeypatch.setattr(esc_mod.Esc50, "archive", wrong)
     task = create_task("esc50")
     with pytest.raises(FetchError) as err:
@@ -339,7 +340,7 @@ def test_checksum_mismatch_fails_fetch_and_says_where(tmp_path, monkeypatch):
 
 def test_unreachable_source_names_file_and_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    remote = RemoteFile("UrbanSound8K.tar.gz", "md5:" + "1" * 32, UNREACHABLE)
+    remote = Source("UrbanSound8K.tar.gz", "md5:" + "1" * 32, UNREACHABLE)
     monkeypatch.setattr(us8k_mod.UrbanSound8k, "archive", remote)
     with pytest.raises(FetchError, match=r"put it in .*raw"):
         create_task("urbansound8k").fetch(tmp_path / "raw")

@@ -29,8 +29,8 @@ import numpy as np
 
 from semibench.audio_io import SAMPLE_RATE, AudioDecodeError, ClipConverter, decode_audio
 from semibench.errors import SemiBenchError
-from semibench.io import fetch_url, sha256_file
-from semibench.tasks.base import Task, write_manifest, write_prepared
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks.base import Task, write_prepared
 
 #: USB's audio training protocol (config/usb_audio): AdamW, weight decay 2e-5, batch 8, uratio 1,
 #: 100 x 1,024 iterations, evaluation every 2,048 with batch 16, 5,120 warm-up iterations, no
@@ -57,50 +57,6 @@ def usb_audio_augment(max_seconds: float) -> dict[str, Any]:
         "features": "waveform",
         "strong_effects": "usb",
     }
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-class FetchError(SemiBenchError, RuntimeError):
-    """No source gave a file with the pinned checksum; the message says what to put where."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    """One source file: its name in ``raw_dir``, its pinned checksum, and where to get it."""
-
-    filename: str
-    #: ``"sha256:<hex>"`` or the source's published ``"md5:<hex>"``
-    known_hash: str
-    #: tried in order; the first one that yields the pinned checksum wins
-    urls: tuple[str, ...]
-
-
-def fetch_remote_files(task: Task, files: Sequence[RemoteFile], raw_dir: Path) -> None:
-    """Get and verify every file (``$SEMIBENCH_MIRROR`` first, then each URL), then record
-    their SHA-256 in ``raw_dir/manifest.json``. Nothing is recorded if any file fails."""
-    raw_dir = Path(raw_dir)
-    digests = {}
-    for remote in files:
-        errors = []
-        path = None
-        for url in remote.urls:
-            try:
-                path = fetch_url(url, remote.known_hash, raw_dir, remote.filename)
-                break
-            except Exception as err:  # noqa: BLE001 - every mirror's failure goes in the report
-                errors.append(f"  {url}: {type(err).__name__}: {err}")
-        if path is None:
-            raise FetchError(
-                f"{task.name}: could not get {remote.filename} ({remote.known_hash}):\n"
-                + "\n".join(errors)
-                + f"\nDownload {remote.filename} yourself, check that its checksum is "
-                f"{remote.known_hash}, and put it in {raw_dir.resolve()} (or in the directory "
-                "named by $SEMIBENCH_MIRROR); then run fetch again."
-            )
-        digests[remote.filename] = sha256_file(path)
-    write_manifest(raw_dir, task.name, task.source, digests)
 
 
 # --------------------------------------------------------------------------- archives
@@ -263,11 +219,11 @@ class UsbAudioTask(Task):
         if "max_seconds" in cls.__dict__ and "augment" not in cls.__dict__:
             cls.augment = usb_audio_augment(cls.max_seconds)
 
-    def remote_files(self) -> tuple[RemoteFile, ...]:
+    def remote_files(self) -> tuple[Source, ...]:
         return tuple(getattr(self, "archives", ())) or (self.archive,)
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remote_files(self, self.remote_files(), raw_dir)
+        fetch_sources(self, self.remote_files(), raw_dir)
 
     def write_splits(
         self,
@@ -304,14 +260,11 @@ __all__ = [
     "ArchiveError",
     "AudioDecodeError",
     "ClipConverter",
-    "FetchError",
-    "RemoteFile",
     "SAMPLE_RATE",
     "USB_AUDIO_TRAIN",
     "check_counts",
     "decode_audio",
     "decode_members",
-    "fetch_remote_files",
     "find_member",
     "iter_archive",
     "read_csv_rows",

@@ -15,15 +15,12 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
 from semibench.errors import SemiBenchError
-from semibench.io import ChecksumError, fetch_url, sha256_file
-from semibench.tasks.base import Task, write_manifest
 
 T = TypeVar("T")
 
@@ -73,44 +70,6 @@ def usb_cv_train(lr: float, layer_decay: float = 1.0) -> dict[str, Any]:
 
 class CorruptArchiveError(SemiBenchError, ValueError):
     """A source file that passed its checksum cannot be read (truncated or malformed)."""
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-@dataclass(frozen=True)
-class Remote:
-    """One source file: its name in ``raw_dir``, pinned hash and URLs (first = canonical)."""
-
-    filename: str
-    known_hash: str  # "sha256:<hex>" or the source's published "md5:<hex>"
-    urls: tuple[str, ...]
-
-
-def download(remote: Remote, raw_dir: Path) -> Path:
-    """Fetch ``remote`` (local mirror first, then each URL in turn); a checksum mismatch is
-    never retried from another URL, a network failure is."""
-    failures = []
-    for url in remote.urls:
-        try:
-            return fetch_url(url, remote.known_hash, raw_dir, remote.filename)
-        except ChecksumError:
-            raise
-        except OSError as err:  # requests' network errors derive from OSError
-            failures.append(f"{url}: {err}")
-    raise RuntimeError(
-        f"could not download {remote.filename} ({'; '.join(failures)}); put the file "
-        f"({remote.known_hash}) into {raw_dir} or into the directory named by $SEMIBENCH_MIRROR"
-    )
-
-
-def fetch_remotes(task: Task, raw_dir: Path, remotes: Sequence[Remote]) -> None:
-    """Download every file of a task and record their SHA-256 in ``raw_dir/manifest.json``."""
-    files = {}
-    for remote in remotes:
-        path = download(remote, raw_dir)
-        files[remote.filename] = sha256_file(path)
-    write_manifest(raw_dir, task.name, task.source, files)
 
 
 # --------------------------------------------------------------------------- archives

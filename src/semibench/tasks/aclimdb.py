@@ -32,69 +32,26 @@ download, corruption-safe streaming of tar members and USB's per-class train/dev
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import re
 import tarfile
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import numpy as np
 
 from semibench.errors import SemiBenchError
-from semibench.io import ChecksumError, fetch_url, sha256_file
-from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 # --------------------------------------------------------------------------- shared pieces
 
 
 class CorruptArchiveError(SemiBenchError, ValueError):
     """An archive cannot be read to its end (truncated download, damaged file)."""
-
-
-@dataclass(frozen=True)
-class Archive:
-    """A pinned source archive.
-
-    ``known_hash`` is what ``fetch_url`` verifies (``sha256:`` or a published ``md5:``).
-    ``size`` and ``head_md5`` are an extra, independent check where a mirror publishes them:
-    fast.ai's ``checks.txt`` lists each file's size and the MD5 of its first MiB.
-    """
-
-    url: str
-    filename: str
-    known_hash: str
-    size: int | None = None
-    head_md5: str | None = None
-
-
-def check_size_and_head(path: Path, archive: Archive) -> None:
-    """Verify the size and first-MiB MD5 published for ``archive`` (where there are any)."""
-    if archive.size is not None and path.stat().st_size != archive.size:
-        raise ChecksumError(f"{path}: {path.stat().st_size} bytes, the source publishes "
-                            f"{archive.size}; the file is truncated or another version")
-    if archive.head_md5 is not None:
-        with open(path, "rb") as handle:
-            head = hashlib.md5(handle.read(1 << 20)).hexdigest()
-        if head != archive.head_md5:
-            raise ChecksumError(f"{path}: MD5 of the first MiB is {head}, the source publishes "
-                                f"{archive.head_md5}")
-
-
-def fetch_archive(archive: Archive, raw_dir: Path) -> dict[str, str]:
-    """Download (or copy from ``$SEMIBENCH_MIRROR``) and verify ``archive``; return the
-    manifest entry ``{filename: sha256}``. A file that fails a check is deleted."""
-    path = fetch_url(archive.url, archive.known_hash, raw_dir, archive.filename)
-    try:
-        check_size_and_head(path, archive)
-    except ChecksumError:
-        path.unlink(missing_ok=True)
-        raise
-    return {archive.filename: sha256_file(path)}
 
 
 _READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
@@ -265,9 +222,9 @@ class UsbTextTask(Task):
 
 # --------------------------------------------------------------------------- IMDB
 
-ARCHIVE = Archive(
-    url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-    filename="aclImdb_v1.tar.gz",
+ARCHIVE = Source(
+    "aclImdb_v1.tar.gz",
+    urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
     known_hash="sha256:c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
     size=84_125_825,
 )
@@ -319,7 +276,7 @@ class Imdb(UsbTextTask):
     )
 
     def fetch(self, raw_dir: Path) -> None:
-        write_manifest(raw_dir, self.name, self.source, fetch_archive(ARCHIVE, raw_dir))
+        fetch_sources(self, [ARCHIVE], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

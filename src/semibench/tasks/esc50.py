@@ -17,12 +17,12 @@ import numpy as np
 from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     decode_members,
     read_csv_rows,
     take_clips,
 )
+from semibench.tasks._sources import Source
 from semibench.tasks.base import TASKS, read_manifest
 
 CLASSES = (
@@ -36,7 +36,7 @@ CLASSES = (
     "church_bells", "airplane", "fireworks", "hand_saw",
 )  # fmt: skip
 
-ESC50_ARCHIVE = RemoteFile(
+ESC50_ARCHIVE = Source(
     filename="ESC-50-master.zip",
     known_hash="md5:7771e4b9d86d0945acce719c7a59305a",
     urls=(
@@ -60,7 +60,7 @@ class Esc50(UsbAudioTask):
         "(ESC-50-master.zip, MD5 7771e4b9d86d0945acce719c7a59305a); folds 1-3 train, 4 dev, "
         "5 test; 44.1 kHz resampled to 16 kHz mono, 5 s"
     )
-    archive: RemoteFile = ESC50_ARCHIVE
+    archive: Source = ESC50_ARCHIVE
     folds = {"train": (1, 2, 3), "val": (4,), "test": (5,)}
     expected_counts = {"train": 1200, "val": 400, "test": 400}
 

@@ -31,7 +31,6 @@ from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     check_counts,
     decode_members,
@@ -39,6 +38,7 @@ from semibench.tasks._audio import (
     read_files,
     take_clips,
 )
+from semibench.tasks._sources import Source
 from semibench.tasks.base import TASKS, read_manifest, write_prepared
 
 CLASSES = (
@@ -48,17 +48,17 @@ CLASSES = (
 )  # fmt: skip
 
 _ZENODO = "https://zenodo.org/records/2529934/files/"
-META_ARCHIVE = RemoteFile(
+META_ARCHIVE = Source(
     "FSDnoisy18k.meta.zip",
     "md5:96e27a4a63b7a2870522ddcedb5d8296",
     (_ZENODO + "FSDnoisy18k.meta.zip?download=1",),
 )
-TRAIN_ARCHIVE = RemoteFile(
+TRAIN_ARCHIVE = Source(
     "FSDnoisy18k.audio_train.zip",
     "md5:34dc1d34ca44622af5bf439ceb6f0d55",
     (_ZENODO + "FSDnoisy18k.audio_train.zip?download=1",),
 )
-TEST_ARCHIVE = RemoteFile(
+TEST_ARCHIVE = Source(
     "FSDnoisy18k.audio_test.zip",
     "md5:1ac73d70b4ef3f81900d98c261a832de",
     (_ZENODO + "FSDnoisy18k.audio_test.zip?download=1",),
@@ -94,7 +94,7 @@ class FsdNoisy18k(UsbAudioTask):
         "the noisy train clips (labels dropped); dev = 5 clips per class of the official test "
         "set, test = the rest; 44.1 kHz resampled to 16 kHz mono, first 5 s"
     )
-    archives: tuple[RemoteFile, ...] = (META_ARCHIVE, TRAIN_ARCHIVE, TEST_ARCHIVE)
+    archives: tuple[Source, ...] = (META_ARCHIVE, TRAIN_ARCHIVE, TEST_ARCHIVE)
     dev_per_class = 5
     expected_counts = {"train": 17585, "labelled": 1772, "test": 947}
 

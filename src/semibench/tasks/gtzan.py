@@ -35,10 +35,10 @@ import numpy as np
 from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     decode_members,
 )
+from semibench.tasks._sources import Source
 from semibench.tasks.base import TASKS, read_manifest
 
 GENRES = (
@@ -46,7 +46,7 @@ GENRES = (
     "jazz", "metal", "pop", "reggae", "rock",
 )  # fmt: skip
 
-GTZAN_ARCHIVE = RemoteFile(
+GTZAN_ARCHIVE = Source(
     filename="genres.tar.gz",
     known_hash="sha256:24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6",
     urls=(
@@ -103,7 +103,7 @@ class Gtzan(UsbAudioTask):
         "24347e02...); 22,050 Hz tracks resampled to 16 kHz mono, cut into ten 3 s segments; "
         "fixed per-genre track split 70/15/15 % train/dev/test"
     )
-    archive: RemoteFile = GTZAN_ARCHIVE
+    archive: Source = GTZAN_ARCHIVE
     test_fraction = 0.15
     dev_fraction = 0.15
     expected_counts = {"train": 7000, "val": 1500, "test": 1500}

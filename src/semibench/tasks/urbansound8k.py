@@ -23,12 +23,12 @@ import numpy as np
 from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     decode_members,
     read_csv_rows,
     take_clips,
 )
+from semibench.tasks._sources import Source
 from semibench.tasks.base import TASKS, read_manifest
 
 CLASSES = (
@@ -36,7 +36,7 @@ CLASSES = (
     "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
 )  # fmt: skip
 
-US8K_ARCHIVE = RemoteFile(
+US8K_ARCHIVE = Source(
     filename="UrbanSound8K.tar.gz",
     known_hash="md5:9aa69802bbf37fb986f71ec1483a196e",
     urls=("https://zenodo.org/records/1203745/files/UrbanSound8K.tar.gz?download=1",),
@@ -57,7 +57,7 @@ class UrbanSound8k(UsbAudioTask):
         "9aa69802bbf37fb986f71ec1483a196e); folds 1-8 train, 9 dev, 10 test; resampled to "
         "16 kHz mono, 4 s"
     )
-    archive: RemoteFile = US8K_ARCHIVE
+    archive: Source = US8K_ARCHIVE
     folds = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
     expected_counts = {"train": 7079, "val": 816, "test": 837}
 

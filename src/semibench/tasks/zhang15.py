@@ -50,15 +50,14 @@ from typing import ClassVar
 
 import numpy as np
 
+from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks.aclimdb import (
-    Archive,
     UsbTextTask,
-    fetch_archive,
     iter_tar_files,
     reading_archive,
     verify_gzip,
 )
-from semibench.tasks.base import TASKS, read_manifest, write_manifest
+from semibench.tasks.base import TASKS, read_manifest
 
 FAST_AI = "https://s3.amazonaws.com/fast-ai-nlp/"
 #: CSV fields can be long (Yahoo! answers); the csv module's default limit is 128 KiB
@@ -67,7 +66,7 @@ _FIELD_LIMIT = 1 << 24
 
 @dataclass(frozen=True)
 class ZhangSource:
-    archive: Archive
+    archive: Source
     #: the folder inside the tarball
     folder: str
     #: the text columns after the class index
@@ -80,23 +79,23 @@ class ZhangSource:
 
 SOURCES: dict[str, ZhangSource] = {
     "ag_news": ZhangSource(
-        Archive(FAST_AI + "ag_news_csv.tgz", "ag_news_csv.tgz",
+        Source("ag_news_csv.tgz", urls=(FAST_AI + "ag_news_csv.tgz",), known_hash=
                 "md5:2c2d85915f1ca34b29e754ce3b403c81",
                 size=11_784_419, head_md5="b86f328f4dbd072486591cb7a5644dcd"),
         "ag_news_csv", ("title", "description"), True),
     "amazon_review": ZhangSource(
-        Archive(FAST_AI + "amazon_review_full_csv.tgz", "amazon_review_full_csv.tgz",
+        Source("amazon_review_full_csv.tgz", urls=(FAST_AI + "amazon_review_full_csv.tgz",), known_hash=
                 "md5:289723722b64d337a40f809edd29d0f0",
                 size=643_695_014, head_md5="4a1196cf0adaea22f4bc3f592cddde90"),
         "amazon_review_full_csv", ("title", "text"), False),
     "yahoo_answers": ZhangSource(
-        Archive(FAST_AI + "yahoo_answers_csv.tgz", "yahoo_answers_csv.tgz",
+        Source("yahoo_answers_csv.tgz", urls=(FAST_AI + "yahoo_answers_csv.tgz",), known_hash=
                 "sha256:2d4277855faf8b35259009425fa8f7fe1888b5644b47165508942d000f4c96ae",
                 size=319_476_345, head_md5="0632a0d236ef3a529c0fa4429b339f68"),
         "yahoo_answers_csv", ("question_title", "question_content", "best_answer"), True,
         text_fields=2),
     "yelp_review": ZhangSource(
-        Archive(FAST_AI + "yelp_review_full_csv.tgz", "yelp_review_full_csv.tgz",
+        Source("yelp_review_full_csv.tgz", urls=(FAST_AI + "yelp_review_full_csv.tgz",), known_hash=
                 "sha256:56006b0a17a370f1e366504b1f2c3e3754e4a3dda17d3e718a885c552869a559",
                 size=196_146_755, head_md5="1efd84215ea3e30d90e4c33764b889db"),
         "yelp_review_full_csv", ("text",), False),
@@ -160,7 +159,7 @@ class ZhangTask(UsbTextTask):
         return SOURCES[self.name]
 
     def fetch(self, raw_dir: Path) -> None:
-        write_manifest(raw_dir, self.name, self.source, fetch_archive(self.spec.archive, raw_dir))
+        fetch_sources(self, [self.spec.archive], raw_dir)
 
     def _check_classes(self, path: Path) -> None:
         member = f"{self.spec.folder}/classes.txt"
@@ -204,7 +203,7 @@ class ZhangTask(UsbTextTask):
 
 
 def _source_line(title: str, name: str) -> str:
-    return (f"{title} (Zhang, Zhao & LeCun 2015), {SOURCES[name].archive.url}; USB's per-class "
+    return (f"{title} (Zhang, Zhao & LeCun 2015), {SOURCES[name].archive.urls[0]}; USB's per-class "
             "train/dev selection from the official training set, official test set")
 
 
