@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 import torch
 
+from semibench.archive import CorruptArchiveError
 from semibench.audio_io import AudioDecodeError, decode_audio
 from semibench.augment import build_views
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
@@ -34,7 +35,6 @@ from semibench.tasks import fsdnoisy18k as fsd_mod
 from semibench.tasks import gtzan as gtzan_mod
 from semibench.tasks import superb_ks as ks_mod
 from semibench.tasks import urbansound8k as us8k_mod
-from semibench.tasks._audio import ArchiveError
 from semibench.tasks._sources import FetchError, Source
 from semibench.train.config import TrainConfig
 
@@ -375,7 +375,7 @@ def test_truncated_archive_with_matching_pin_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(gtzan_mod.Gtzan, "archive", remote)
     task = create_task("gtzan")
     task.fetch(tmp_path / "raw")
-    with pytest.raises(ArchiveError, match="genres.tar.gz: corrupt or truncated"):
+    with pytest.raises(CorruptArchiveError, match="genres.tar.gz: the file is truncated or corrupt"):
         task.prepare(tmp_path / "raw", tmp_path / "prepared")
     assert not (tmp_path / "prepared").exists()
 

@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semibench.archive import CorruptArchiveError
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.tasks import aclimdb, create_task, load_prepared, zhang15
 from semibench.tasks._sources import FetchError, Source
-from semibench.tasks.aclimdb import CorruptArchiveError, Imdb, select_per_class
+from semibench.tasks.aclimdb import Imdb, select_per_class
 from semibench.tasks.zhang15 import SOURCES, AgNews, AmazonReview, YahooAnswers, YelpReview
 
 # --------------------------------------------------------------------------- fixtures

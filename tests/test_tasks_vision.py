@@ -24,6 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
+from semibench.archive import CorruptArchiveError
 from semibench.augment import build_views
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.splits import make_split
@@ -35,7 +36,6 @@ from semibench.tasks import semi_aves as aves_mod
 from semibench.tasks import stl10 as stl10_mod
 from semibench.tasks import svhn as svhn_mod
 from semibench.tasks._sources import FetchError, Source
-from semibench.tasks._vision import CorruptArchiveError
 from semibench.train.config import TrainConfig
 
 VISION_TASKS = ("cifar10", "cifar100", "svhn", "stl10", "eurosat", "tissuemnist", "semi_aves")

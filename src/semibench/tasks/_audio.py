@@ -16,19 +16,16 @@ from __future__ import annotations
 import csv
 import io
 import sys
-import tarfile
 import warnings
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, iter_members
 from semibench.audio_io import SAMPLE_RATE, AudioDecodeError, ClipConverter, decode_audio
-from semibench.errors import SemiBenchError
 from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks.base import Task, write_prepared
 
@@ -60,41 +57,6 @@ def usb_audio_augment(max_seconds: float) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- archives
-
-
-class ArchiveError(SemiBenchError, RuntimeError):
-    """A source archive is corrupt, truncated or lacks files its metadata lists."""
-
-
-def _member_name(name: str) -> str:
-    """Archive member name without a leading ``./`` (tar files made with ``tar -C . ``)."""
-    return PurePosixPath(name).as_posix().removeprefix("./")
-
-
-def iter_archive(path: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(member name, bytes)`` for the regular files of a tar or zip archive whose name
-    passes ``wanted``, in archive order, reading the archive once and extracting nothing."""
-    path = Path(path)
-    try:
-        if zipfile.is_zipfile(path):
-            with zipfile.ZipFile(path) as archive:
-                for info in archive.infolist():
-                    name = _member_name(info.filename)
-                    if not info.is_dir() and wanted(name):
-                        yield name, archive.read(info)  # checks the member's CRC
-        else:
-            with tarfile.open(path, mode="r|*") as archive:  # streaming: one pass, no seeks
-                for member in archive:
-                    name = _member_name(member.name)
-                    if member.isfile() and wanted(name):
-                        handle = archive.extractfile(member)
-                        assert handle is not None  # regular files always have data
-                        yield name, handle.read()
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
-        raise ArchiveError(
-            f"{path}: corrupt or truncated archive ({type(err).__name__}: {err}); delete it "
-            "and fetch again"
-        ) from err
 
 
 def read_csv_rows(data: bytes, required: Sequence[str], source: str) -> list[dict[str, str]]:
@@ -140,8 +102,9 @@ def decode_members(
     from tqdm import tqdm
 
     contents = ArchiveContents({}, {}, [])
-    members = iter_archive(archive, lambda n: is_audio(n) or keep(n))
-    for name, data in tqdm(members, desc=desc, unit="file", file=sys.stderr, disable=None):
+    members = iter_members(archive, lambda n: is_audio(n) or keep(n))
+    for name, _, handle in tqdm(members, desc=desc, unit="file", file=sys.stderr, disable=None):
+        data = handle.read()
         if keep(name):
             contents.files[name] = data
             continue
@@ -168,7 +131,7 @@ def take_clips(
     goes (so the peak memory stays near one copy of the data)."""
     missing = [n for n in names if n not in clips]
     if missing:
-        raise ArchiveError(
+        raise CorruptArchiveError(
             f"{source}: {len(missing)} file(s) listed in the metadata are missing from the "
             f"archive, e.g. {missing[:3]}"
         )
@@ -199,7 +162,7 @@ def find_member(names: Sequence[str], suffix: str, archive: Path) -> str:
     top-level folder, e.g. ``ESC-50-master/`` or ``ESC-50-<commit>/``)."""
     found = [n for n in names if n == suffix or n.endswith("/" + suffix)]
     if len(found) != 1:
-        raise ArchiveError(f"{archive}: expected one {suffix!r}, found {found[:5]}")
+        raise CorruptArchiveError(f"{archive}: expected one {suffix!r}, found {found[:5]}")
     return found[0]
 
 
@@ -257,7 +220,7 @@ class UsbAudioTask(Task):
 __all__ = [
     "UsbAudioTask",
     "ArchiveContents",
-    "ArchiveError",
+    "CorruptArchiveError",
     "AudioDecodeError",
     "ClipConverter",
     "SAMPLE_RATE",
@@ -266,7 +229,6 @@ __all__ = [
     "decode_audio",
     "decode_members",
     "find_member",
-    "iter_archive",
     "read_csv_rows",
     "read_files",
     "take_clips",

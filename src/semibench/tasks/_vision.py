@@ -8,19 +8,13 @@ parsed before its checksum matched what ``fetch`` pinned.
 
 from __future__ import annotations
 
-import gzip
 import io
-import tarfile
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from semibench.errors import SemiBenchError
+from semibench.archive import CorruptArchiveError
 
 T = TypeVar("T")
 
@@ -68,51 +62,9 @@ def usb_cv_train(lr: float, layer_decay: float = 1.0) -> dict[str, Any]:
     return {**USB_CV_TRAIN, "lr": lr, "layer_decay": layer_decay}
 
 
-class CorruptArchiveError(SemiBenchError, ValueError):
-    """A source file that passed its checksum cannot be read (truncated or malformed)."""
 
 
 # --------------------------------------------------------------------------- archives
-
-#: what zlib, gzip, tarfile and zipfile raise on truncated or malformed input
-_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
-
-
-@contextmanager
-def reading(path: Path) -> Iterator[None]:
-    """Turn the many ways a truncated or malformed source file fails into one clear error."""
-    try:
-        yield
-    except CorruptArchiveError:
-        raise
-    except _ARCHIVE_ERRORS as err:
-        raise CorruptArchiveError(
-            f"{path}: the file is truncated or corrupt ({type(err).__name__}: {err}); "
-            f"delete {path.parent} and fetch again"
-        ) from err
-
-
-def read_tar_members(path: Path, readers: dict[str, Callable[[IO[bytes], int], T]]) -> dict[str, T]:
-    """Read the named members of a (compressed) tar archive in one sequential pass.
-
-    ``readers`` maps a member name to ``reader(file_object, size)``; one pass matters because
-    seeking backwards in a .tar.gz means decompressing it again from the start.
-    """
-    results: dict[str, T] = {}
-    with reading(path), tarfile.open(path, "r:*") as archive:
-        for member in archive:
-            reader = readers.get(member.name)
-            if reader is None or not member.isfile():
-                continue
-            handle = archive.extractfile(member)
-            assert handle is not None  # a regular file always has data
-            with handle:
-                results[member.name] = reader(handle, member.size)
-    missing = sorted(set(readers) - set(results))
-    if missing:
-        raise CorruptArchiveError(f"{path}: no member(s) {', '.join(missing)} in the archive")
-    return results
-
 
 def read_exact(handle: IO[bytes], size: int, what: str) -> np.ndarray:
     """Read exactly ``size`` bytes into a new uint8 array (no intermediate bytes object)."""

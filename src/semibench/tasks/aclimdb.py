@@ -31,93 +31,18 @@ download, corruption-safe streaming of tar members and USB's per-class train/dev
 
 from __future__ import annotations
 
-import gzip
-import io
 import re
-import tarfile
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from semibench.errors import SemiBenchError
+from semibench.archive import iter_members
 from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 # --------------------------------------------------------------------------- shared pieces
-
-
-class CorruptArchiveError(SemiBenchError, ValueError):
-    """An archive cannot be read to its end (truncated download, damaged file)."""
-
-
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
-
-
-@contextmanager
-def reading_archive(path: Path) -> Iterator[None]:
-    """Turn the many ways a damaged .tar.gz fails into one clear error."""
-    try:
-        yield
-    except _READ_ERRORS as err:
-        raise CorruptArchiveError(
-            f"{path}: the archive is truncated or corrupt ({type(err).__name__}: {err}); "
-            "delete it and fetch again"
-        ) from err
-
-
-def _member_name(name: str) -> str:
-    return name[2:] if name.startswith("./") else name
-
-
-class _RawMember(io.RawIOBase):
-    """A raw-IO view of a streamed tar member: in stream mode tarfile's file objects cannot be
-    wrapped by ``io.TextIOWrapper`` directly (Python 3.11 asks the stream for ``seekable``)."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def iter_tar_files(path: Path) -> Iterator[tuple[str, io.BufferedReader]]:
-    """Stream the regular files of a .tar.gz in archive order: ``(name, binary reader)``.
-
-    Streaming reads the archive once, sequentially, without extracting anything to disk (so no
-    member can be written outside a directory). Read errors become ``CorruptArchiveError``;
-    a caller reading a member should also be inside ``reading_archive``.
-    """
-    with (
-        reading_archive(path),
-        gzip.open(path, "rb") as gz,
-        tarfile.open(fileobj=gz, mode="r|") as tf,
-    ):
-        for member in tf:
-            if member.isfile():
-                handle = tf.extractfile(member)
-                assert handle is not None  # regular files always have data
-                yield _member_name(member.name), io.BufferedReader(_RawMember(handle))
-        # tar's end marker comes before the end of the gzip stream: read the rest too, so that
-        # a damaged tail (gzip checks its length and CRC-32 at the end) is noticed
-        while gz.read(1 << 20):
-            pass
-
-
-def verify_gzip(path: Path) -> None:
-    """Decompress the whole file once: gzip's length and CRC-32 catch truncation and damage
-    that the reads of a few members might not reach."""
-    with reading_archive(path), gzip.open(path, "rb") as gz:
-        while gz.read(1 << 24):
-            pass
 
 
 def select_per_class(
@@ -241,14 +166,10 @@ def read_aclimdb(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
     """The labelled reviews of ``aclImdb_v1.tar.gz``: split -> (texts, labels), neg=0, pos=1,
     each split ordered by class and review id (the archive order does not matter)."""
     found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
-    with reading_archive(path):  # reading a member can hit the damage too
-        for name, handle in iter_tar_files(path):
-            match = _REVIEW.match(name)
-            if match is None:
-                continue
-            split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
-            text = usb_review_text(handle.read().decode("utf-8"))
-            found[split].append((IMDB_CLASSES.index(polarity), review_id, text))
+    for member in iter_members(path, _REVIEW.match):
+        split, polarity, review_id, _ = _REVIEW.match(member.name).groups()  # type: ignore[union-attr]
+        text = usb_review_text(member.file.read().decode("utf-8"))
+        found[split].append((IMDB_CLASSES.index(polarity), int(review_id), text))
     out = {}
     for split, rows in found.items():
         if not rows:

@@ -28,14 +28,13 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, read_members
 from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks._vision import (
     CLASSIC_CV_TRAIN,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    CorruptArchiveError,
     check_classes,
-    read_tar_members,
     usb_cv_train,
 )
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
@@ -129,7 +128,7 @@ class _Cifar(Task):
         manifest = read_manifest(raw_dir)
         path = raw_dir / self.archive.filename
         members = (*self.train_members, self.test_member, self.meta_member)
-        batches = read_tar_members(
+        batches = read_members(
             path, {m: (lambda h, _size, m=m: load_batch(h, f"{path.name}:{m}")) for m in members}
         )
         check_classes(_names(batches[self.meta_member].get(self.names_key, [])), self.classes,

@@ -25,15 +25,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, reading
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    check_classes,
-    decode_rgb,
-    hwc_to_chw,
-    reading,
-    usb_cv_train,
-)
+from semibench.tasks._vision import check_classes, decode_rgb, hwc_to_chw, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 ARCHIVE = Source(

@@ -30,12 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, reading
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    reading,
-    usb_cv_train,
-)
+from semibench.tasks._vision import usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 ARCHIVE = Source(

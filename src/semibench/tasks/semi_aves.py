@@ -49,9 +49,10 @@ from typing import Any
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError
 from semibench.errors import SemiBenchError
 from semibench.io import ChecksumError, atomic_write_text, safe_extract, sha256_file
-from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD, CorruptArchiveError, usb_cv_train
+from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
 #: the 200 species in label order (``data/semi_aves_species_names.txt`` of ssl-evaluation)

@@ -30,14 +30,9 @@ from typing import IO
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, read_members
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    check_classes,
-    read_exact,
-    read_tar_members,
-    usb_cv_train,
-)
+from semibench.tasks._vision import check_classes, read_exact, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 ARCHIVE = Source(
@@ -99,7 +94,7 @@ class Stl10(Task):
         def labels(name: str):
             return lambda h, size: _labels(h, size, f"{path.name}:{_PREFIX}{name}")
 
-        parts = read_tar_members(path, {
+        parts = read_members(path, {
             _PREFIX + "train_X.bin": images("train_X.bin"),
             _PREFIX + "train_y.bin": labels("train_y.bin"),
             _PREFIX + "test_X.bin": images("test_X.bin"),

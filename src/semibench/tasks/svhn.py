@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks._vision import CLASSIC_CV_TRAIN, CorruptArchiveError
+from semibench.tasks._vision import CLASSIC_CV_TRAIN
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 _BASE = "http://ufldl.stanford.edu/housenumbers/"

@@ -50,12 +50,10 @@ from typing import ClassVar
 
 import numpy as np
 
+from semibench.archive import iter_members, verify_archive
 from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks.aclimdb import (
     UsbTextTask,
-    iter_tar_files,
-    reading_archive,
-    verify_gzip,
 )
 from semibench.tasks.base import TASKS, read_manifest
 
@@ -117,11 +115,9 @@ def iter_csv_rows(
     ``text_fields`` text columns (all if None)."""
     last = 1 + (num_fields if text_fields is None else text_fields)
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
-    with reading_archive(path), closing(iter_tar_files(path)) as members:
-        for name, handle in members:
-            if name != member:
-                continue
-            reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+    with closing(iter_members(path, member.__eq__)) as members:
+        for found in members:
+            reader = csv.reader(io.TextIOWrapper(found.file, encoding="utf-8", newline=""))
             for row in reader:
                 if len(row) != num_fields + 1:
                     raise ValueError(f"{path}:{member} line {reader.line_num}: expected "
@@ -140,10 +136,9 @@ def iter_csv_rows(
 
 def read_member_text(path: Path, member: str) -> str | None:
     """The text of one small member (None if the archive has none of that name)."""
-    with reading_archive(path), closing(iter_tar_files(path)) as members:
-        for name, handle in members:
-            if name == member:
-                return handle.read().decode("utf-8")
+    with closing(iter_members(path, member.__eq__)) as members:
+        for found in members:
+            return found.file.read().decode("utf-8")
     return None
 
 
@@ -175,7 +170,7 @@ class ZhangTask(UsbTextTask):
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
         path = raw_dir / self.spec.archive.filename
-        verify_gzip(path)  # the reads below stop after the members they need
+        verify_archive(path)  # the reads below stop after the members they need
         self._check_classes(path)
         fields, folder = len(self.spec.fields), self.spec.folder
         # two passes over train.csv: labels first, then only the selected rows' texts, so
