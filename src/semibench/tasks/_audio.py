@@ -27,7 +27,7 @@ import numpy as np
 from semibench.archive import CorruptArchiveError, iter_members
 from semibench.audio_io import SAMPLE_RATE, AudioDecodeError, ClipConverter, decode_audio
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks.base import Task, write_prepared
+from semibench.tasks.base import Task, read_manifest, write_prepared
 
 #: USB's audio training protocol (config/usb_audio): AdamW, weight decay 2e-5, batch 8, uratio 1,
 #: 100 x 1,024 iterations, evaluation every 2,048 with batch 16, 5,120 warm-up iterations, no
@@ -169,13 +169,17 @@ def find_member(names: Sequence[str], suffix: str, archive: Path) -> str:
 class UsbAudioTask(Task):
     """What USB's audio tasks share: the source's development split validates (no validation
     drawn from the pool), clips are cut to ``max_seconds`` at 16 kHz with USB's audio views
-    (``usb_audio_augment``), fetching downloads ``archives`` (or the one ``archive``)."""
+    (``usb_audio_augment``), fetching downloads ``archives`` (or the one ``archive``), and
+    ``prepare`` is one template: a source only says how its decoded clips fall into splits
+    (:meth:`read_splits`)."""
 
     domain = "audio"
     val_per_class = 0
     validation_source = "prepared"
     max_seconds: ClassVar[float]
     expected_counts: ClassVar[dict[str, int]]
+    #: clips of ``max_seconds`` cut from each decoded file (GTZAN: ten per track)
+    segments_per_track: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -187,6 +191,19 @@ class UsbAudioTask(Task):
 
     def fetch(self, raw_dir: Path) -> None:
         fetch_sources(self, self.remote_files(), raw_dir)
+
+    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
+        manifest = read_manifest(raw_dir)
+        converter = ClipConverter(self.max_seconds * self.segments_per_track)
+        arrays, extra = self.read_splits(Path(raw_dir), converter)
+        self.write_splits(out_dir, arrays, manifest, extra)
+
+    def read_splits(
+        self, raw_dir: Path, converter: ClipConverter
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+        """split -> (clips ``[N, T]``, labels) for train, val and test, and what ``meta.json``
+        records about them."""
+        raise NotImplementedError
 
     def write_splits(
         self,
@@ -217,7 +234,57 @@ class UsbAudioTask(Task):
         )
 
 
+class FoldCsvAudioTask(UsbAudioTask):
+    """A source whose one archive holds the clips and a metadata CSV that gives each clip's
+    file, fold and class (ESC-50, UrbanSound8K): whole folds make train, dev and test. A
+    source declares only where things are (class attributes)."""
+
+    archive: ClassVar[Source]
+    #: the CSV's path below the archive's top-level folder
+    metadata: ClassVar[str]
+    #: an audio member's path below that folder, from the row's ``{file}`` and ``{fold}``
+    member: ClassVar[str]
+    #: a member is audio if ``/<name>`` contains this and it ends in ``.wav``
+    audio_folder: ClassVar[str]
+    file_column: ClassVar[str]
+    label_column: ClassVar[str]
+    class_column: ClassVar[str]
+    folds: ClassVar[dict[str, tuple[int, ...]]]
+
+    def is_audio(self, name: str) -> bool:
+        return self.audio_folder in f"/{name}" and name.lower().endswith(".wav")
+
+    def read_splits(
+        self, raw_dir: Path, converter: ClipConverter
+    ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, Any]]:
+        archive = raw_dir / self.archive.filename
+        contents = decode_members(archive, self.is_audio, converter, self.name,
+                                  keep=lambda n: n.endswith(self.metadata))
+        csv_name, csv_data = contents.file(self.metadata, archive)
+        root = csv_name[: -len(self.metadata)]
+        columns = (self.file_column, "fold", self.label_column, self.class_column)
+        rows = read_csv_rows(csv_data, columns, csv_name)
+        for row in rows:
+            label = int(row[self.label_column])
+            if not 0 <= label < len(self.classes) or self.classes[label] != row[self.class_column]:
+                raise CorruptArchiveError(
+                    f"{csv_name}: {row[self.file_column]} has {self.label_column} {label} and "
+                    f"{self.class_column} {row[self.class_column]!r}, which does not match the "
+                    "class list"
+                )
+        arrays = {}
+        for split, folds in self.folds.items():
+            chosen = [r for r in rows if int(r["fold"]) in folds]
+            names = [root + self.member.format(file=r[self.file_column], fold=r["fold"])
+                     for r in chosen]
+            x = take_clips(contents.clips, names, converter.length, archive.name)
+            arrays[split] = x, np.array([int(r[self.label_column]) for r in chosen],
+                                        dtype=np.int64)
+        return arrays, {"folds": {k: list(v) for k, v in self.folds.items()}}
+
+
 __all__ = [
+    "FoldCsvAudioTask",
     "UsbAudioTask",
     "ArchiveContents",
     "CorruptArchiveError",

@@ -39,7 +39,7 @@ from semibench.tasks._audio import (
     decode_members,
 )
 from semibench.tasks._sources import Source
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks.base import TASKS
 
 GENRES = (
     "blues", "classical", "country", "disco", "hiphop",
@@ -108,11 +108,8 @@ class Gtzan(UsbAudioTask):
     dev_fraction = 0.15
     expected_counts = {"train": 7000, "val": 1500, "test": 1500}
 
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        archive = Path(raw_dir) / self.archive.filename
-        track_seconds = self.max_seconds * self.segments_per_track
-        converter = ClipConverter(track_seconds)
+    def read_splits(self, raw_dir: Path, converter: ClipConverter) -> tuple[dict, dict]:
+        archive = raw_dir / self.archive.filename
         contents = decode_members(
             archive,
             lambda n: track_of(n) is not None,
@@ -151,17 +148,12 @@ class Gtzan(UsbAudioTask):
             )
             for split in xs
         }
-        self.write_splits(
-            out_dir,
-            arrays,
-            manifest,
-            extra={
-                "segments_per_track": self.segments_per_track,
-                "skipped": sorted(skipped),
-                "test_tracks": sorted(t for p in split_of.values() for t in p["test"]),
-                "val_tracks": sorted(t for p in split_of.values() for t in p["val"]),
-            },
-        )
+        return arrays, {
+            "segments_per_track": self.segments_per_track,
+            "skipped": sorted(skipped),
+            "test_tracks": sorted(t for p in split_of.values() for t in p["test"]),
+            "val_tracks": sorted(t for p in split_of.values() for t in p["val"]),
+        }
 
 
 __all__ = ["GENRES", "KNOWN_BAD", "Gtzan", "split_tracks", "track_of"]

@@ -33,7 +33,7 @@ from semibench.tasks._audio import (
     take_clips,
 )
 from semibench.tasks._sources import Source
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks.base import TASKS
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
@@ -85,10 +85,8 @@ class SuperbKs(UsbAudioTask):
     archives: tuple[Source, Source] = (TRAIN_ARCHIVE, TEST_ARCHIVE)
     expected_counts = {"train": 18538, "val": 2577, "test": 2567}
 
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        train_archive, test_archive = (Path(raw_dir) / a.filename for a in self.archives)
-        converter = ClipConverter(self.max_seconds)
+    def read_splits(self, raw_dir: Path, converter: ClipConverter) -> tuple[dict, dict]:
+        train_archive, test_archive = (raw_dir / a.filename for a in self.archives)
         lists = ("validation_list.txt", "testing_list.txt")
         main = decode_members(
             train_archive,
@@ -117,7 +115,7 @@ class SuperbKs(UsbAudioTask):
         chosen = sorted(test.clips)
         x = take_clips(test.clips, chosen, converter.length, test_archive.name)
         arrays["test"] = x, np.array([KEYWORDS.index(keyword_of(n)) for n in chosen])
-        self.write_splits(out_dir, arrays, manifest, extra={})
+        return arrays, {}
 
 
 __all__ = ["KEYWORDS", "SuperbKs", "keyword_of", "read_list"]
