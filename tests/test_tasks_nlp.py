@@ -18,7 +18,8 @@ from semibench.archive import CorruptArchiveError
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.tasks import aclimdb, create_task, load_prepared, zhang15
 from semibench.tasks._sources import FetchError, Source
-from semibench.tasks.aclimdb import Imdb, select_per_class
+from semibench.tasks._text import select_per_class
+from semibench.tasks.aclimdb import Imdb
 from semibench.tasks.zhang15 import SOURCES, AgNews, AmazonReview, YahooAnswers, YelpReview
 
 # --------------------------------------------------------------------------- fixtures

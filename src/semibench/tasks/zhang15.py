@@ -52,9 +52,7 @@ import numpy as np
 
 from semibench.archive import iter_members, verify_archive
 from semibench.tasks._sources import Source, fetch_sources
-from semibench.tasks.aclimdb import (
-    UsbTextTask,
-)
+from semibench.tasks._text import UsbTextTask
 from semibench.tasks.base import TASKS, read_manifest
 
 FAST_AI = "https://s3.amazonaws.com/fast-ai-nlp/"
