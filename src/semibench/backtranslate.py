@@ -67,6 +67,10 @@ class ModelsUnavailableError(SemiBenchError, RuntimeError):
     """A translation model (or what loading it needs) is not available here."""
 
 
+class BacktranslationError(SemiBenchError, ValueError):
+    """Bad back-translation settings, or a table that does not belong to the prepared data."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """What determines the translations (all of it is part of the cache key)."""
@@ -87,15 +91,15 @@ class Settings:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.languages) - set(MODELS))
         if unknown or not self.languages:
-            raise ValueError(f"languages {list(self.languages)}: allowed: {', '.join(MODELS)}")
+            raise BacktranslationError(f"languages {list(self.languages)}: allowed: {', '.join(MODELS)}")
         if self.keep not in ("head", "tail"):
-            raise ValueError(f"keep={self.keep!r}: allowed: head, tail")
+            raise BacktranslationError(f"keep={self.keep!r}: allowed: head, tail")
         for name in ("max_chars", "max_input_tokens", "max_new_tokens", "batch_size",
                      "chunk_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise BacktranslationError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise BacktranslationError(f"temperature must be > 0, got {self.temperature}")
 
     def key(self, source_sha256: str) -> str:
         """A fingerprint of the settings, the models and the source data."""
@@ -352,13 +356,13 @@ def backtranslate_task(
     ``fallback="token-edit"``, unavailable models give the explicit fallback output instead
     of an error."""
     if fallback not in FALLBACKS:
-        raise ValueError(f"fallback={fallback!r}: allowed: {', '.join(FALLBACKS)}")
+        raise BacktranslationError(f"fallback={fallback!r}: allowed: {', '.join(FALLBACKS)}")
     settings = settings or Settings()
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     data = load_prepared(prepared_dir)
     texts = data.train_x
     if data.meta.get("domain") != "text" or texts.ndim != 1:
-        raise ValueError(f"{prepared_dir}: back-translation needs text train_x [N], got "
+        raise BacktranslationError(f"{prepared_dir}: back-translation needs text train_x [N], got "
                          f"domain {data.meta.get('domain')!r} and shape {texts.shape}")
     source_sha = data.meta["data_sha256"]
     key = settings.key(source_sha)
@@ -419,13 +423,13 @@ def attach_backtranslations(data: Prepared, path: str | Path) -> Prepared:
         method, table = str(bt["method"]), bt["texts"]
         source = str(bt["source_data_sha256"])
     if source != data.meta.get("data_sha256"):
-        raise ValueError(f"{path} was made from other prepared data (sha256 {source[:12]}..., "
+        raise BacktranslationError(f"{path} was made from other prepared data (sha256 {source[:12]}..., "
                          f"now {str(data.meta.get('data_sha256'))[:12]}...); run "
                          "`semibench backtranslate` again")
     if table.ndim != 2 or len(table) != len(data.train_x) or not np.array_equal(
         table[:, 0], data.train_x
     ):
-        raise ValueError(f"{path}: its first column is not the prepared train_x")
+        raise BacktranslationError(f"{path}: its first column is not the prepared train_x")
     if method == METHOD_FALLBACK or table.shape[1] == 1:
         return data
     return dataclasses.replace(data, train_x=table)

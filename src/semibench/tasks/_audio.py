@@ -26,7 +26,7 @@ import numpy as np
 
 from semibench.archive import CorruptArchiveError, iter_members
 from semibench.audio_io import SAMPLE_RATE, AudioDecodeError, ClipConverter, decode_audio
-from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._sources import Source, SourceDataError, fetch_sources
 from semibench.tasks.base import Task, read_manifest, write_prepared
 
 #: USB's audio training protocol (config/usb_audio): AdamW, weight decay 2e-5, batch 8, uratio 1,
@@ -64,7 +64,7 @@ def read_csv_rows(data: bytes, required: Sequence[str], source: str) -> list[dic
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
     missing = sorted(set(required) - set(reader.fieldnames or ()))
     if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}; found {reader.fieldnames}")
+        raise SourceDataError(f"{source}: missing column(s) {missing}; found {reader.fieldnames}")
     return list(reader)
 
 

@@ -27,6 +27,11 @@ class FetchError(SemiBenchError, RuntimeError):
     """No URL gave a file with the pinned checksum; the message says what to put where."""
 
 
+class SourceDataError(SemiBenchError, ValueError):
+    """A task's raw files do not hold what the task expects (a column, a class, a member, enough
+    samples per class): another version of the source, or a damaged copy."""
+
+
 @dataclass(frozen=True)
 class Source:
     """One raw file of a task: its name in ``raw_dir``, its pinned checksum and where to get
@@ -116,5 +121,5 @@ def copy_verified(source: Path, sha256: str, raw_dir: Path, name: str | None = N
     return target.name
 
 
-__all__ = ["FetchError", "Source", "check_size_and_head", "copy_verified", "download",
+__all__ = ["FetchError", "Source", "SourceDataError", "check_size_and_head", "copy_verified", "download",
            "fetch_sources", "package_file", "sha256_file"]

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from semibench.tasks._sources import SourceDataError
 from semibench.tasks.base import Task, write_prepared
 
 
@@ -35,7 +36,7 @@ def select_per_class(
     for c in range(num_classes):
         idx = np.flatnonzero(labels == c)
         if len(idx) < need:
-            raise ValueError(f"class {c} has {len(idx)} training samples; USB's selection takes "
+            raise SourceDataError(f"class {c} has {len(idx)} training samples; USB's selection takes "
                              f"{train_per_class} train + {dev_per_class} dev per class")
         idx = rng.permutation(idx)
         train.append(idx[:train_per_class])

@@ -15,6 +15,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 
 from semibench.archive import CorruptArchiveError
+from semibench.tasks._sources import SourceDataError
 
 T = TypeVar("T")
 
@@ -103,5 +104,5 @@ def hwc_to_chw(images: np.ndarray) -> np.ndarray:
 def check_classes(found: Sequence[str], expected: Sequence[str], what: str) -> None:
     """The source's class names must be the task's, in order (labels are indices into them)."""
     if list(found) != list(expected):
-        raise ValueError(f"{what}: class names {list(found)} differ from the expected "
+        raise SourceDataError(f"{what}: class names {list(found)} differ from the expected "
                          f"{list(expected)}")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from semibench.archive import iter_members
-from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._sources import Source, SourceDataError, fetch_sources
 from semibench.tasks._text import UsbTextTask
 from semibench.tasks.base import TASKS, read_manifest
 
@@ -64,7 +64,7 @@ def read_aclimdb(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
     out = {}
     for split, rows in found.items():
         if not rows:
-            raise ValueError(f"{path}: no aclImdb/{split}/{{neg,pos}}/*.txt reviews found")
+            raise SourceDataError(f"{path}: no aclImdb/{split}/{{neg,pos}}/*.txt reviews found")
         rows.sort(key=lambda r: (r[0], r[1]))
         out[split] = ([r[2] for r in rows], np.array([r[0] for r in rows], dtype=np.int64))
     return out

@@ -38,7 +38,7 @@ from semibench.tasks._audio import (
     read_files,
     take_clips,
 )
-from semibench.tasks._sources import Source
+from semibench.tasks._sources import Source, SourceDataError
 from semibench.tasks.base import TASKS, read_manifest, write_prepared
 
 CLASSES = (
@@ -73,7 +73,7 @@ def dev_holdout(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) <= per_class:
-            raise ValueError(f"class {c} has {len(idx)} test clips; cannot hold out {per_class}")
+            raise SourceDataError(f"class {c} has {len(idx)} test clips; cannot hold out {per_class}")
         held[rng.choice(idx, size=per_class, replace=False)] = True
     return held
 
@@ -109,7 +109,7 @@ class FsdNoisy18k(UsbAudioTask):
         for name, rows in ((train_name, train_rows), (test_name, test_rows)):
             unknown = sorted({r["label"] for r in rows} - set(CLASSES))
             if unknown:
-                raise ValueError(f"{name}: unknown label(s) {unknown}")
+                raise SourceDataError(f"{name}: unknown label(s) {unknown}")
         converter = ClipConverter(self.max_seconds)
         arrays = {}
         for split, archive, rows in (
@@ -121,7 +121,7 @@ class FsdNoisy18k(UsbAudioTask):
             )
             by_file = {PurePosixPath(n).name: clip for n, clip in contents.clips.items()}
             if len(by_file) != len(contents.clips):
-                raise ValueError(f"{archive.name}: two members share a file name")
+                raise SourceDataError(f"{archive.name}: two members share a file name")
             x = take_clips(by_file, [r["fname"] for r in rows], converter.length, archive.name)
             y = np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64)
             if split == "train":  # only the manually verified (clean) clips keep their label

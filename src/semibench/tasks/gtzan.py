@@ -38,7 +38,7 @@ from semibench.tasks._audio import (
     UsbAudioTask,
     decode_members,
 )
-from semibench.tasks._sources import Source
+from semibench.tasks._sources import Source, SourceDataError
 from semibench.tasks.base import TASKS
 
 GENRES = (
@@ -122,11 +122,11 @@ class Gtzan(UsbAudioTask):
         for member in clips:
             genre, track = track_of(member)  # type: ignore[misc]  # filtered above
             if track in by_genre[genre]:
-                raise ValueError(f"{archive.name}: track {track} appears twice")
+                raise SourceDataError(f"{archive.name}: track {track} appears twice")
             by_genre[genre][track] = member
         empty = [g for g, tracks in by_genre.items() if not tracks]
         if empty:
-            raise ValueError(f"{archive.name}: no tracks for genre(s) {empty}")
+            raise SourceDataError(f"{archive.name}: no tracks for genre(s) {empty}")
         segment = converter.length // self.segments_per_track
         xs: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
         ys: dict[str, list[int]] = {"train": [], "val": [], "test": []}

@@ -51,7 +51,7 @@ from typing import ClassVar
 import numpy as np
 
 from semibench.archive import iter_members, verify_archive
-from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._sources import Source, SourceDataError, fetch_sources
 from semibench.tasks._text import UsbTextTask
 from semibench.tasks.base import TASKS, read_manifest
 
@@ -118,18 +118,18 @@ def iter_csv_rows(
             reader = csv.reader(io.TextIOWrapper(found.file, encoding="utf-8", newline=""))
             for row in reader:
                 if len(row) != num_fields + 1:
-                    raise ValueError(f"{path}:{member} line {reader.line_num}: expected "
+                    raise SourceDataError(f"{path}:{member} line {reader.line_num}: expected "
                                      f"{num_fields + 1} columns, got {len(row)}")
                 try:
                     label = int(row[0]) - 1
                 except ValueError:
                     label = -1
                 if not 0 <= label < num_classes:
-                    raise ValueError(f"{path}:{member} line {reader.line_num}: class index "
+                    raise SourceDataError(f"{path}:{member} line {reader.line_num}: class index "
                                      f"{row[0]!r} is not in 1..{num_classes}")
                 yield label, (join_fields(row[1:last]) if with_text else None)
             return
-    raise ValueError(f"{path}: the archive has no {member}")
+    raise SourceDataError(f"{path}: the archive has no {member}")
 
 
 def read_member_text(path: Path, member: str) -> str | None:
@@ -159,11 +159,11 @@ class ZhangTask(UsbTextTask):
         text = read_member_text(path, member)
         if text is None:
             if self.spec.has_classes_file:
-                raise ValueError(f"{path}: the archive has no {member}")
+                raise SourceDataError(f"{path}: the archive has no {member}")
             return
         names = tuple(line.strip() for line in text.splitlines() if line.strip())
         if names != self.classes:
-            raise ValueError(f"{path}:{member} lists classes {names}, expected {self.classes}")
+            raise SourceDataError(f"{path}:{member} lists classes {names}, expected {self.classes}")
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
