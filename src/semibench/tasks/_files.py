@@ -24,9 +24,9 @@ from typing import Any
 from semibench.errors import SemiBenchError
 
 #: files in a class folder with another suffix are ignored (and counted); "any format" means
-#: any that the decoders read, so these lists are what PIL, our WAV/AU reader and soundfile take
+#: any that the decoders read, so these lists are what PIL and libsndfile (semibench.audio_io) take
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".opus",
-                            ".mp3", ".aif", ".aiff", ".aifc", ".m4a", ".webm"})
+                            ".mp3", ".aif", ".aiff", ".aifc"})
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl"}
 #: operating-system litter that is never data
