@@ -18,7 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from semibench.archive import UnsafeArchiveError, safe_extract
+from semibench.archive import (
+    CorruptArchiveError,
+    UnsafeArchiveError,
+    iter_members,
+    read_members,
+    safe_extract,
+    verify_archive,
+)
 
 
 @pytest.fixture
@@ -343,3 +350,52 @@ def test_full_disk_says_so_and_where(work, monkeypatch):
     with pytest.raises(OSError, match=f"no space left on device while extracting {arc} into "):
         safe_extract(arc, work / "out")
     assert _tree(work) == {"sentinel": ("dir", 0)}
+
+
+# --------------------------------------------------------------------------- the one reader
+
+
+def _tar_of(path: Path, members: dict[str, bytes], mode: str = "w:gz") -> Path:
+    with tarfile.open(path, mode) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("suffix, mode", [(".tar.gz", "w:gz"), (".tar.bz2", "w:bz2"),
+                                          (".tar", "w"), (".zip", None)])
+def test_iter_members_streams_tar_and_zip(tmp_path, suffix, mode):
+    members = {"./top/a.txt": b"alpha", "top/b.bin": b"\x00\x01" * 1000, "top/c.txt": b"gamma"}
+    path = tmp_path / f"x{suffix}"
+    if mode is None:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    else:
+        _tar_of(path, members, mode)
+    got = {m.name: m.file.read() for m in iter_members(path, lambda n: not n.endswith("c.txt"))}
+    assert got == {"top/a.txt": b"alpha", "top/b.bin": b"\x00\x01" * 1000}
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/etc/passwd", "a/../../b", "C:/x"])
+def test_iter_members_refuses_path_traversal(tmp_path, name):
+    path = _tar_of(tmp_path / "x.tar.gz", {"ok.txt": b"ok", name: b"bad"})
+    with pytest.raises(UnsafeArchiveError, match="points outside the archive"):
+        list(iter_members(path))
+
+
+def test_a_truncated_or_damaged_archive_is_one_corrupt_archive_error(tmp_path):
+    path = _tar_of(tmp_path / "x.tar.gz", {f"m{i}": os.urandom(50_000) for i in range(4)})
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(CorruptArchiveError, match="truncated or corrupt.*fetch again"):
+        for member in iter_members(path):
+            member.file.read()
+    path.write_bytes(good[:-4] + bytes(4))  # the gzip trailer (length) damaged only
+    with pytest.raises(CorruptArchiveError):
+        verify_archive(path)
+    path.write_bytes(good)
+    with pytest.raises(CorruptArchiveError, match="no member.*missing"):
+        read_members(path, {"m0": lambda f, n: f.read(n), "missing": lambda f, n: None})

@@ -25,12 +25,20 @@ import torch
 
 from semibench.config import check_config, run_config
 from semibench.io import DirectoryBusyError, exclusive_directory, sha256_file
+from semibench.log import configure
 from semibench.splits import make_split, write_split
 from semibench.tasks import PreparedDataError, create_task, load_prepared
 from semibench.tasks.base import read_manifest
 from semibench.train import loop
 from semibench.train.checkpoint import CheckpointStore, write_torch
 from semibench.train.loop import TrainingStopped, train_run
+
+
+@pytest.fixture(autouse=True)
+def _notes_on_stderr():
+    """A run's notes go through logging, as ``semibench train`` configures it."""
+    configure()
+
 
 TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
          "device": "cpu"}

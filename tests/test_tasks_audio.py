@@ -24,23 +24,18 @@ import numpy as np
 import pytest
 import torch
 
+from semibench.archive import CorruptArchiveError
+from semibench.audio_io import AudioDecodeError, decode_audio
 from semibench.augment import build_views
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.splits import make_split
-from semibench.tasks import _audio as audio_mod
 from semibench.tasks import create_task, load_prepared
 from semibench.tasks import esc50 as esc_mod
 from semibench.tasks import fsdnoisy18k as fsd_mod
 from semibench.tasks import gtzan as gtzan_mod
 from semibench.tasks import superb_ks as ks_mod
 from semibench.tasks import urbansound8k as us8k_mod
-from semibench.tasks._audio import (
-    ArchiveError,
-    AudioDecodeError,
-    FetchError,
-    RemoteFile,
-    decode_audio,
-)
+from semibench.tasks._sources import FetchError, Source
 from semibench.train.config import TrainConfig
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*split sizes.*:RuntimeWarning")  # tiny fixtures
@@ -103,7 +98,14 @@ def au_bytes(x: np.ndarray, rate: int) -> bytes:
     return b".snd" + struct.pack(">IIIII", 28, len(data), 3, rate, 1) + b"\0" * 4 + data
 
 
-IMA_STEPS = audio_mod._IMA_STEPS  # the standard table (the codec's definition, not our logic)
+IMA_STEPS = (  # the standard table (the codec's definition)
+    7, 8, 9, 10, 11, 12, 13, 14, 16, 17, 19, 21, 23, 25, 28, 31, 34, 37, 41, 45, 50, 55, 60, 66,
+    73, 80, 88, 97, 107, 118, 130, 143, 157, 173, 190, 209, 230, 253, 279, 307, 337, 371, 408,
+    449, 494, 544, 598, 658, 724, 796, 876, 963, 1060, 1166, 1282, 1411, 1552, 1707, 1878, 2066,
+    2272, 2499, 2749, 3024, 3327, 3660, 4026, 4428, 4871, 5358, 5894, 6484, 7132, 7845, 8630,
+    9493, 10442, 11487, 12635, 13899, 15289, 16818, 18500, 20350, 22385, 24623, 27086, 29794,
+    32767,
+)  # fmt: skip
 IMA_INDEX = (-1, -1, -1, -1, 2, 4, 6, 8) * 2
 
 
@@ -220,10 +222,10 @@ def csv_bytes(header: list[str], rows: list[list[object]]) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def serve(monkeypatch: pytest.MonkeyPatch, mirror: Path, paths: list[Path]) -> list[RemoteFile]:
-    """Point $SEMIBENCH_MIRROR at the fixtures; return RemoteFiles pinned to their SHA-256."""
+def serve(monkeypatch: pytest.MonkeyPatch, mirror: Path, paths: list[Path]) -> list[Source]:
+    """Point $SEMIBENCH_MIRROR at the fixtures; return Sources pinned to their SHA-256."""
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    return [RemoteFile(p.name, f"sha256:{sha256_file(p)}", UNREACHABLE) for p in paths]
+    return [Source(p.name, f"sha256:{sha256_file(p)}", UNREACHABLE) for p in paths]
 
 
 def peak_hz(x: np.ndarray, rate: int = SR) -> float:
@@ -322,7 +324,7 @@ def test_checksum_mismatch_fails_fetch_and_says_where(tmp_path, monkeypatch):
     mirror.mkdir()
     archive, _ = esc50_fixture(mirror)
     monkeypatch.setenv(MIRROR_ENV, str(mirror))
-    wrong = RemoteFile(archive.name, "sha256:" + "0" * 64, UNREACHABLE)
+    wrong = Source(archive.name, "sha256:" + "0" * 64, UNREACHABLE)
     monkeypatch.setattr(esc_mod.Esc50, "archive", wrong)
     task = create_task("esc50")
     with pytest.raises(FetchError) as err:
@@ -338,7 +340,7 @@ def test_checksum_mismatch_fails_fetch_and_says_where(tmp_path, monkeypatch):
 
 def test_unreachable_source_names_file_and_directory(tmp_path, monkeypatch):
     monkeypatch.delenv(MIRROR_ENV, raising=False)
-    remote = RemoteFile("UrbanSound8K.tar.gz", "md5:" + "1" * 32, UNREACHABLE)
+    remote = Source("UrbanSound8K.tar.gz", "md5:" + "1" * 32, UNREACHABLE)
     monkeypatch.setattr(us8k_mod.UrbanSound8k, "archive", remote)
     with pytest.raises(FetchError, match=r"put it in .*raw"):
         create_task("urbansound8k").fetch(tmp_path / "raw")
@@ -373,7 +375,7 @@ def test_truncated_archive_with_matching_pin_is_reported(tmp_path, monkeypatch):
     monkeypatch.setattr(gtzan_mod.Gtzan, "archive", remote)
     task = create_task("gtzan")
     task.fetch(tmp_path / "raw")
-    with pytest.raises(ArchiveError, match="genres.tar.gz: corrupt or truncated"):
+    with pytest.raises(CorruptArchiveError, match="genres.tar.gz: the file is truncated or corrupt"):
         task.prepare(tmp_path / "raw", tmp_path / "prepared")
     assert not (tmp_path / "prepared").exists()
 
@@ -493,9 +495,32 @@ def test_adpcm_decoders_match_the_encoder(encoder, channels):
     assert 10 * np.log10(np.mean(x**2) / np.mean(error**2)) > 20  # and it tracks the signal
 
 
-def test_unsupported_wav_format_is_named():
-    with pytest.raises(AudioDecodeError, match="format tag 0x0055"):
-        decode_audio(_riff(struct.pack("<HHIIHH", 0x55, 1, 8000, 1000, 1, 0), b"\0" * 10), "mp3")
+def test_undecodable_audio_is_named():
+    with pytest.raises(AudioDecodeError, match="clip.mp3: not a readable audio file"):
+        decode_audio(_riff(struct.pack("<HHIIHH", 0x55, 1, 8000, 1000, 1, 0), b"\0" * 10),
+                     "clip.mp3")
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("kind", ["pcm16", "ext16", "pcm8", "pcm24", "float32"])
+def test_lossless_wav_and_au_decode_to_the_written_samples(kind, channels):
+    """libsndfile gives exactly the quantised samples each fixture format holds (checked
+    against SemiBench's former hand-written decoders before they were removed)."""
+    x = tone(700, 0.05, 22050)
+    x = np.stack([x, -0.6 * x])[:channels]
+    decoded, rate = decode_audio(wav_bytes(x.squeeze(), 22050, kind), "clip.wav")
+    scale = {"pcm16": 32767, "ext16": 32767, "pcm8": 127, "pcm24": 2**23 - 1}.get(kind)
+    if scale is None:
+        want = x
+    elif kind == "pcm8":
+        want = (np.round(x * 127 + 128) - 128) / 128
+    else:
+        want = np.round(x * scale) / (32768 if scale == 32767 else 2**23)
+    assert rate == 22050 and decoded.shape == x.shape
+    np.testing.assert_array_equal(decoded, want.astype(np.float32))
+    au, au_rate = decode_audio(au_bytes(x[0], 22050), "clip.au")
+    assert au_rate == 22050
+    np.testing.assert_array_equal(au[0], (np.round(x[0] * 32767) / 32768).astype(np.float32))
 
 
 # --------------------------------------------------------------------------- Speech Commands

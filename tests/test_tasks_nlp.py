@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from semibench.archive import CorruptArchiveError
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.tasks import aclimdb, create_task, load_prepared, zhang15
-from semibench.tasks.aclimdb import Archive, CorruptArchiveError, Imdb, select_per_class
+from semibench.tasks._sources import FetchError, Source
+from semibench.tasks._text import select_per_class
+from semibench.tasks.aclimdb import Imdb
 from semibench.tasks.zhang15 import SOURCES, AgNews, AmazonReview, YahooAnswers, YelpReview
 
 # --------------------------------------------------------------------------- fixtures
@@ -117,13 +120,13 @@ def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def pin_imdb(monkeypatch: pytest.MonkeyPatch, archive: Path, **extra: object) -> None:
-    monkeypatch.setattr(aclimdb, "ARCHIVE", Archive(aclimdb.ARCHIVE.url, archive.name,
-                                                    f"sha256:{sha256_file(archive)}", **extra))
+    monkeypatch.setattr(aclimdb, "ARCHIVE", Source(archive.name, f"sha256:{sha256_file(archive)}",
+                                                   aclimdb.ARCHIVE.urls, **extra))
 
 
 def pin_zhang(monkeypatch: pytest.MonkeyPatch, name: str, archive: Path) -> None:
     spec = SOURCES[name]
-    pinned = Archive(spec.archive.url, spec.archive.filename, f"sha256:{sha256_file(archive)}")
+    pinned = Source(spec.archive.filename, f"sha256:{sha256_file(archive)}", spec.archive.urls)
     monkeypatch.setitem(zhang15.SOURCES, name, dataclasses.replace(spec, archive=pinned))
 
 
@@ -162,7 +165,7 @@ def test_registered_with_usb_settings() -> None:
 
 def test_pins_are_real_checksums() -> None:
     assert aclimdb.ARCHIVE.known_hash.startswith("sha256:")
-    assert aclimdb.ARCHIVE.url.startswith("https://ai.stanford.edu/")
+    assert aclimdb.ARCHIVE.urls[0].startswith("https://ai.stanford.edu/")
     for spec in SOURCES.values():
         algo, digest = spec.archive.known_hash.split(":")
         assert len(digest) == {"sha256": 64, "md5": 32}[algo]
@@ -228,7 +231,7 @@ def test_imdb_checksum_mismatch_fetches_nothing(tmp_path: Path, mirror: Path, mo
     pin_imdb(monkeypatch, archive)
     archive.write_bytes(archive.read_bytes() + b"tampered")
     task = TinyImdb()
-    with pytest.raises(ChecksumError, match="checksum does not match"):
+    with pytest.raises(FetchError, match="checksum does not match"):
         task.fetch(tmp_path / "raw")
     assert not (tmp_path / "raw" / "aclImdb_v1.tar.gz").exists()
     assert not (tmp_path / "raw" / "manifest.json").exists()
@@ -240,7 +243,7 @@ def test_imdb_checksum_mismatch_fetches_nothing(tmp_path: Path, mirror: Path, mo
 def test_imdb_published_size_is_checked(tmp_path: Path, mirror: Path, monkeypatch) -> None:
     archive = build_aclimdb(mirror / "aclImdb_v1.tar.gz")
     pin_imdb(monkeypatch, archive, size=archive.stat().st_size + 1)
-    with pytest.raises(ChecksumError, match="bytes, the source publishes"):
+    with pytest.raises(FetchError, match="bytes, the source publishes"):
         TinyImdb().fetch(tmp_path / "raw")
     assert not (tmp_path / "raw" / "aclImdb_v1.tar.gz").exists()
 
@@ -327,7 +330,7 @@ def test_zhang_checksum_mismatch_and_truncation(tmp_path: Path, mirror: Path,
     # a mirror copy that is not the pinned file is refused
     good = archive.read_bytes()
     archive.write_bytes(good[:-10])
-    with pytest.raises(ChecksumError):
+    with pytest.raises(FetchError, match="checksum does not match"):
         task.fetch(tmp_path / "raw")
     assert not (tmp_path / "raw" / "manifest.json").exists()
     # a truncated archive that matches its pin is refused when read, and says why

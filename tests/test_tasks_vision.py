@@ -24,6 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
+from semibench.archive import CorruptArchiveError
 from semibench.augment import build_views
 from semibench.io import MIRROR_ENV, ChecksumError, sha256_file
 from semibench.splits import make_split
@@ -34,7 +35,7 @@ from semibench.tasks import medmnist as medmnist_mod
 from semibench.tasks import semi_aves as aves_mod
 from semibench.tasks import stl10 as stl10_mod
 from semibench.tasks import svhn as svhn_mod
-from semibench.tasks._vision import CorruptArchiveError, Remote
+from semibench.tasks._sources import FetchError, Source
 from semibench.train.config import TrainConfig
 
 VISION_TASKS = ("cifar10", "cifar100", "svhn", "stl10", "eurosat", "tissuemnist", "semi_aves")
@@ -83,8 +84,8 @@ def _py2_style_pickle(obj: dict[str, object]) -> bytes:
 
 def _pin(monkeypatch: pytest.MonkeyPatch, owner: object, attr: str, path: Path,
          digest: str | None = None) -> None:
-    """Point ``owner.attr`` (a ``Remote``) at the mirror copy of ``path`` with its SHA-256."""
-    remote: Remote = getattr(owner, attr)
+    """Point ``owner.attr`` (a ``Source``) at the mirror copy of ``path`` with its SHA-256."""
+    remote: Source = getattr(owner, attr)
     pinned = dataclasses.replace(remote, filename=path.name, urls=UNREACHABLE,
                                  known_hash="sha256:" + (digest or sha256_file(path)))
     monkeypatch.setattr(owner, attr, pinned)
@@ -485,7 +486,7 @@ Builder = Callable[[Path], Path]
 
 
 def _corrupt_cases() -> dict[str, tuple[str, object, str, Builder]]:
-    """task -> (task, object holding the Remote, attribute, fixture builder)."""
+    """task -> (task, object holding the Source, attribute, fixture builder)."""
     return {
         "cifar10": ("cifar10", cifar_mod.Cifar10, "archive", lambda d: _cifar10_archive(d)[0]),
         "stl10": ("stl10", stl10_mod, "ARCHIVE", lambda d: _stl10_archive(d)[0]),
@@ -507,7 +508,7 @@ def test_checksum_mismatch_leaves_nothing(case, mirror, tmp_path, monkeypatch):
         _pin(monkeypatch, owner, attr, build(mirror), digest="0" * 64)
     task = create_task(case)
     raw, out = tmp_path / "raw" / case, tmp_path / "prepared" / case
-    with pytest.raises(ChecksumError, match="checksum"):
+    with pytest.raises(FetchError, match="checksum"):
         task.fetch(raw)
     assert not raw.exists() or not any(raw.iterdir())  # nothing kept, no manifest
     with pytest.raises(FileNotFoundError):

@@ -1,4 +1,7 @@
-"""Extraction of tar and zip archives that the user supplies, without trusting the archive.
+"""The one archive reader (:func:`iter_members`: stream the files of a tar or zip archive,
+extracting nothing) and extraction of tar and zip archives that the user supplies, without
+trusting the archive (:func:`safe_extract`). A source archive that cannot be read to its end is
+one :class:`CorruptArchiveError`.
 
 CPython's own safeguards are not enough on every Python 3.11: ``tarfile``'s ``filter="data"``
 misses a PATH_MAX symlink chain in 3.11.7 (CVE-2025-4517) and ``zipfile.extractall`` has no
@@ -10,6 +13,8 @@ through a path that the archive or the existing folder could redirect.
 from __future__ import annotations
 
 import errno
+import gzip
+import io
 import os
 import re
 import secrets
@@ -17,11 +22,14 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, NamedTuple, TypeVar
+
+from semibench.errors import SemiBenchError
 
 #: default cap on the bytes written in all (Semi-Aves' real archives are a few GB)
 MAX_TOTAL_BYTES = 64 << 30
@@ -39,9 +47,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _TEMP_PREFIX = ".extract-"
+T = TypeVar("T")
 
 
-class UnsafeArchiveError(RuntimeError):
+class UnsafeArchiveError(SemiBenchError, RuntimeError):
     """An archive member was refused: it could escape the target, is not a plain file or
     folder, or takes the archive past a size or member-count cap."""
 
@@ -323,3 +332,121 @@ def _opened_dir(fd: int) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+class CorruptArchiveError(SemiBenchError, ValueError):
+    """A source file that passed its checksum cannot be read: truncated, damaged, or without a
+    member that its metadata lists."""
+
+
+#: what zlib, gzip, tarfile and zipfile raise on truncated or malformed input
+READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
+
+
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the many ways a truncated or malformed source file fails into one clear error."""
+    try:
+        yield
+    except CorruptArchiveError:
+        raise
+    except READ_ERRORS as err:
+        raise CorruptArchiveError(
+            f"{path}: the file is truncated or corrupt ({type(err).__name__}: {err}); "
+            "delete it and fetch again"
+        ) from err
+
+
+class Member(NamedTuple):
+    """One regular file of an archive: its name (no leading ``./``), size and a binary reader
+    that is valid until the next member is asked for."""
+
+    name: str
+    size: int
+    file: io.BufferedReader
+
+
+class _RawMember(io.RawIOBase):
+    """A raw-IO view of a streamed member whose read errors become CorruptArchiveError (in
+    stream mode tarfile's file objects cannot be wrapped by ``io.TextIOWrapper`` directly:
+    Python 3.11 asks the stream for ``seekable``)."""
+
+    def __init__(self, handle: IO[bytes], archive: Path) -> None:
+        self._handle, self._archive = handle, archive
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        with reading(self._archive):
+            data = self._handle.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _checked_name(name: str, archive: Path) -> str:
+    """A member name without a leading ``./``; one that could point outside the archive's
+    folder (absolute, a drive, ``..``) is refused."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if name.startswith(("/", "\\")) or _DRIVE.match(name) or ".." in parts:
+        raise UnsafeArchiveError(f"{archive}: member {name!r} points outside the archive")
+    return name[2:] if name.startswith("./") else name
+
+
+def iter_members(path: Path, wanted: Callable[[str], bool] = lambda name: True
+                 ) -> Iterator[Member]:
+    """The regular files of a tar (plain, gzip, bzip2, xz) or zip archive whose name passes
+    ``wanted``, in archive order: one sequential pass, nothing extracted to disk. A gzip
+    stream is read to its end, so damage past the last member (its length and CRC-32) is
+    noticed; every read error is a :class:`CorruptArchiveError`."""
+    path = Path(path)
+    with reading(path):
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    name = _checked_name(info.filename, path)
+                    if not info.is_dir() and wanted(name):
+                        with archive.open(info) as handle:  # checks the member's CRC
+                            yield Member(name, info.file_size,
+                                         io.BufferedReader(_RawMember(handle, path)))
+            return
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            with ExitStack() as stack:
+                stream: IO[bytes] = (stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+                                     if compressed else raw)
+                archive = stack.enter_context(
+                    tarfile.open(fileobj=stream, mode="r|" if compressed else "r|*"))
+                for member in archive:
+                    name = _checked_name(member.name, path)
+                    if member.isfile() and wanted(name):
+                        handle = archive.extractfile(member)
+                        assert handle is not None  # regular files always have data
+                        yield Member(name, member.size,
+                                     io.BufferedReader(_RawMember(handle, path)))
+                # tar's end marker comes before the end of the gzip stream
+                while compressed and stream.read(1 << 20):
+                    pass
+
+
+def read_members(path: Path, readers: dict[str, Callable[[IO[bytes], int], T]]) -> dict[str, T]:
+    """Read the named members in one sequential pass (seeking backwards in a .tar.gz means
+    decompressing it again): ``readers`` maps a member name to ``reader(file, size)``. A
+    missing member is a :class:`CorruptArchiveError`."""
+    results = {m.name: readers[m.name](m.file, m.size)
+               for m in iter_members(path, readers.__contains__)}
+    missing = sorted(set(readers) - set(results))
+    if missing:
+        raise CorruptArchiveError(f"{path}: no member(s) {', '.join(missing)} in the archive")
+    return results
+
+
+def verify_archive(path: Path) -> None:
+    """Read the whole archive once (members and trailer): truncation and damage that the reads
+    of a few members might not reach."""
+    for _ in iter_members(path, lambda name: False):
+        pass

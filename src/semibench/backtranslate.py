@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -43,8 +44,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from semibench.errors import SemiBenchError
 from semibench.io import atomic_path, atomic_write_json, read_json
 from semibench.tasks.base import Prepared, load_prepared
+
+logger = logging.getLogger(__name__)
 
 #: language -> (en->xx model, xx->en model)
 MODELS: dict[str, tuple[str, str]] = {
@@ -59,8 +63,12 @@ FALLBACKS = ("none", "token-edit")
 _OFFLINE_VALUES = ("1", "true", "yes", "on")
 
 
-class ModelsUnavailableError(RuntimeError):
+class ModelsUnavailableError(SemiBenchError, RuntimeError):
     """A translation model (or what loading it needs) is not available here."""
+
+
+class BacktranslationError(SemiBenchError, ValueError):
+    """Bad back-translation settings, or a table that does not belong to the prepared data."""
 
 
 @dataclass(frozen=True)
@@ -83,15 +91,15 @@ class Settings:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.languages) - set(MODELS))
         if unknown or not self.languages:
-            raise ValueError(f"languages {list(self.languages)}: allowed: {', '.join(MODELS)}")
+            raise BacktranslationError(f"languages {list(self.languages)}: allowed: {', '.join(MODELS)}")
         if self.keep not in ("head", "tail"):
-            raise ValueError(f"keep={self.keep!r}: allowed: head, tail")
+            raise BacktranslationError(f"keep={self.keep!r}: allowed: head, tail")
         for name in ("max_chars", "max_input_tokens", "max_new_tokens", "batch_size",
                      "chunk_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+                raise BacktranslationError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise BacktranslationError(f"temperature must be > 0, got {self.temperature}")
 
     def key(self, source_sha256: str) -> str:
         """A fingerprint of the settings, the models and the source data."""
@@ -166,8 +174,7 @@ class Translator:
                     raise
                 torch.cuda.empty_cache()
                 batch_size //= 2
-                print(f"{self.name}: out of GPU memory, batch size now {batch_size}",
-                      file=sys.stderr)
+                logger.warning("%s: out of GPU memory, batch size now %d", self.name, batch_size)
                 continue
             for i, text in zip(idx, decoded, strict=True):
                 out[i] = text
@@ -349,13 +356,13 @@ def backtranslate_task(
     ``fallback="token-edit"``, unavailable models give the explicit fallback output instead
     of an error."""
     if fallback not in FALLBACKS:
-        raise ValueError(f"fallback={fallback!r}: allowed: {', '.join(FALLBACKS)}")
+        raise BacktranslationError(f"fallback={fallback!r}: allowed: {', '.join(FALLBACKS)}")
     settings = settings or Settings()
     prepared_dir, out_dir = Path(prepared_dir), Path(out_dir)
     data = load_prepared(prepared_dir)
     texts = data.train_x
     if data.meta.get("domain") != "text" or texts.ndim != 1:
-        raise ValueError(f"{prepared_dir}: back-translation needs text train_x [N], got "
+        raise BacktranslationError(f"{prepared_dir}: back-translation needs text train_x [N], got "
                          f"domain {data.meta.get('domain')!r} and shape {texts.shape}")
     source_sha = data.meta["data_sha256"]
     key = settings.key(source_sha)
@@ -372,7 +379,7 @@ def backtranslate_task(
     if previous.is_file() and (out_dir / OUTPUT_NAME).is_file():
         old = read_json(previous)
         if old.get("key") == key and old.get("method") == METHOD_MARIAN:
-            print(f"{out_dir / OUTPUT_NAME}: up to date, nothing to translate", file=sys.stderr)
+            logger.info("%s: up to date, nothing to translate", out_dir / OUTPUT_NAME)
             return old
 
     started = time.time()
@@ -388,8 +395,8 @@ def backtranslate_task(
     except ModelsUnavailableError as err:
         if fallback != "token-edit":
             raise
-        print(f"WARNING: {err}\nwriting the token-edit fallback marker: the strong text view "
-              "will be the token-edit stand-in, not back-translation", file=sys.stderr)
+        logger.warning("WARNING: %s\nwriting the token-edit fallback marker: the strong text "
+                       "view will be the token-edit stand-in, not back-translation", err)
         info.update(method=METHOD_FALLBACK, fallback=True, reason=str(err), columns=["original"],
                     device=None, wall_time_s=time.time() - started)
         _write(out_dir, texts.reshape(-1, 1), ["original"], info)
@@ -416,13 +423,13 @@ def attach_backtranslations(data: Prepared, path: str | Path) -> Prepared:
         method, table = str(bt["method"]), bt["texts"]
         source = str(bt["source_data_sha256"])
     if source != data.meta.get("data_sha256"):
-        raise ValueError(f"{path} was made from other prepared data (sha256 {source[:12]}..., "
+        raise BacktranslationError(f"{path} was made from other prepared data (sha256 {source[:12]}..., "
                          f"now {str(data.meta.get('data_sha256'))[:12]}...); run "
                          "`semibench backtranslate` again")
     if table.ndim != 2 or len(table) != len(data.train_x) or not np.array_equal(
         table[:, 0], data.train_x
     ):
-        raise ValueError(f"{path}: its first column is not the prepared train_x")
+        raise BacktranslationError(f"{path}: its first column is not the prepared train_x")
     if method == METHOD_FALLBACK or table.shape[1] == 1:
         return data
     return dataclasses.replace(data, train_x=table)

@@ -19,6 +19,7 @@ import yaml
 
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
+from semibench.errors import SemiBenchError
 from semibench.imbalance import is_algorithm, split_name
 from semibench.imbalance.settings import (
     algorithm_origins,
@@ -37,7 +38,7 @@ from semibench.variants import base_task, check_variants
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(SemiBenchError, ValueError):
     """An invalid configuration; the message is one line naming the key and what is allowed."""
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semibench.errors import SemiBenchError
 from semibench.metrics_file import MetricsFormatError, read_metrics
 
 CHECKPOINTS = {"best": "model_best.pt", "last": "model_last.pt"}
@@ -36,7 +37,7 @@ AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
 TEXT_SUFFIXES = (".txt",)
 
 
-class RunError(RuntimeError):
+class RunError(SemiBenchError, RuntimeError):
     """A run directory, checkpoint or input cannot be used; the message names the file."""
 
 
@@ -71,37 +72,20 @@ def load_image(path: str | Path, shape: Sequence[int]) -> np.ndarray:
 
 
 def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarray:
-    """An audio file as the task stores clips: mono float32 in [-1, 1] at ``sample_rate``,
-    its first ``num_samples`` samples, zero-padded at the end. WAV and Sun .au need no audio
-    library; other formats are read with soundfile when it is installed."""
-    from semibench.tasks._audio import AudioDecodeError, decode_audio
+    """An audio file as the task stores clips (semibench.audio_io, the one audio loader): mono
+    float32 in [-1, 1] at ``sample_rate``, its first ``num_samples`` samples, zero-padded at
+    the end."""
+    from semibench.audio_io import AudioDecodeError, ClipConverter
 
     path = Path(path)
     try:
-        samples, rate = decode_audio(path.read_bytes(), str(path))
-    except AudioDecodeError:
-        try:
-            import soundfile
-        except ImportError:
-            raise RunError(f"{path}: only WAV and .au files can be read without the soundfile "
-                           "package") from None
-        try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except Exception as err:  # noqa: BLE001 - any decoder fault is the same fault here
-            raise RunError(f"{path}: not a readable audio file ({err})") from None
-        samples = data.T
+        data = path.read_bytes()
     except OSError as err:
         raise RunError(f"{path}: cannot read ({err.strerror or err})") from None
-    mono = samples.mean(axis=0, dtype=np.float32) if samples.ndim == 2 else samples
-    wave = torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))
-    if rate != sample_rate and len(wave):
-        import torchaudio
-
-        wave = torchaudio.functional.resample(wave, int(rate), int(sample_rate))
-    out = np.zeros(num_samples, dtype=np.float32)
-    keep = min(len(wave), num_samples)
-    out[:keep] = np.clip(wave[:keep].numpy(), -1.0, 1.0)
-    return out
+    try:
+        return ClipConverter(sample_rate=sample_rate, length=num_samples).load(data, str(path))
+    except AudioDecodeError as err:
+        raise RunError(str(err)) from None
 
 
 def read_text_lines(path: str | Path) -> list[str]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from semibench.archive import UnsafeArchiveError, safe_extract  # noqa: F401
+from semibench.errors import SemiBenchError
+
+logger = logging.getLogger(__name__)
 
 
 def _current_umask() -> int:
@@ -29,7 +32,7 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-class ChecksumError(RuntimeError):
+class ChecksumError(SemiBenchError, RuntimeError):
     """A file's SHA-256 does not match the pinned value."""
 
 
@@ -125,7 +128,7 @@ def remove_temporaries(directory: str | Path) -> list[Path]:
     return removed
 
 
-class DirectoryBusyError(RuntimeError):
+class DirectoryBusyError(SemiBenchError, RuntimeError):
     """Another live process holds the lock of a directory (e.g. an orphaned training job)."""
 
 
@@ -290,7 +293,7 @@ def fetch_url(
             if attempt == attempts:
                 raise
             wait = 2.0**attempt
-            print(f"download of {url} failed ({err}); retry {attempt}/{attempts - 1} in "
-                  f"{wait:.0f} s", file=sys.stderr)
+            logger.warning("download of %s failed (%s); retry %d/%d in %.0f s", url, err,
+                           attempt, attempts - 1, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")

@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema
 
+from semibench.errors import SemiBenchError
 from semibench.io import atomic_write_json, read_json
 
 #: metric name -> (field of an evaluation record in metrics.json, lower is better): what every
@@ -35,7 +36,7 @@ METRICS: dict[str, tuple[str, bool]] = {
 SCHEMA_FILE = "metrics.schema.json"
 
 
-class MetricsFormatError(ValueError):
+class MetricsFormatError(SemiBenchError, ValueError):
     """A ``metrics.json`` file cannot be read or breaks the schema; the message names the file
     and the field."""
 

@@ -24,6 +24,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from semibench.errors import SemiBenchError
 from semibench.registry import registering_from
 
 ENTRY_POINT_GROUP = "semibench.plugins"
@@ -34,7 +35,7 @@ _LOADED: dict[str, Any] = {}
 _ORIGINS: dict[str, str] = {}
 
 
-class PluginError(ValueError):
+class PluginError(SemiBenchError, ValueError):
     """A plugin that cannot be loaded; one line naming the plugin and the cause."""
 
 

@@ -21,10 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import atomic_write_text, read_json
 
 
-class SplitError(ValueError):
+class SplitError(SemiBenchError, ValueError):
     """A label budget that cannot be drawn from the pool."""
 
 

@@ -61,7 +61,7 @@ def parse_tag(tag: str) -> LongTailed:
     """The inverse of :meth:`LongTailed.tag` (the split rule passes the tag on)."""
     match = _TAG.fullmatch(tag)
     if match is None:
-        raise ValueError(f"long-tailed split tag {tag!r}: expected e.g. lt_l100_u100_m3000")
+        raise SplitError(f"long-tailed split tag {tag!r}: expected e.g. lt_l100_u100_m3000")
     lb, rev, ulb, m, inc = match.groups()
     return LongTailed(lb_gamma=float(lb.replace("p", ".")), ulb_gamma=float(ulb.replace("p", ".")),
                       ulb_head=None if m == "all" else int(m), ulb_reversed=bool(rev),
@@ -73,13 +73,13 @@ def _ulb_head(value: Any, num_labels: int, where: str) -> int | None:
     and 500 with 4000)."""
     if isinstance(value, dict):
         if str(num_labels) not in value:
-            raise ValueError(f"{where}.ulb_head: no entry for num_labels {num_labels} "
+            raise SplitError(f"{where}.ulb_head: no entry for num_labels {num_labels} "
                              f"(has {', '.join(sorted(value, key=str))})")
         value = value[str(num_labels)]
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{where}.ulb_head={value!r}: must be a positive integer")
+        raise SplitError(f"{where}.ulb_head={value!r}: must be a positive integer")
     return value
 
 
@@ -89,27 +89,27 @@ def long_tailed_setting(section: dict[str, Any], num_labels: int,
     key (gamma < 1 is no long tail: reverse with ``ulb_reversed``, not a negative gamma)."""
     unknown = sorted(set(section) - set(KEYS))
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+        raise SplitError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
                          f"{', '.join(sorted(KEYS))}")
     if "lb_gamma" not in section:
-        raise ValueError(f"{where}: lb_gamma (the labelled imbalance ratio) is required")
+        raise SplitError(f"{where}: lb_gamma (the labelled imbalance ratio) is required")
     values: dict[str, Any] = {}
     for key in ("lb_gamma", "ulb_gamma"):
         value = section.get(key, section["lb_gamma"])
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-            raise ValueError(f"{where}.{key}={value!r}: must be a number >= 1 (head / tail "
+            raise SplitError(f"{where}.{key}={value!r}: must be a number >= 1 (head / tail "
                              "count; a reversed unlabelled distribution is ulb_reversed: true)")
         values[key] = float(value)
     for key in ("ulb_reversed", "include_labelled_in_unlabelled"):
         if not isinstance(section.get(key, False), bool):
-            raise ValueError(f"{where}.{key}={section[key]!r}: must be true or false")
+            raise SplitError(f"{where}.{key}={section[key]!r}: must be true or false")
         values[key] = section.get(key, False)
     if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise ValueError(f"{where}: num_labels={num_labels!r} (N1) must be a positive integer")
+        raise SplitError(f"{where}: num_labels={num_labels!r} (N1) must be a positive integer")
     values["ulb_head"] = _ulb_head(section.get("ulb_head"), num_labels, where)
     shaped = section.get("ulb_gamma", 1) != 1 or values["ulb_reversed"]
     if shaped and values["ulb_head"] is None:  # USB asserts the same (ulb_num_labels)
-        raise ValueError(f"{where}: a long-tailed or reversed unlabelled set needs ulb_head "
+        raise SplitError(f"{where}: a long-tailed or reversed unlabelled set needs ulb_head "
                          "(M1); without it every remaining sample is unlabelled")
     return LongTailed(**values)
 
@@ -118,9 +118,9 @@ def long_tailed_counts(head: int, num_classes: int, gamma: float,
                        reversed_: bool = False) -> list[int]:
     """Per-class counts ``int(head * mu**c)``, the last ``int(head / gamma)`` (USB's rule)."""
     if num_classes < 2:
-        raise ValueError("a long tail needs at least 2 classes")
+        raise SplitError("a long tail needs at least 2 classes")
     if gamma < 1:
-        raise ValueError(f"gamma={gamma!r}: must be >= 1")
+        raise SplitError(f"gamma={gamma!r}: must be >= 1")
     mu = (1.0 / gamma) ** (1.0 / (num_classes - 1))
     counts = [int(head * mu**c) for c in range(num_classes - 1)] + [int(head / gamma)]
     return counts[::-1] if reversed_ else counts

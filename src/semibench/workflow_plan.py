@@ -20,6 +20,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from semibench.errors import SemiBenchError
+
 PACKAGE = Path(__file__).resolve().parent
 CACHE_DIR = Path(".snakemake") / "semibench"
 #: bump when the plan's layout changes
@@ -27,7 +29,7 @@ PLAN_VERSION = 2
 _SOURCE_SUFFIXES = {".py", ".json", ".yaml", ".csv", ".j2"}
 
 
-class ConfigInvalid(ValueError):
+class ConfigInvalid(SemiBenchError, ValueError):
     """The config failed its checks; the message is semibench.config's one line."""
 
 

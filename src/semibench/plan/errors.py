@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from semibench.errors import SemiBenchError
 
-class PlanError(ValueError):
+
+class PlanError(SemiBenchError, ValueError):
     """Bad planner input (unknown device, a precision the device lacks): one line."""

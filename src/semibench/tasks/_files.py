@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from semibench.errors import SemiBenchError
+
 #: files in a class folder with another suffix are ignored (and counted); "any format" means
-#: any that the decoders read, so these lists are what PIL, our WAV/AU reader and soundfile take
+#: any that the decoders read, so these lists are what PIL and libsndfile (semibench.audio_io) take
 AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".au", ".snd", ".flac", ".ogg", ".oga", ".opus",
-                            ".mp3", ".aif", ".aiff", ".aifc", ".m4a", ".webm"})
+                            ".mp3", ".aif", ".aiff", ".aifc"})
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                   ".ndjson": "jsonl"}
 #: operating-system litter that is never data
@@ -39,7 +41,7 @@ DOMAIN_KEYS = {
 }
 
 
-class FileTaskError(ValueError):
+class FileTaskError(SemiBenchError, ValueError):
     """A task declared with ``from_files`` cannot be built from its files; one line."""
 
 

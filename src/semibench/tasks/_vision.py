@@ -8,21 +8,14 @@ parsed before its checksum matched what ``fetch`` pinned.
 
 from __future__ import annotations
 
-import gzip
 import io
-import tarfile
-import zipfile
-import zlib
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any, TypeVar
 
 import numpy as np
 
-from semibench.io import ChecksumError, fetch_url, sha256_file
-from semibench.tasks.base import Task, write_manifest
+from semibench.archive import CorruptArchiveError
+from semibench.tasks._sources import SourceDataError
 
 T = TypeVar("T")
 
@@ -70,89 +63,9 @@ def usb_cv_train(lr: float, layer_decay: float = 1.0) -> dict[str, Any]:
     return {**USB_CV_TRAIN, "lr": lr, "layer_decay": layer_decay}
 
 
-class CorruptArchiveError(ValueError):
-    """A source file that passed its checksum cannot be read (truncated or malformed)."""
-
-
-# --------------------------------------------------------------------------- downloads
-
-
-@dataclass(frozen=True)
-class Remote:
-    """One source file: its name in ``raw_dir``, pinned hash and URLs (first = canonical)."""
-
-    filename: str
-    known_hash: str  # "sha256:<hex>" or the source's published "md5:<hex>"
-    urls: tuple[str, ...]
-
-
-def download(remote: Remote, raw_dir: Path) -> Path:
-    """Fetch ``remote`` (local mirror first, then each URL in turn); a checksum mismatch is
-    never retried from another URL, a network failure is."""
-    failures = []
-    for url in remote.urls:
-        try:
-            return fetch_url(url, remote.known_hash, raw_dir, remote.filename)
-        except ChecksumError:
-            raise
-        except OSError as err:  # requests' network errors derive from OSError
-            failures.append(f"{url}: {err}")
-    raise RuntimeError(
-        f"could not download {remote.filename} ({'; '.join(failures)}); put the file "
-        f"({remote.known_hash}) into {raw_dir} or into the directory named by $SEMIBENCH_MIRROR"
-    )
-
-
-def fetch_remotes(task: Task, raw_dir: Path, remotes: Sequence[Remote]) -> None:
-    """Download every file of a task and record their SHA-256 in ``raw_dir/manifest.json``."""
-    files = {}
-    for remote in remotes:
-        path = download(remote, raw_dir)
-        files[remote.filename] = sha256_file(path)
-    write_manifest(raw_dir, task.name, task.source, files)
 
 
 # --------------------------------------------------------------------------- archives
-
-#: what zlib, gzip, tarfile and zipfile raise on truncated or malformed input
-_ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, gzip.BadGzipFile, EOFError, zlib.error)
-
-
-@contextmanager
-def reading(path: Path) -> Iterator[None]:
-    """Turn the many ways a truncated or malformed source file fails into one clear error."""
-    try:
-        yield
-    except CorruptArchiveError:
-        raise
-    except _ARCHIVE_ERRORS as err:
-        raise CorruptArchiveError(
-            f"{path}: the file is truncated or corrupt ({type(err).__name__}: {err}); "
-            f"delete {path.parent} and fetch again"
-        ) from err
-
-
-def read_tar_members(path: Path, readers: dict[str, Callable[[IO[bytes], int], T]]) -> dict[str, T]:
-    """Read the named members of a (compressed) tar archive in one sequential pass.
-
-    ``readers`` maps a member name to ``reader(file_object, size)``; one pass matters because
-    seeking backwards in a .tar.gz means decompressing it again from the start.
-    """
-    results: dict[str, T] = {}
-    with reading(path), tarfile.open(path, "r:*") as archive:
-        for member in archive:
-            reader = readers.get(member.name)
-            if reader is None or not member.isfile():
-                continue
-            handle = archive.extractfile(member)
-            assert handle is not None  # a regular file always has data
-            with handle:
-                results[member.name] = reader(handle, member.size)
-    missing = sorted(set(readers) - set(results))
-    if missing:
-        raise CorruptArchiveError(f"{path}: no member(s) {', '.join(missing)} in the archive")
-    return results
-
 
 def read_exact(handle: IO[bytes], size: int, what: str) -> np.ndarray:
     """Read exactly ``size`` bytes into a new uint8 array (no intermediate bytes object)."""
@@ -191,5 +104,5 @@ def hwc_to_chw(images: np.ndarray) -> np.ndarray:
 def check_classes(found: Sequence[str], expected: Sequence[str], what: str) -> None:
     """The source's class names must be the task's, in order (labels are indices into them)."""
     if list(found) != list(expected):
-        raise ValueError(f"{what}: class names {list(found)} differ from the expected "
+        raise SourceDataError(f"{what}: class names {list(found)} differ from the expected "
                          f"{list(expected)}")

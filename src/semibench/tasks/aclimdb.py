@@ -18,255 +18,29 @@ Deviations from USB (documented):
 
 * The per-class shuffle uses a fixed seed of SemiBench's (``SELECT_SEED``); USB's own draw is
   not published, so the 11,500/1,000 selection differs from USB's files (same sizes).
-* Every text is cut to its first ``max_chars`` characters (3,000) because the prepared format
-  stores fixed-width strings. 512 BERT word pieces (USB's ``max_length``) rarely span more than
-  ~2,500 characters of English, so the encoder sees (almost) what USB's does; back-translation
-  (``semibench.backtranslate``) keeps USB's last-1,024-characters rule on the stored text.
-  Fixed-width UCS-4 strings are costly for the big sets: Yahoo! Answers' 500,000 training
-  texts take ~6 GB in ``data.npz`` (a ragged UTF-8 format would need ~1/5 of that).
+* Every text is cut to its first ``max_chars`` characters (``semibench.tasks._text``).
 
-This module also holds the pieces shared with ``zhang15.py``: the pinned ``Archive``, its
-download, corruption-safe streaming of tar members and USB's per-class train/dev selection.
+The protocol shared with ``zhang15.py`` (USB's per-class train/dev selection, the training
+settings, the prepared format) is the text family's base, ``semibench.tasks._text``.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
 import re
-import tarfile
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, ClassVar
 
 import numpy as np
 
-from semibench.io import ChecksumError, fetch_url, sha256_file
-from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
-
-# --------------------------------------------------------------------------- shared pieces
-
-
-class CorruptArchiveError(ValueError):
-    """An archive cannot be read to its end (truncated download, damaged file)."""
-
-
-@dataclass(frozen=True)
-class Archive:
-    """A pinned source archive.
-
-    ``known_hash`` is what ``fetch_url`` verifies (``sha256:`` or a published ``md5:``).
-    ``size`` and ``head_md5`` are an extra, independent check where a mirror publishes them:
-    fast.ai's ``checks.txt`` lists each file's size and the MD5 of its first MiB.
-    """
-
-    url: str
-    filename: str
-    known_hash: str
-    size: int | None = None
-    head_md5: str | None = None
-
-
-def check_size_and_head(path: Path, archive: Archive) -> None:
-    """Verify the size and first-MiB MD5 published for ``archive`` (where there are any)."""
-    if archive.size is not None and path.stat().st_size != archive.size:
-        raise ChecksumError(f"{path}: {path.stat().st_size} bytes, the source publishes "
-                            f"{archive.size}; the file is truncated or another version")
-    if archive.head_md5 is not None:
-        with open(path, "rb") as handle:
-            head = hashlib.md5(handle.read(1 << 20)).hexdigest()
-        if head != archive.head_md5:
-            raise ChecksumError(f"{path}: MD5 of the first MiB is {head}, the source publishes "
-                                f"{archive.head_md5}")
-
-
-def fetch_archive(archive: Archive, raw_dir: Path) -> dict[str, str]:
-    """Download (or copy from ``$SEMIBENCH_MIRROR``) and verify ``archive``; return the
-    manifest entry ``{filename: sha256}``. A file that fails a check is deleted."""
-    path = fetch_url(archive.url, archive.known_hash, raw_dir, archive.filename)
-    try:
-        check_size_and_head(path, archive)
-    except ChecksumError:
-        path.unlink(missing_ok=True)
-        raise
-    return {archive.filename: sha256_file(path)}
-
-
-_READ_ERRORS = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile)
-
-
-@contextmanager
-def reading_archive(path: Path) -> Iterator[None]:
-    """Turn the many ways a damaged .tar.gz fails into one clear error."""
-    try:
-        yield
-    except _READ_ERRORS as err:
-        raise CorruptArchiveError(
-            f"{path}: the archive is truncated or corrupt ({type(err).__name__}: {err}); "
-            "delete it and fetch again"
-        ) from err
-
-
-def _member_name(name: str) -> str:
-    return name[2:] if name.startswith("./") else name
-
-
-class _RawMember(io.RawIOBase):
-    """A raw-IO view of a streamed tar member: in stream mode tarfile's file objects cannot be
-    wrapped by ``io.TextIOWrapper`` directly (Python 3.11 asks the stream for ``seekable``)."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
-def iter_tar_files(path: Path) -> Iterator[tuple[str, io.BufferedReader]]:
-    """Stream the regular files of a .tar.gz in archive order: ``(name, binary reader)``.
-
-    Streaming reads the archive once, sequentially, without extracting anything to disk (so no
-    member can be written outside a directory). Read errors become ``CorruptArchiveError``;
-    a caller reading a member should also be inside ``reading_archive``.
-    """
-    with (
-        reading_archive(path),
-        gzip.open(path, "rb") as gz,
-        tarfile.open(fileobj=gz, mode="r|") as tf,
-    ):
-        for member in tf:
-            if member.isfile():
-                handle = tf.extractfile(member)
-                assert handle is not None  # regular files always have data
-                yield _member_name(member.name), io.BufferedReader(_RawMember(handle))
-        # tar's end marker comes before the end of the gzip stream: read the rest too, so that
-        # a damaged tail (gzip checks its length and CRC-32 at the end) is noticed
-        while gz.read(1 << 20):
-            pass
-
-
-def verify_gzip(path: Path) -> None:
-    """Decompress the whole file once: gzip's length and CRC-32 catch truncation and damage
-    that the reads of a few members might not reach."""
-    with reading_archive(path), gzip.open(path, "rb") as gz:
-        while gz.read(1 << 24):
-            pass
-
-
-def select_per_class(
-    labels: np.ndarray, num_classes: int, train_per_class: int, dev_per_class: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """USB's ``select_data``: per class, shuffle; the first ``train_per_class`` samples are
-    training data and the next ``dev_per_class`` development data. Returns sorted indices."""
-    rng = np.random.default_rng(seed)
-    train, dev = [], []
-    need = train_per_class + dev_per_class
-    for c in range(num_classes):
-        idx = np.flatnonzero(labels == c)
-        if len(idx) < need:
-            raise ValueError(f"class {c} has {len(idx)} training samples; USB's selection takes "
-                             f"{train_per_class} train + {dev_per_class} dev per class")
-        idx = rng.permutation(idx)
-        train.append(idx[:train_per_class])
-        dev.append(idx[train_per_class:need])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(dev))
-
-
-def capped_strings(texts: list[str], max_chars: int) -> tuple[np.ndarray, int]:
-    """Fixed-width unicode array of the texts cut to ``max_chars``; also how many were cut."""
-    cut = sum(len(t) > max_chars for t in texts)
-    return np.array([t[:max_chars] for t in texts], dtype=np.str_), int(cut)
-
-
-class UsbTextTask(Task):
-    """USB's NLP protocol (``config/usb_nlp``): BERT-base fine-tuned with AdamW, batch 8 (+8
-    unlabelled), 102,400 iterations with 5,120 warm-up, evaluation every 2,048 on the source's
-    dev split, max_length 512, no EMA (ema_m 0), separate forward passes (use_cat False).
-    Subclasses set the classes, sizes, label budgets, lr and layer_decay."""
-
-    domain = "text"
-    validation_source = "prepared"
-    #: the strong view is a back-translation (``semibench backtranslate``), as in USB
-    backtranslation: ClassVar[bool] = True
-    backbone = "bert_base_uncased"
-    backbone_args: ClassVar[dict[str, Any]] = {"max_length": 512}
-    augment: ClassVar[dict[str, Any]] = {}
-    #: per class: training pool and development (validation) samples, USB's ``select_data``
-    train_per_class: ClassVar[int]
-    dev_per_class: ClassVar[int]
-    #: texts are cut to this many characters (fixed-width storage; see the module docstring)
-    max_chars: ClassVar[int] = 3000
-    #: the per-class shuffle of the train/dev selection (fixed; the same for every SSL seed)
-    select_seed: ClassVar[int] = 20220901
-
-    @staticmethod
-    def usb_train(lr: float, layer_decay: float) -> dict[str, Any]:
-        return {
-            "iterations": 102_400,
-            "eval_every": 2048,
-            "batch_size": 8,
-            "uratio": 1,
-            "eval_batch_size": 8,
-            "optimizer": "adamw",
-            "lr": lr,
-            "layer_decay": layer_decay,
-            "weight_decay": 5e-4,
-            "warmup_iterations": 5120,
-            "ema_m": 0.0,
-            "use_cat": False,
-        }
-
-    def select(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Row indices of USB's training pool and dev set among the source's training rows."""
-        return select_per_class(labels, self.num_classes, self.train_per_class,
-                                self.dev_per_class, self.select_seed)
-
-    def write(
-        self,
-        out_dir: Path,
-        manifest: dict[str, Any],
-        train_texts: Mapping[int, str] | Sequence[str],
-        train_labels: np.ndarray,
-        test: tuple[list[str], np.ndarray],
-    ) -> None:
-        """Write the prepared data: ``train_texts[i]`` must exist for every selected row i."""
-        train_idx, dev_idx = self.select(train_labels)
-        train_x, cut_train = capped_strings([train_texts[i] for i in train_idx], self.max_chars)
-        val_x, cut_val = capped_strings([train_texts[i] for i in dev_idx], self.max_chars)
-        test_x, cut_test = capped_strings(test[0], self.max_chars)
-        write_prepared(
-            out_dir,
-            task=self,
-            train_x=train_x,
-            train_y=train_labels[train_idx],
-            val_x=val_x,
-            val_y=train_labels[dev_idx],
-            test_x=test_x,
-            test_y=test[1],
-            raw_checksums=manifest["files"],
-            extra={
-                "selection": {"train_per_class": self.train_per_class,
-                              "dev_per_class": self.dev_per_class, "seed": self.select_seed},
-                "max_chars": self.max_chars,
-                "num_cut_to_max_chars": {"train": cut_train, "val": cut_val, "test": cut_test},
-            },
-        )
-
+from semibench.archive import iter_members
+from semibench.tasks._sources import Source, SourceDataError, fetch_sources
+from semibench.tasks._text import UsbTextTask
+from semibench.tasks.base import TASKS, read_manifest
 
 # --------------------------------------------------------------------------- IMDB
 
-ARCHIVE = Archive(
-    url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
-    filename="aclImdb_v1.tar.gz",
+ARCHIVE = Source(
+    "aclImdb_v1.tar.gz",
+    urls=("https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
     known_hash="sha256:c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
     size=84_125_825,
 )
@@ -283,18 +57,14 @@ def read_aclimdb(path: Path) -> dict[str, tuple[list[str], np.ndarray]]:
     """The labelled reviews of ``aclImdb_v1.tar.gz``: split -> (texts, labels), neg=0, pos=1,
     each split ordered by class and review id (the archive order does not matter)."""
     found: dict[str, list[tuple[int, int, str]]] = {"train": [], "test": []}
-    with reading_archive(path):  # reading a member can hit the damage too
-        for name, handle in iter_tar_files(path):
-            match = _REVIEW.match(name)
-            if match is None:
-                continue
-            split, polarity, review_id = match.group(1), match.group(2), int(match.group(3))
-            text = usb_review_text(handle.read().decode("utf-8"))
-            found[split].append((IMDB_CLASSES.index(polarity), review_id, text))
+    for member in iter_members(path, _REVIEW.match):
+        split, polarity, review_id, _ = _REVIEW.match(member.name).groups()  # type: ignore[union-attr]
+        text = usb_review_text(member.file.read().decode("utf-8"))
+        found[split].append((IMDB_CLASSES.index(polarity), int(review_id), text))
     out = {}
     for split, rows in found.items():
         if not rows:
-            raise ValueError(f"{path}: no aclImdb/{split}/{{neg,pos}}/*.txt reviews found")
+            raise SourceDataError(f"{path}: no aclImdb/{split}/{{neg,pos}}/*.txt reviews found")
         rows.sort(key=lambda r: (r[0], r[1]))
         out[split] = ([r[2] for r in rows], np.array([r[0] for r in rows], dtype=np.int64))
     return out
@@ -318,7 +88,7 @@ class Imdb(UsbTextTask):
     )
 
     def fetch(self, raw_dir: Path) -> None:
-        write_manifest(raw_dir, self.name, self.source, fetch_archive(ARCHIVE, raw_dir))
+        fetch_sources(self, [ARCHIVE], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

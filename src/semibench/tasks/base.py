@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import (
     ChecksumError,
     atomic_path,
@@ -185,7 +186,7 @@ def write_prepared(
     atomic_write_json(out_dir / "meta.json", meta)
 
 
-class PreparedDataError(RuntimeError):
+class PreparedDataError(SemiBenchError, RuntimeError):
     """The prepared data are missing, unreadable or not the ones their meta.json describes."""
 
 

@@ -28,15 +28,13 @@ from typing import IO, Any, ClassVar
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError, read_members
+from semibench.tasks._sources import Source, fetch_sources
 from semibench.tasks._vision import (
     CLASSIC_CV_TRAIN,
     IMAGENET_MEAN,
     IMAGENET_STD,
-    CorruptArchiveError,
-    Remote,
     check_classes,
-    fetch_remotes,
-    read_tar_members,
     usb_cv_train,
 )
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
@@ -115,7 +113,7 @@ def _names(values: Any) -> list[str]:
 
 class _Cifar(Task):
     domain = "image"
-    archive: ClassVar[Remote]
+    archive: ClassVar[Source]
     #: archive member names of the training batches, the test batch and the meta file
     train_members: ClassVar[tuple[str, ...]]
     test_member: ClassVar[str]
@@ -124,13 +122,13 @@ class _Cifar(Task):
     names_key: ClassVar[str]
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remotes(self, raw_dir, [self.archive])
+        fetch_sources(self, [self.archive], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
         path = raw_dir / self.archive.filename
         members = (*self.train_members, self.test_member, self.meta_member)
-        batches = read_tar_members(
+        batches = read_members(
             path, {m: (lambda h, _size, m=m: load_batch(h, f"{path.name}:{m}")) for m in members}
         )
         check_classes(_names(batches[self.meta_member].get(self.names_key, [])), self.classes,
@@ -162,7 +160,7 @@ class Cifar10(_Cifar):
     train = dict(CLASSIC_CV_TRAIN)
     source = ("CIFAR-10 (Krizhevsky 2009), python version, "
               "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
-    archive = Remote(
+    archive = Source(
         "cifar-10-python.tar.gz",
         "sha256:6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
         ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
@@ -192,7 +190,7 @@ class Cifar100(_Cifar):
     train = usb_cv_train(lr=5e-4, layer_decay=0.5)
     source = ("CIFAR-100 (Krizhevsky 2009), python version, fine labels, "
               "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")
-    archive = Remote(
+    archive = Source(
         "cifar-100-python.tar.gz",
         "sha256:85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
         ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",),

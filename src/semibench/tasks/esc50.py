@@ -10,20 +10,9 @@ paddleaudio's server is the fallback. USB: 250 / 500 labels (5 / 10 per class), 
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
-from semibench.tasks._audio import (
-    USB_AUDIO_TRAIN,
-    ClipConverter,
-    RemoteFile,
-    UsbAudioTask,
-    decode_members,
-    read_csv_rows,
-    take_clips,
-)
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks._audio import USB_AUDIO_TRAIN, FoldCsvAudioTask
+from semibench.tasks._sources import Source
+from semibench.tasks.base import TASKS
 
 CLASSES = (
     "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
@@ -36,7 +25,7 @@ CLASSES = (
     "church_bells", "airplane", "fireworks", "hand_saw",
 )  # fmt: skip
 
-ESC50_ARCHIVE = RemoteFile(
+ESC50_ARCHIVE = Source(
     filename="ESC-50-master.zip",
     known_hash="md5:7771e4b9d86d0945acce719c7a59305a",
     urls=(
@@ -47,7 +36,7 @@ ESC50_ARCHIVE = RemoteFile(
 
 
 @TASKS.register("esc50")
-class Esc50(UsbAudioTask):
+class Esc50(FoldCsvAudioTask):
     name = "esc50"
     classes = CLASSES
     label_budgets = (250, 500)
@@ -60,43 +49,10 @@ class Esc50(UsbAudioTask):
         "(ESC-50-master.zip, MD5 7771e4b9d86d0945acce719c7a59305a); folds 1-3 train, 4 dev, "
         "5 test; 44.1 kHz resampled to 16 kHz mono, 5 s"
     )
-    archive: RemoteFile = ESC50_ARCHIVE
+    archive = ESC50_ARCHIVE
+    metadata = "meta/esc50.csv"
+    member = "audio/{file}"
+    audio_folder = "/audio/"
+    file_column, label_column, class_column = "filename", "target", "category"
     folds = {"train": (1, 2, 3), "val": (4,), "test": (5,)}
     expected_counts = {"train": 1200, "val": 400, "test": 400}
-
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        archive = Path(raw_dir) / self.archive.filename
-        converter = ClipConverter(self.max_seconds)
-        contents = decode_members(
-            archive,
-            lambda n: "/audio/" in f"/{n}" and n.endswith(".wav"),
-            converter,
-            "esc50",
-            keep=lambda n: n.endswith("meta/esc50.csv"),
-        )
-        csv_name, csv_bytes = contents.file("meta/esc50.csv", archive)
-        audio_dir = csv_name[: -len("meta/esc50.csv")] + "audio/"
-        rows = read_csv_rows(csv_bytes, ("filename", "fold", "target", "category"), csv_name)
-        for row in rows:
-            target = int(row["target"])
-            if not 0 <= target < len(CLASSES) or CLASSES[target] != row["category"]:
-                raise ValueError(
-                    f"{csv_name}: {row['filename']} has target {target} and category "
-                    f"{row['category']!r}, which does not match the class list"
-                )
-        clips = contents.clips
-        arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for split, folds in self.folds.items():
-            chosen = [r for r in rows if int(r["fold"]) in folds]
-            names = [audio_dir + r["filename"] for r in chosen]
-            x = take_clips(clips, names, converter.length, archive.name)
-            arrays[split] = x, np.array([int(r["target"]) for r in chosen], dtype=np.int64)
-        self.write_splits(
-            out_dir,
-            arrays,
-            manifest,
-            extra={
-                "folds": {k: list(v) for k, v in self.folds.items()},
-            },
-        )

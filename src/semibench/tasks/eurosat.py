@@ -25,19 +25,12 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    Remote,
-    check_classes,
-    decode_rgb,
-    fetch_remotes,
-    hwc_to_chw,
-    reading,
-    usb_cv_train,
-)
+from semibench.archive import CorruptArchiveError, reading
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._vision import check_classes, decode_rgb, hwc_to_chw, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
-ARCHIVE = Remote(
+ARCHIVE = Source(
     "EuroSAT.zip",
     "sha256:8ebea626349354c5328b142b96d0430e647051f26efc2dc974c843f25ecf70bd",
     (
@@ -85,7 +78,7 @@ class EuroSat(Task):
               "per class first 80 % pool / last 20 % test (USB)")
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remotes(self, raw_dir, [ARCHIVE])
+        fetch_sources(self, [ARCHIVE], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

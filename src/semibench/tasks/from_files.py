@@ -9,8 +9,8 @@
 ``data/raw/<task>/manifest.json`` (the files stay where they are) and refuses files that appear
 in both train (or unlabelled) and test. ``prepare`` re-reads each file once, checks its bytes
 against the manifest, decodes them (images: any PIL format, EXIF-rotated, resized on the
-shorter side and centre-cropped to ``image_size``; audio: WAV/AU natively, other formats through
-soundfile or torchaudio if installed, mono, resampled to ``sample_rate``, the first ``seconds``;
+shorter side and centre-cropped to ``image_size``; audio: any format libsndfile reads
+(``semibench.audio_io``), mono, resampled to ``sample_rate``, the first ``seconds``;
 text: the first ``max_chars`` characters) and writes the same prepared format as every task.
 
 The workflow declares these tasks in its own process when it checks the config, and hands the
@@ -23,10 +23,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import re
-import sys
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from semibench.audio_io import ClipConverter
 from semibench.io import atomic_write_json, read_json, sha256_file
 from semibench.registry import registering_from
 from semibench.tasks._files import (
@@ -48,8 +49,10 @@ from semibench.tasks._files import (
     source_paths,
 )
 from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD
-from semibench.tasks.base import TASKS, Task, write_prepared
+from semibench.tasks.base import TASKS, Task, create_task, write_prepared
 from semibench.tasks.mnist import stratified_holdout
+
+logger = logging.getLogger(__name__)
 
 FILE_TASKS_ENV = "SEMIBENCH_FILE_TASKS"
 #: the fixed seed of a ``test_fraction`` hold-out (the same test set for every run)
@@ -125,9 +128,10 @@ class FileTask(Task):
         files, content = _hash_sources(self.spec, listing)
         _refuse_duplicates(self.spec, listing, content)
         if listing.ignored:
-            print(f"{self.name}: ignored {len(listing.ignored)} file(s) that are not "
-                  f"{self.domain} by their suffix: {', '.join(listing.ignored[:5])}"
-                  + (" ..." if len(listing.ignored) > 5 else ""), file=sys.stderr)
+            logger.warning("%s: ignored %d file(s) that are not %s by their suffix: %s%s",
+                           self.name, len(listing.ignored), self.domain,
+                           ", ".join(listing.ignored[:5]),
+                           " ..." if len(listing.ignored) > 5 else "")
         raw_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(raw_dir / "manifest.json", {
             "task": self.name, "source": self.source, "declaration": self.spec.declaration(),
@@ -231,8 +235,8 @@ def _refuse_duplicates(source: FileSource, listing: Listing, content: dict[str, 
             clashes.append(" = ".join(f"{it.role}/{it.rel}" for it in group[:2]))
     what = "rows" if source.domain == "text" else "files"
     if leaks and source.domain == "text":
-        print(f"warning: {source.where}: {len(leaks)} test rows have the same text as a training "
-              f"row ({', '.join(leaks[:3])})", file=sys.stderr)
+        logger.warning("warning: %s: %d test rows have the same text as a training row (%s)",
+                       source.where, len(leaks), ", ".join(leaks[:3]))
     elif leaks:
         raise FileTaskError(f"{source.where}: {len(leaks)} test {what} are also in train or "
                             f"unlabelled (same content): {', '.join(leaks[:3])}"
@@ -302,56 +306,14 @@ class _ImageDecoder:
 
 
 class _AudioDecoder:
-    """Bytes -> float32 [T]: mono, resampled to the declared rate, the first ``seconds``
-    (zero-padded at the end), clipped to [-1, 1]."""
+    """Bytes -> float32 [T] (semibench.audio_io, the one audio loader): mono, resampled to the
+    declared rate, the first ``seconds`` (zero-padded at the end), clipped to [-1, 1]."""
 
     def __init__(self, source: FileSource) -> None:
-        self.rate = source.sample_rate
-        self.length = int(round(source.seconds * source.sample_rate))
+        self.convert = ClipConverter(source.seconds, sample_rate=source.sample_rate)
 
     def __call__(self, data: bytes, name: str) -> np.ndarray:
-        samples, rate = read_audio(data, name)
-        mono = samples.mean(axis=0, dtype=np.float32) if samples.ndim == 2 else samples
-        # only what the output needs, plus a margin longer than the resampling filter
-        mono = np.ascontiguousarray(mono[: math.ceil(self.length * rate / self.rate) + rate // 100
-                                         + 64], dtype=np.float32)
-        if rate != self.rate and len(mono):
-            import torch
-            import torchaudio
-
-            with torch.no_grad():
-                mono = torchaudio.functional.resample(torch.from_numpy(mono), rate,
-                                                      self.rate).numpy()
-        out = np.zeros(self.length, dtype=np.float32)
-        keep = min(len(mono), self.length)
-        out[:keep] = np.clip(mono[:keep], -1.0, 1.0)
-        return out
-
-
-def read_audio(data: bytes, name: str) -> tuple[np.ndarray, int]:
-    """float32 ``[channels, frames]`` and the rate: WAV and AU with our own reader, anything
-    else with soundfile, then torchaudio (whichever is installed)."""
-    from semibench.tasks._audio import AudioDecodeError, decode_audio
-
-    try:
-        return decode_audio(data, name)
-    except AudioDecodeError as err:
-        first = err
-    try:
-        import soundfile
-    except ImportError:
-        pass
-    else:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
-        return samples.T.copy(), int(rate)
-    try:
-        import torchaudio
-
-        waveform, rate = torchaudio.load(io.BytesIO(data))
-    except ImportError as err:
-        raise AudioDecodeError(f"{first}; other formats need the soundfile package ({err})"
-                               ) from None
-    return waveform.numpy().astype(np.float32), int(rate)
+        return self.convert.load(data, name)
 
 
 # --------------------------------------------------------------------------- declaration
@@ -377,8 +339,6 @@ def declare(name: str, source: FileSource) -> None:
 def declare_file_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> None:
     """Declare a config's ``from_files`` tasks and check them against their files (paths,
     layout, classes, label budgets); raises ``FileTaskError``. Runs in the config check."""
-    from semibench.tasks import create_task
-
     for name, settings in tasks.items():
         if "from_files" not in settings:
             if name in _DECLARED:
@@ -414,4 +374,4 @@ def file_task_sources(tasks: Mapping[str, Mapping[str, Any]], name: str) -> list
 
 __all__ = ["FILE_TASKS_ENV", "FileSource", "FileTask", "FileTaskError", "declare",
            "declare_file_tasks", "declare_from_environment", "file_task_sources",
-           "file_tasks_environment", "read_audio"]
+           "file_tasks_environment"]

@@ -31,7 +31,6 @@ from semibench.tasks._audio import (
     SAMPLE_RATE,
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     check_counts,
     decode_members,
@@ -39,6 +38,7 @@ from semibench.tasks._audio import (
     read_files,
     take_clips,
 )
+from semibench.tasks._sources import Source, SourceDataError
 from semibench.tasks.base import TASKS, read_manifest, write_prepared
 
 CLASSES = (
@@ -48,17 +48,17 @@ CLASSES = (
 )  # fmt: skip
 
 _ZENODO = "https://zenodo.org/records/2529934/files/"
-META_ARCHIVE = RemoteFile(
+META_ARCHIVE = Source(
     "FSDnoisy18k.meta.zip",
     "md5:96e27a4a63b7a2870522ddcedb5d8296",
     (_ZENODO + "FSDnoisy18k.meta.zip?download=1",),
 )
-TRAIN_ARCHIVE = RemoteFile(
+TRAIN_ARCHIVE = Source(
     "FSDnoisy18k.audio_train.zip",
     "md5:34dc1d34ca44622af5bf439ceb6f0d55",
     (_ZENODO + "FSDnoisy18k.audio_train.zip?download=1",),
 )
-TEST_ARCHIVE = RemoteFile(
+TEST_ARCHIVE = Source(
     "FSDnoisy18k.audio_test.zip",
     "md5:1ac73d70b4ef3f81900d98c261a832de",
     (_ZENODO + "FSDnoisy18k.audio_test.zip?download=1",),
@@ -73,7 +73,7 @@ def dev_holdout(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) <= per_class:
-            raise ValueError(f"class {c} has {len(idx)} test clips; cannot hold out {per_class}")
+            raise SourceDataError(f"class {c} has {len(idx)} test clips; cannot hold out {per_class}")
         held[rng.choice(idx, size=per_class, replace=False)] = True
     return held
 
@@ -94,7 +94,7 @@ class FsdNoisy18k(UsbAudioTask):
         "the noisy train clips (labels dropped); dev = 5 clips per class of the official test "
         "set, test = the rest; 44.1 kHz resampled to 16 kHz mono, first 5 s"
     )
-    archives: tuple[RemoteFile, ...] = (META_ARCHIVE, TRAIN_ARCHIVE, TEST_ARCHIVE)
+    archives: tuple[Source, ...] = (META_ARCHIVE, TRAIN_ARCHIVE, TEST_ARCHIVE)
     dev_per_class = 5
     expected_counts = {"train": 17585, "labelled": 1772, "test": 947}
 
@@ -109,7 +109,7 @@ class FsdNoisy18k(UsbAudioTask):
         for name, rows in ((train_name, train_rows), (test_name, test_rows)):
             unknown = sorted({r["label"] for r in rows} - set(CLASSES))
             if unknown:
-                raise ValueError(f"{name}: unknown label(s) {unknown}")
+                raise SourceDataError(f"{name}: unknown label(s) {unknown}")
         converter = ClipConverter(self.max_seconds)
         arrays = {}
         for split, archive, rows in (
@@ -121,7 +121,7 @@ class FsdNoisy18k(UsbAudioTask):
             )
             by_file = {PurePosixPath(n).name: clip for n, clip in contents.clips.items()}
             if len(by_file) != len(contents.clips):
-                raise ValueError(f"{archive.name}: two members share a file name")
+                raise SourceDataError(f"{archive.name}: two members share a file name")
             x = take_clips(by_file, [r["fname"] for r in rows], converter.length, archive.name)
             y = np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64)
             if split == "train":  # only the manually verified (clean) clips keep their label

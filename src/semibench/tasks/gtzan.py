@@ -35,18 +35,18 @@ import numpy as np
 from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     decode_members,
 )
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks._sources import Source, SourceDataError
+from semibench.tasks.base import TASKS
 
 GENRES = (
     "blues", "classical", "country", "disco", "hiphop",
     "jazz", "metal", "pop", "reggae", "rock",
 )  # fmt: skip
 
-GTZAN_ARCHIVE = RemoteFile(
+GTZAN_ARCHIVE = Source(
     filename="genres.tar.gz",
     known_hash="sha256:24347e0223d2ba798e0a558c4c172d9d4a19c00bb7963fe055d183dadb4ef2c6",
     urls=(
@@ -103,16 +103,13 @@ class Gtzan(UsbAudioTask):
         "24347e02...); 22,050 Hz tracks resampled to 16 kHz mono, cut into ten 3 s segments; "
         "fixed per-genre track split 70/15/15 % train/dev/test"
     )
-    archive: RemoteFile = GTZAN_ARCHIVE
+    archive: Source = GTZAN_ARCHIVE
     test_fraction = 0.15
     dev_fraction = 0.15
     expected_counts = {"train": 7000, "val": 1500, "test": 1500}
 
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        archive = Path(raw_dir) / self.archive.filename
-        track_seconds = self.max_seconds * self.segments_per_track
-        converter = ClipConverter(track_seconds)
+    def read_splits(self, raw_dir: Path, converter: ClipConverter) -> tuple[dict, dict]:
+        archive = raw_dir / self.archive.filename
         contents = decode_members(
             archive,
             lambda n: track_of(n) is not None,
@@ -125,11 +122,11 @@ class Gtzan(UsbAudioTask):
         for member in clips:
             genre, track = track_of(member)  # type: ignore[misc]  # filtered above
             if track in by_genre[genre]:
-                raise ValueError(f"{archive.name}: track {track} appears twice")
+                raise SourceDataError(f"{archive.name}: track {track} appears twice")
             by_genre[genre][track] = member
         empty = [g for g, tracks in by_genre.items() if not tracks]
         if empty:
-            raise ValueError(f"{archive.name}: no tracks for genre(s) {empty}")
+            raise SourceDataError(f"{archive.name}: no tracks for genre(s) {empty}")
         segment = converter.length // self.segments_per_track
         xs: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
         ys: dict[str, list[int]] = {"train": [], "val": [], "test": []}
@@ -151,17 +148,12 @@ class Gtzan(UsbAudioTask):
             )
             for split in xs
         }
-        self.write_splits(
-            out_dir,
-            arrays,
-            manifest,
-            extra={
-                "segments_per_track": self.segments_per_track,
-                "skipped": sorted(skipped),
-                "test_tracks": sorted(t for p in split_of.values() for t in p["test"]),
-                "val_tracks": sorted(t for p in split_of.values() for t in p["val"]),
-            },
-        )
+        return arrays, {
+            "segments_per_track": self.segments_per_track,
+            "skipped": sorted(skipped),
+            "test_tracks": sorted(t for p in split_of.values() for t in p["test"]),
+            "val_tracks": sorted(t for p in split_of.values() for t in p["val"]),
+        }
 
 
 __all__ = ["GENRES", "KNOWN_BAD", "Gtzan", "split_tracks", "track_of"]

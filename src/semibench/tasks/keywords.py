@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from semibench.errors import SemiBenchError
 from semibench.io import atomic_write_json, read_json, sha256_file
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
@@ -137,6 +138,10 @@ def espeak_version() -> str:
 _SynthCallback = ctypes.CFUNCTYPE(
     ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
 )
+
+
+class EspeakError(SemiBenchError, RuntimeError):
+    """The installed espeak-ng cannot make the task's clips, or is not the one fetch recorded."""
 
 
 class _Espeak:
@@ -358,13 +363,13 @@ class SpokenKeywords(Task):
         variants_dir = Path(install["data_path"]) / "voices" / "!v"
         missing = [v for v in VARIANTS if not (variants_dir / v).is_file()]
         if missing:
-            raise FileNotFoundError(
+            raise EspeakError(
                 f"espeak-ng voice variants missing in {variants_dir}: {missing}"
             )
         voices = [*ACCENTS, *(f"en+{v}" for v in VARIANTS)]
         sample_rate, silent = _in_fresh_process(_probe_voices, voices, "stop")
         if sample_rate != ESPEAK_RATE or silent:
-            raise RuntimeError(
+            raise EspeakError(
                 f"espeak-ng check failed: sample rate {sample_rate} (want {ESPEAK_RATE}), "
                 f"silent voices {silent}"
             )
@@ -388,7 +393,7 @@ class SpokenKeywords(Task):
         current = _installation()
         for key in ("library_sha256", "data_tree_sha256"):
             if current[key] != info[key]:
-                raise RuntimeError(
+                raise EspeakError(
                     f"the installed espeak-ng differs from the one fetch recorded ({key}); "
                     "run fetch again"
                 )

@@ -30,16 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    Remote,
-    fetch_remotes,
-    reading,
-    usb_cv_train,
-)
+from semibench.archive import CorruptArchiveError, reading
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._vision import usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
-ARCHIVE = Remote(
+ARCHIVE = Source(
     "tissuemnist.npz",
     "md5:ebe78ee8b05294063de985d821c1c34b",
     ("https://zenodo.org/records/10519652/files/tissuemnist.npz?download=1",),
@@ -96,7 +92,7 @@ class TissueMnist(Task):
               "https://zenodo.org/records/10519652/files/tissuemnist.npz")
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remotes(self, raw_dir, [ARCHIVE])
+        fetch_sources(self, [ARCHIVE], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

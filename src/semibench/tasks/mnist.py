@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semibench.tasks._sources import copy_verified, package_file
+from semibench.tasks._sources import SourceDataError, copy_verified, package_file
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
 MNIST5K_SHA256 = "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d"
@@ -57,7 +57,7 @@ class Mnist5k(Task):
         with gzip.open(raw_dir / "mnist_5k.csv.gz", "rt") as handle:
             table = np.loadtxt(handle, delimiter=",", dtype=np.int64)
         if table.shape[1] != 28 * 28 + 1:
-            raise ValueError(f"mnist_5k.csv.gz: expected 785 columns, got {table.shape[1]}")
+            raise SourceDataError(f"mnist_5k.csv.gz: expected 785 columns, got {table.shape[1]}")
         images = table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28)
         labels = table[:, -1]
         test = stratified_holdout(labels, TEST_FRACTION, SPLIT_SEED)

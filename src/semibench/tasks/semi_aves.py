@@ -49,8 +49,11 @@ from typing import Any
 
 import numpy as np
 
+from semibench.archive import CorruptArchiveError
+from semibench.errors import SemiBenchError
 from semibench.io import ChecksumError, atomic_write_text, safe_extract, sha256_file
-from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD, CorruptArchiveError, usb_cv_train
+from semibench.tasks._sources import SourceDataError
+from semibench.tasks._vision import IMAGENET_MEAN, IMAGENET_STD, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_manifest, write_prepared
 
 #: the 200 species in label order (``data/semi_aves_species_names.txt`` of ssl-evaluation)
@@ -114,7 +117,7 @@ LISTS_URL = "https://github.com/cvl-umass/ssl-evaluation/tree/main/data/semi_ave
 IMAGES_URL = "https://github.com/cvl-umass/semi-inat-2020 (section 'Data and Annotations')"
 
 
-class ManualDownloadRequired(FileNotFoundError):
+class ManualDownloadRequired(SemiBenchError, FileNotFoundError):
     """The source cannot be downloaded automatically; the message says what to put where."""
 
 
@@ -139,18 +142,18 @@ def read_list(path: Path, *, unlabelled: bool) -> tuple[list[str], np.ndarray]:
             continue
         parts = line.rsplit(maxsplit=1)
         if len(parts) != 2:
-            raise ValueError(f"{path}:{number}: expected '<image path> <label>', got {line!r}")
+            raise SourceDataError(f"{path}:{number}: expected '<image path> <label>', got {line!r}")
         rel, label = parts
         try:
             value = int(label)
         except ValueError:
-            raise ValueError(f"{path}:{number}: label {label!r} is not an integer") from None
+            raise SourceDataError(f"{path}:{number}: label {label!r} is not an integer") from None
         if unlabelled:
             value = -1
         elif not 0 <= value < len(SPECIES):
-            raise ValueError(f"{path}:{number}: label {value} outside 0..{len(SPECIES) - 1}")
+            raise SourceDataError(f"{path}:{number}: label {value} outside 0..{len(SPECIES) - 1}")
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
-            raise ValueError(f"{path}:{number}: image path {rel!r} leaves the data directory")
+            raise SourceDataError(f"{path}:{number}: image path {rel!r} leaves the data directory")
         paths.append(rel)
         labels.append(value)
     return paths, np.asarray(labels, dtype=np.int64)
@@ -257,13 +260,13 @@ class SemiAves(Task):
         test_paths, test_y = read_list(raw_dir / "test.txt", unlabelled=False)
         overlap = set(lb_paths) & set(val_paths)
         if overlap:
-            raise ValueError(
+            raise SourceDataError(
                 f"{len(overlap)} image(s) are in both l_train.txt and val.txt (e.g. "
                 f"{sorted(overlap)[0]}): l_train.txt must be the labelled training list, not "
                 "l_train_val.txt"
             )
         if set(test_paths) & (set(lb_paths) | set(val_paths) | set(ulb_paths)):
-            raise ValueError("test.txt shares images with the training or validation lists")
+            raise SourceDataError("test.txt shares images with the training or validation lists")
         train_x = self._load(raw_dir, lb_paths + ulb_paths, index, resize_square)
         val_x = self._load(raw_dir, val_paths, index, resize_shorter_centre)
         test_x = self._load(raw_dir, test_paths, index, resize_shorter_centre)

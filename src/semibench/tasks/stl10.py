@@ -30,18 +30,12 @@ from typing import IO
 
 import numpy as np
 
-from semibench.tasks._vision import (
-    CorruptArchiveError,
-    Remote,
-    check_classes,
-    fetch_remotes,
-    read_exact,
-    read_tar_members,
-    usb_cv_train,
-)
+from semibench.archive import CorruptArchiveError, read_members
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._vision import check_classes, read_exact, usb_cv_train
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
-ARCHIVE = Remote(
+ARCHIVE = Source(
     "stl10_binary.tar.gz",
     "md5:91f7769df0f17e558f3565bffb0c7dfb",
     ("http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz",),
@@ -88,7 +82,7 @@ class Stl10(Task):
               "http://ai.stanford.edu/~acoates/stl10/stl10_binary.tar.gz")
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remotes(self, raw_dir, [ARCHIVE])
+        fetch_sources(self, [ARCHIVE], raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
@@ -100,7 +94,7 @@ class Stl10(Task):
         def labels(name: str):
             return lambda h, size: _labels(h, size, f"{path.name}:{_PREFIX}{name}")
 
-        parts = read_tar_members(path, {
+        parts = read_members(path, {
             _PREFIX + "train_X.bin": images("train_X.bin"),
             _PREFIX + "train_y.bin": labels("train_y.bin"),
             _PREFIX + "test_X.bin": images("test_X.bin"),

@@ -28,23 +28,23 @@ import numpy as np
 from semibench.tasks._audio import (
     USB_AUDIO_TRAIN,
     ClipConverter,
-    RemoteFile,
     UsbAudioTask,
     decode_members,
     take_clips,
 )
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks._sources import Source
+from semibench.tasks.base import TASKS
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 _GCS = "https://storage.googleapis.com/download.tensorflow.org/data/"
 _TF = "http://download.tensorflow.org/data/"
-TRAIN_ARCHIVE = RemoteFile(
+TRAIN_ARCHIVE = Source(
     filename="speech_commands_v0.01.tar.gz",
     known_hash="sha256:743935421bb51cccdb6bdd152e04c5c70274e935c82119ad7faeec31780d811d",
     urls=(_GCS + "speech_commands_v0.01.tar.gz", _TF + "speech_commands_v0.01.tar.gz"),
 )
-TEST_ARCHIVE = RemoteFile(
+TEST_ARCHIVE = Source(
     filename="speech_commands_test_set_v0.01.tar.gz",
     known_hash="sha256:baa084f6b62c91de660ff0588ae4dfc4e4d534aa99ac0e5f406cba75836cbd00",
     urls=(
@@ -82,13 +82,11 @@ class SuperbKs(UsbAudioTask):
         "speech_commands_test_set_v0.01.tar.gz (test); the ten keywords only (USB drops "
         "_silence_ and _unknown_); 16 kHz, zero-padded to 1 s"
     )
-    archives: tuple[RemoteFile, RemoteFile] = (TRAIN_ARCHIVE, TEST_ARCHIVE)
+    archives: tuple[Source, Source] = (TRAIN_ARCHIVE, TEST_ARCHIVE)
     expected_counts = {"train": 18538, "val": 2577, "test": 2567}
 
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        train_archive, test_archive = (Path(raw_dir) / a.filename for a in self.archives)
-        converter = ClipConverter(self.max_seconds)
+    def read_splits(self, raw_dir: Path, converter: ClipConverter) -> tuple[dict, dict]:
+        train_archive, test_archive = (raw_dir / a.filename for a in self.archives)
         lists = ("validation_list.txt", "testing_list.txt")
         main = decode_members(
             train_archive,
@@ -117,7 +115,7 @@ class SuperbKs(UsbAudioTask):
         chosen = sorted(test.clips)
         x = take_clips(test.clips, chosen, converter.length, test_archive.name)
         arrays["test"] = x, np.array([KEYWORDS.index(keyword_of(n)) for n in chosen])
-        self.write_splits(out_dir, arrays, manifest, extra={})
+        return arrays, {}
 
 
 __all__ = ["KEYWORDS", "SuperbKs", "keyword_of", "read_list"]

@@ -19,18 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
-from semibench.tasks._vision import CLASSIC_CV_TRAIN, CorruptArchiveError, Remote, fetch_remotes
+from semibench.archive import CorruptArchiveError
+from semibench.tasks._sources import Source, fetch_sources
+from semibench.tasks._vision import CLASSIC_CV_TRAIN
 from semibench.tasks.base import TASKS, Task, read_manifest, write_prepared
 
 _BASE = "http://ufldl.stanford.edu/housenumbers/"
 FILES = {
-    "train": Remote("train_32x32.mat",
+    "train": Source("train_32x32.mat",
                     "sha256:435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
                     (_BASE + "train_32x32.mat",)),
-    "extra": Remote("extra_32x32.mat",
+    "extra": Source("extra_32x32.mat",
                     "sha256:a133a4beb38a00fcdda90c9489e0c04f900b660ce8a316a5e854838379a71eb3",
                     (_BASE + "extra_32x32.mat",)),
-    "test": Remote("test_32x32.mat",
+    "test": Source("test_32x32.mat",
                    "sha256:cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b",
                    (_BASE + "test_32x32.mat",)),
 }
@@ -76,7 +78,7 @@ class Svhn(Task):
               "http://ufldl.stanford.edu/housenumbers/")
 
     def fetch(self, raw_dir: Path) -> None:
-        fetch_remotes(self, raw_dir, list(FILES.values()))
+        fetch_sources(self, list(FILES.values()), raw_dir)
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)

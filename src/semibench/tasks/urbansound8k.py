@@ -16,27 +16,16 @@ decay 0.75, 4 s clips.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
-
-from semibench.tasks._audio import (
-    USB_AUDIO_TRAIN,
-    ClipConverter,
-    RemoteFile,
-    UsbAudioTask,
-    decode_members,
-    read_csv_rows,
-    take_clips,
-)
-from semibench.tasks.base import TASKS, read_manifest
+from semibench.tasks._audio import USB_AUDIO_TRAIN, FoldCsvAudioTask
+from semibench.tasks._sources import Source
+from semibench.tasks.base import TASKS
 
 CLASSES = (
     "air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling",
     "engine_idling", "gun_shot", "jackhammer", "siren", "street_music",
 )  # fmt: skip
 
-US8K_ARCHIVE = RemoteFile(
+US8K_ARCHIVE = Source(
     filename="UrbanSound8K.tar.gz",
     known_hash="md5:9aa69802bbf37fb986f71ec1483a196e",
     urls=("https://zenodo.org/records/1203745/files/UrbanSound8K.tar.gz?download=1",),
@@ -44,7 +33,7 @@ US8K_ARCHIVE = RemoteFile(
 
 
 @TASKS.register("urbansound8k")
-class UrbanSound8k(UsbAudioTask):
+class UrbanSound8k(FoldCsvAudioTask):
     name = "urbansound8k"
     classes = CLASSES
     label_budgets = (100, 400)
@@ -57,46 +46,13 @@ class UrbanSound8k(UsbAudioTask):
         "9aa69802bbf37fb986f71ec1483a196e); folds 1-8 train, 9 dev, 10 test; resampled to "
         "16 kHz mono, 4 s"
     )
-    archive: RemoteFile = US8K_ARCHIVE
+    archive = US8K_ARCHIVE
+    metadata = "metadata/UrbanSound8K.csv"
+    member = "audio/fold{fold}/{file}"
+    audio_folder = "/audio/fold"
+    file_column, label_column, class_column = "slice_file_name", "classID", "class"
     folds = {"train": tuple(range(1, 9)), "val": (9,), "test": (10,)}
     expected_counts = {"train": 7079, "val": 816, "test": 837}
-
-    def prepare(self, raw_dir: Path, out_dir: Path) -> None:
-        manifest = read_manifest(raw_dir)
-        archive = Path(raw_dir) / self.archive.filename
-        converter = ClipConverter(self.max_seconds)
-        contents = decode_members(
-            archive,
-            lambda n: "/audio/fold" in f"/{n}" and n.lower().endswith(".wav"),
-            converter,
-            "urbansound8k",
-            keep=lambda n: n.endswith("metadata/UrbanSound8K.csv"),
-        )
-        csv_name, csv_bytes = contents.file("metadata/UrbanSound8K.csv", archive)
-        audio_dir = csv_name[: -len("metadata/UrbanSound8K.csv")] + "audio/"
-        rows = read_csv_rows(csv_bytes, ("slice_file_name", "fold", "classID", "class"), csv_name)
-        for row in rows:
-            label = int(row["classID"])
-            if not 0 <= label < len(CLASSES) or CLASSES[label] != row["class"]:
-                raise ValueError(
-                    f"{csv_name}: {row['slice_file_name']} has classID {label} and class "
-                    f"{row['class']!r}, which does not match the class list"
-                )
-        clips = contents.clips
-        arrays = {}
-        for split, folds in self.folds.items():
-            chosen = [r for r in rows if int(r["fold"]) in folds]
-            names = [f"{audio_dir}fold{r['fold']}/{r['slice_file_name']}" for r in chosen]
-            x = take_clips(clips, names, converter.length, archive.name)
-            arrays[split] = x, np.array([int(r["classID"]) for r in chosen], dtype=np.int64)
-        self.write_splits(
-            out_dir,
-            arrays,
-            manifest,
-            extra={
-                "folds": {k: list(v) for k, v in self.folds.items()},
-            },
-        )
 
 
 __all__ = ["CLASSES", "UrbanSound8k"]

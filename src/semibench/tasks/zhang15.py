@@ -50,15 +50,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from semibench.tasks.aclimdb import (
-    Archive,
-    UsbTextTask,
-    fetch_archive,
-    iter_tar_files,
-    reading_archive,
-    verify_gzip,
-)
-from semibench.tasks.base import TASKS, read_manifest, write_manifest
+from semibench.archive import iter_members, verify_archive
+from semibench.tasks._sources import Source, SourceDataError, fetch_sources
+from semibench.tasks._text import UsbTextTask
+from semibench.tasks.base import TASKS, read_manifest
 
 FAST_AI = "https://s3.amazonaws.com/fast-ai-nlp/"
 #: CSV fields can be long (Yahoo! answers); the csv module's default limit is 128 KiB
@@ -67,7 +62,7 @@ _FIELD_LIMIT = 1 << 24
 
 @dataclass(frozen=True)
 class ZhangSource:
-    archive: Archive
+    archive: Source
     #: the folder inside the tarball
     folder: str
     #: the text columns after the class index
@@ -80,23 +75,23 @@ class ZhangSource:
 
 SOURCES: dict[str, ZhangSource] = {
     "ag_news": ZhangSource(
-        Archive(FAST_AI + "ag_news_csv.tgz", "ag_news_csv.tgz",
+        Source("ag_news_csv.tgz", urls=(FAST_AI + "ag_news_csv.tgz",), known_hash=
                 "md5:2c2d85915f1ca34b29e754ce3b403c81",
                 size=11_784_419, head_md5="b86f328f4dbd072486591cb7a5644dcd"),
         "ag_news_csv", ("title", "description"), True),
     "amazon_review": ZhangSource(
-        Archive(FAST_AI + "amazon_review_full_csv.tgz", "amazon_review_full_csv.tgz",
+        Source("amazon_review_full_csv.tgz", urls=(FAST_AI + "amazon_review_full_csv.tgz",), known_hash=
                 "md5:289723722b64d337a40f809edd29d0f0",
                 size=643_695_014, head_md5="4a1196cf0adaea22f4bc3f592cddde90"),
         "amazon_review_full_csv", ("title", "text"), False),
     "yahoo_answers": ZhangSource(
-        Archive(FAST_AI + "yahoo_answers_csv.tgz", "yahoo_answers_csv.tgz",
+        Source("yahoo_answers_csv.tgz", urls=(FAST_AI + "yahoo_answers_csv.tgz",), known_hash=
                 "sha256:2d4277855faf8b35259009425fa8f7fe1888b5644b47165508942d000f4c96ae",
                 size=319_476_345, head_md5="0632a0d236ef3a529c0fa4429b339f68"),
         "yahoo_answers_csv", ("question_title", "question_content", "best_answer"), True,
         text_fields=2),
     "yelp_review": ZhangSource(
-        Archive(FAST_AI + "yelp_review_full_csv.tgz", "yelp_review_full_csv.tgz",
+        Source("yelp_review_full_csv.tgz", urls=(FAST_AI + "yelp_review_full_csv.tgz",), known_hash=
                 "sha256:56006b0a17a370f1e366504b1f2c3e3754e4a3dda17d3e718a885c552869a559",
                 size=196_146_755, head_md5="1efd84215ea3e30d90e4c33764b889db"),
         "yelp_review_full_csv", ("text",), False),
@@ -118,33 +113,30 @@ def iter_csv_rows(
     ``text_fields`` text columns (all if None)."""
     last = 1 + (num_fields if text_fields is None else text_fields)
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
-    with reading_archive(path), closing(iter_tar_files(path)) as members:
-        for name, handle in members:
-            if name != member:
-                continue
-            reader = csv.reader(io.TextIOWrapper(handle, encoding="utf-8", newline=""))
+    with closing(iter_members(path, member.__eq__)) as members:
+        for found in members:
+            reader = csv.reader(io.TextIOWrapper(found.file, encoding="utf-8", newline=""))
             for row in reader:
                 if len(row) != num_fields + 1:
-                    raise ValueError(f"{path}:{member} line {reader.line_num}: expected "
+                    raise SourceDataError(f"{path}:{member} line {reader.line_num}: expected "
                                      f"{num_fields + 1} columns, got {len(row)}")
                 try:
                     label = int(row[0]) - 1
                 except ValueError:
                     label = -1
                 if not 0 <= label < num_classes:
-                    raise ValueError(f"{path}:{member} line {reader.line_num}: class index "
+                    raise SourceDataError(f"{path}:{member} line {reader.line_num}: class index "
                                      f"{row[0]!r} is not in 1..{num_classes}")
                 yield label, (join_fields(row[1:last]) if with_text else None)
             return
-    raise ValueError(f"{path}: the archive has no {member}")
+    raise SourceDataError(f"{path}: the archive has no {member}")
 
 
 def read_member_text(path: Path, member: str) -> str | None:
     """The text of one small member (None if the archive has none of that name)."""
-    with reading_archive(path), closing(iter_tar_files(path)) as members:
-        for name, handle in members:
-            if name == member:
-                return handle.read().decode("utf-8")
+    with closing(iter_members(path, member.__eq__)) as members:
+        for found in members:
+            return found.file.read().decode("utf-8")
     return None
 
 
@@ -160,23 +152,23 @@ class ZhangTask(UsbTextTask):
         return SOURCES[self.name]
 
     def fetch(self, raw_dir: Path) -> None:
-        write_manifest(raw_dir, self.name, self.source, fetch_archive(self.spec.archive, raw_dir))
+        fetch_sources(self, [self.spec.archive], raw_dir)
 
     def _check_classes(self, path: Path) -> None:
         member = f"{self.spec.folder}/classes.txt"
         text = read_member_text(path, member)
         if text is None:
             if self.spec.has_classes_file:
-                raise ValueError(f"{path}: the archive has no {member}")
+                raise SourceDataError(f"{path}: the archive has no {member}")
             return
         names = tuple(line.strip() for line in text.splitlines() if line.strip())
         if names != self.classes:
-            raise ValueError(f"{path}:{member} lists classes {names}, expected {self.classes}")
+            raise SourceDataError(f"{path}:{member} lists classes {names}, expected {self.classes}")
 
     def prepare(self, raw_dir: Path, out_dir: Path) -> None:
         manifest = read_manifest(raw_dir)
         path = raw_dir / self.spec.archive.filename
-        verify_gzip(path)  # the reads below stop after the members they need
+        verify_archive(path)  # the reads below stop after the members they need
         self._check_classes(path)
         fields, folder = len(self.spec.fields), self.spec.folder
         # two passes over train.csv: labels first, then only the selected rows' texts, so
@@ -204,7 +196,7 @@ class ZhangTask(UsbTextTask):
 
 
 def _source_line(title: str, name: str) -> str:
-    return (f"{title} (Zhang, Zhao & LeCun 2015), {SOURCES[name].archive.url}; USB's per-class "
+    return (f"{title} (Zhang, Zhao & LeCun 2015), {SOURCES[name].archive.urls[0]}; USB's per-class "
             "train/dev selection from the official training set, official test set")
 
 

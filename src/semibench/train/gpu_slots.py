@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from semibench.errors import SemiBenchError
 from semibench.io import try_lock
 
 LOCK_DIR_ENV = "SEMIBENCH_GPU_SLOTS_DIR"
 
 
-class NoFreeSlotError(RuntimeError):
+class NoFreeSlotError(SemiBenchError, RuntimeError):
     """Every slot of every visible GPU is held by another job."""
 
 

@@ -16,8 +16,10 @@ from typing import Any
 
 import torch
 
+from semibench.errors import SemiBenchError
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(SemiBenchError, FloatingPointError):
     """The loss became NaN or infinite: the run stops and writes no metrics."""
 
 

@@ -41,6 +41,7 @@ from semibench.algorithms import Algorithm, Batch, create_algorithm
 from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
+from semibench.errors import SemiBenchError
 from semibench.io import (
     atomic_write_text,
     exclusive_directory,
@@ -99,13 +100,15 @@ def note(out_dir: Path, line: str) -> None:
     """One event of a run's life (started afresh, resumed, stopped, finished): on stderr (the
     job's log) and appended to the run's ``history.log``, which outlives the job logs that
     Snakemake replaces at each retry."""
-    print(line, file=sys.stderr)
+    import logging
+
+    logging.getLogger(__name__).info("%s", line)
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
     with open(Path(out_dir) / HISTORY, "a", encoding="utf-8") as handle:
         handle.write(f"{stamp} {line}\n")
 
 
-class DeviceUnavailableError(RuntimeError):
+class DeviceUnavailableError(SemiBenchError, RuntimeError):
     """The config asks for a device this machine does not have."""
 
 

@@ -1,0 +1,7 @@
+"""``python -m semibench.cli``."""
+
+import sys
+
+from semibench.cli import main
+
+sys.exit(main())
