@@ -309,17 +309,16 @@ def load_run(path: str | Path, checkpoint: str = "best",
 
 
 def _composed_algorithm(metrics: dict[str, Any]) -> Any:
-    """A run of <base>_<imbalance method>: its algorithm, built for its heads and predictor
-    (None for any other run)."""
-    from semibench.algorithms import create_algorithm
-    from semibench.imbalance import split_name
+    """A run with an imbalance method: its algorithm, built by the composition root for its
+    heads and predictor (None for any other run)."""
+    import semibench.compose as compose
 
-    config = metrics["config"]
-    if split_name(config["algorithm"]) is None:
+    composition, params, imbalance_params = compose.settings_composition(metrics["config"])
+    if composition.imbalance is None:
         return None
-    return create_algorithm(config["algorithm"], config.get("algorithm_params"),
-                            domain=metrics["domain"], num_classes=len(metrics["classes"]),
-                            num_iterations=1, num_ulb=1)
+    return compose.create_algorithm(composition, params, imbalance_params,
+                                    domain=metrics["domain"], num_classes=len(metrics["classes"]),
+                                    num_iterations=1, num_ulb=1)
 
 
 # --------------------------------------------------------------------------- predict

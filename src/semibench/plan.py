@@ -449,18 +449,22 @@ class StepShape:
 def step_shape(algorithm: str, params_json: str, domain: str, num_classes: int,
                batch_size: int, uratio: int, use_cat: bool, ema: bool, num_features: int,
                head_json: str, rank: int, dtype: torch.dtype) -> StepShape:
-    """Run steps of the real algorithm on probes and return the passes of the last one."""
+    """Run steps of the real algorithm on probes and return the passes of the last one.
+    ``params_json``: the run's composition fields (algorithm, imbalance and their params)."""
     per_class = max(1, PROBE_LB // num_classes)
     num_lb, num_ulb = per_class * num_classes, PROBE_ULB
     sample = (3, 4, 4) if rank == 3 else (8,) * rank
-    from semibench.algorithms import Batch, create_algorithm
+    import semibench.compose as compose
+    from semibench.algorithms import Batch
     from semibench.algorithms.base import DataInfo
 
     head = _head_from_json(head_json, num_features, num_classes)
     model = _Probe(num_features, head, domain == "text")
     teacher = _Probe(num_features, copy.deepcopy(head), domain == "text") if ema else None
-    alg = create_algorithm(algorithm, json.loads(params_json), domain=domain,
-                           num_classes=num_classes, num_iterations=PROBE_STEPS, num_ulb=num_ulb)
+    composition, params, imbalance_params = compose.settings_composition(json.loads(params_json))
+    alg = compose.create_algorithm(composition, params, imbalance_params, domain=domain,
+                                   num_classes=num_classes, num_iterations=PROBE_STEPS,
+                                   num_ulb=num_ulb)
     heads = alg.build_modules(num_features)
     if heads:
         model.ssl_heads = nn.ModuleDict(heads)
@@ -610,6 +614,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
              rows: list[dict[str, str]], prepared_root: Path | None = None) -> JobPlan:
     """FLOPs and time of one resolved training run; ``amp`` / ``compile_mode`` override the
     run's own ``train.amp`` / ``train.compile`` when given (the CPU always runs fp32 eager)."""
+    from semibench.spec import run_label
     from semibench.tasks import create_task
     from semibench.train.config import TrainConfig
     from semibench.train.loop import has_batch_norm
@@ -623,8 +628,10 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     model, how = build_backbone(name, args)
     shape, dtype = sample_shape(run, model)
     num_lb = run["num_labels"]
+    composed = {k: run[k] for k in ("algorithm", "imbalance", "algorithm_params",
+                                    "imbalance_params") if k in run}  # semibench.compose reads
     shape_of_step = step_shape(
-        run["algorithm"], json.dumps(run["algorithm_params"], sort_keys=True), task.domain,
+        run["algorithm"], json.dumps(composed, sort_keys=True), task.domain,
         task.num_classes, cfg.batch_size, cfg.uratio, cfg.use_cat and has_batch_norm(model),
         cfg.ema_m > 0,
         int(model.num_features), _head_json(model), len(shape), dtype)
@@ -660,7 +667,8 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     check_device(device, run_amp, run_compile)
     rate = lookup_rate(rows, device, backbone_family(name), run_amp, run_compile, name)
     seconds = step * cfg.iterations / rate.train + eval_flops / rate.eval
-    return JobPlan(run["task"], num_lb, run["algorithm"], run["seed"], name,
+    return JobPlan(run["task"], num_lb, run_label(run["algorithm"], run.get("imbalance")),
+                   run["seed"], name,
                    backbone_family(name), cfg.iterations, step, eval_flops, seconds / 3600,
                    rate, notes)
 

@@ -277,10 +277,6 @@ def base_view(name: str) -> str:
 def make_params(name: str, values: dict[str, Any] | None, domain: str | None = None) -> Any:
     """Build an algorithm's typed parameters from its per-domain defaults and ``values``,
     checked by ``check_params``; unknown keys name the algorithm and the key."""
-    if name not in ALGORITHMS and _composition(name):  # <base>_<imbalance method>
-        from semibench.imbalance import make_composed_params
-
-        return make_composed_params(name, values, domain)
     alg = ALGORITHMS.get(name)
     cls = alg.Params
     known = {f.name for f in dataclasses.fields(cls)}
@@ -300,17 +296,8 @@ def make_params(name: str, values: dict[str, Any] | None, domain: str | None = N
 def create_algorithm(
     name: str, params: dict[str, Any] | None = None, domain: str | None = None, **kwargs: Any
 ) -> Algorithm:
-    """The only constructor of algorithms."""
-    if name not in ALGORITHMS and _composition(name):
-        from semibench.imbalance import create_composed
-
-        return create_composed(name, params, domain, **kwargs)
+    """A registered algorithm on its own. A run's algorithm, which may compose an imbalance
+    method, is built by :func:`semibench.compose.create_algorithm`."""
     cls = ALGORITHMS.get(name)
     return cls(make_params(name, params, domain), **kwargs)
 
-
-def _composition(name: str) -> bool:
-    """Whether ``name`` is a base algorithm composed with an imbalance method."""
-    from semibench.imbalance import split_name
-
-    return split_name(name) is not None

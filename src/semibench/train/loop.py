@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from semibench.algorithms import Algorithm, Batch, create_algorithm
+import semibench.compose as compose
+from semibench.algorithms import Algorithm, Batch
 from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
@@ -260,9 +261,9 @@ class Trainer:
             self.x_val, self.y_val = self.x_train[val_idx], self.y_train[val_idx]
         ulb = torch.tensor(split.unlabelled, dtype=torch.long)
         lb = torch.tensor(split.labelled, dtype=torch.long)
-        self.algorithm: Algorithm = create_algorithm(
-            run["algorithm"],
-            run.get("algorithm_params", {}),
+        self.composition, params, imbalance_params = compose.settings_composition(run)
+        self.algorithm: Algorithm = compose.create_algorithm(
+            self.composition, params, imbalance_params,
             domain=data.meta["domain"],
             num_classes=self.num_classes,
             num_iterations=self.cfg.iterations,
@@ -284,7 +285,7 @@ class Trainer:
         self.generations = max(1, int(self.algorithm.generations))
         if self.cfg.iterations % self.generations:
             raise ValueError(f"train.iterations={self.cfg.iterations} is not a multiple of "
-                             f"{run['algorithm']}'s {self.generations} generations")
+                             f"{self.composition.label}'s {self.generations} generations")
         self.generation_length = self.cfg.iterations // self.generations
         self.milestones = sorted(
             {i for i in self.algorithm.milestones() if 0 < i < self.cfg.iterations}
@@ -573,7 +574,7 @@ class Trainer:
         cfg = self.cfg
         started = time.perf_counter()
         bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration,
-                   total=cfg.iterations, desc=f"{self.run['task']}/{self.run['algorithm']}",
+                   total=cfg.iterations, desc=f"{self.run['task']}/{self.composition.label}",
                    file=sys.stderr, mininterval=5.0)
         prefetch = Prefetcher(self.make_batch, enabled=cfg.prefetch, device=self.device)
         try:
@@ -627,7 +628,8 @@ class Trainer:
             "task": self.run["task"],
             "domain": self.meta["domain"],
             "num_labels": self.run["num_labels"],
-            "algorithm": self.run["algorithm"],
+            "algorithm": self.composition.label,
+            "imbalance": self.composition.imbalance,
             "seed": self.seed,
             "num_classes": self.num_classes,
             "classes": self.meta["classes"],
