@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,12 +50,12 @@ from semibench.io import (
 )
 from semibench.metrics_file import input_format, write_metrics
 from semibench.plugins import load_plugins
+from semibench.spec import RunSpec
 from semibench.splits import read_split
 from semibench.tasks import load_prepared, verify_prepared
 from semibench.train import gpu_slots
 from semibench.train.access import TrainingData
 from semibench.train.checkpoint import CheckpointStore, save_checkpoint
-from semibench.train.config import TrainConfig
 from semibench.train.ema import ModelEMA
 from semibench.train.evaluate import (
     EvalResult,
@@ -205,12 +205,19 @@ def precision_dtype(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 class Trainer:
-    def __init__(self, run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
-                 backtranslations: Path | None = None):
-        self.run = run
+    """Trains one run. ``run`` is its :class:`RunSpec` (a settings dict is parsed into one, for
+    callers that hold the wire format); ``stop`` is the job's stop request (SIGTERM), checked
+    at every step boundary."""
+
+    def __init__(self, run: RunSpec | dict[str, Any], prepared_dir: Path, split_path: Path,
+                 out_dir: Path, backtranslations: Path | None = None,
+                 stop: StopRequest | None = None):
+        self.spec = spec = RunSpec.coerce(run)
+        #: the settings as they travel and are recorded (checkpoint inputs, metrics.json)
+        self.settings = spec.to_settings()
         self.out_dir = Path(out_dir)
-        self.seed = int(run["seed"])
-        self.cfg = TrainConfig.from_dict(run["train"])
+        self.seed = spec.seed
+        self.cfg = spec.train
         self.device = pick_device(self.cfg.device)
         #: what this run really does where it differs from the settings, and why (logged and
         #: written to metrics.json; never a silent fallback)
@@ -220,7 +227,7 @@ class Trainer:
             "cuda", enabled=self.autocast_dtype is torch.float16)
 
         torch.manual_seed(self.seed)
-        self.inputs = run_inputs(run, verify_prepared(prepared_dir), Path(split_path),
+        self.inputs = run_inputs(self.settings, verify_prepared(prepared_dir), Path(split_path),
                                  backtranslations)
         data = load_prepared(prepared_dir)
         if backtranslations is not None:  # train_x becomes [N, 3]: original + 2 translations
@@ -235,15 +242,12 @@ class Trainer:
         self.num_classes = data.meta["num_classes"]
         self.meta = data.meta
         self.input_format = input_format(data.meta["domain"], data.test_x, data.meta)
-        self.model = create_backbone(
-            run["backbone"], self.num_classes, **run.get("backbone_args", {})
-        ).to(self.device)
+        self.model = self._new_model()
         self.memory_format = memory_format(self.cfg.memory_format, self.model)
         self.model.to(memory_format=self.memory_format)
         #: one joint pass over all views only where it changes the result (batch norm)
         self.joint_pass = self.cfg.use_cat and has_batch_norm(self.model)
-        self.views = build_views(data.meta["domain"], {**run.get("augment", {}),
-                                                       **self.model.view_spec()})
+        self.views = build_views(data.meta["domain"], {**spec.augment, **self.model.view_spec()})
         self.x_train = self.model.prepare_inputs(data.train_x)
         self.y_train = torch.as_tensor(data.train_y)
         self.x_test = self.model.prepare_inputs(data.test_x)
@@ -261,9 +265,10 @@ class Trainer:
             self.x_val, self.y_val = self.x_train[val_idx], self.y_train[val_idx]
         ulb = torch.tensor(split.unlabelled, dtype=torch.long)
         lb = torch.tensor(split.labelled, dtype=torch.long)
-        self.composition, params, imbalance_params = compose.settings_composition(run)
+        self.composition = spec.composition
         self.algorithm: Algorithm = compose.create_algorithm(
-            self.composition, params, imbalance_params,
+            spec.composition, dict(spec.algorithm_params),
+            dict(spec.imbalance_params) if spec.imbalance_params is not None else None,
             domain=data.meta["domain"],
             num_classes=self.num_classes,
             num_iterations=self.cfg.iterations,
@@ -308,7 +313,7 @@ class Trainer:
         self.guard = FiniteGuard()
         #: look at the loss after every step (free on the CPU); on CUDA every CHECK_EVERY steps
         self.check_each_step = self.device.type != "cuda"
-        self.stop = StopRequest()
+        self.stop = stop if stop is not None else StopRequest()
         self.checkpoints = CheckpointStore(self.out_dir)
         self._place_pools()
         self.lb_y = self.lb_y.to(self.y_train.device)
@@ -316,6 +321,11 @@ class Trainer:
         self._maybe_resume()
 
     # ------------------------------------------------------------------ set-up
+    def _new_model(self) -> torch.nn.Module:
+        """A fresh backbone on the device (its weights drawn from torch's global seed)."""
+        return create_backbone(self.spec.backbone, self.num_classes,
+                               **dict(self.spec.backbone_args)).to(self.device)
+
     def _build_training(self) -> None:
         """The algorithm's heads on ``self.model``, the optimiser, the schedule (one
         generation long) and the EMA."""
@@ -348,9 +358,7 @@ class Trainer:
         """A fresh model (initialised from (seed, generation)), optimiser, schedule and EMA;
         the algorithm keeps its own state, as USB's CReST keeps its hooks'."""
         torch.manual_seed(step_generator(self.seed, STREAM_GENERATION, generation).initial_seed())
-        self.model = create_backbone(
-            self.run["backbone"], self.num_classes, **self.run.get("backbone_args", {})
-        ).to(self.device)
+        self.model = self._new_model()
         self.model.to(memory_format=self.memory_format)
         self._build_training()
         self.compiled = self._compile()
@@ -411,7 +419,7 @@ class Trainer:
 
     def _state(self, next_iteration: int, elapsed: float) -> dict[str, Any]:
         return {
-            "config": self.run,
+            "config": self.settings,
             "inputs": self.inputs,
             "pending": self.logs.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -574,7 +582,7 @@ class Trainer:
         cfg = self.cfg
         started = time.perf_counter()
         bar = tqdm(range(self.start_iteration, cfg.iterations), initial=self.start_iteration,
-                   total=cfg.iterations, desc=f"{self.run['task']}/{self.composition.label}",
+                   total=cfg.iterations, desc=f"{self.spec.task}/{self.spec.label}",
                    file=sys.stderr, mininterval=5.0)
         prefetch = Prefetcher(self.make_batch, enabled=cfg.prefetch, device=self.device)
         try:
@@ -625,9 +633,9 @@ class Trainer:
     def _metrics(self, wall: float) -> dict[str, Any]:
         device = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
         return {
-            "task": self.run["task"],
+            "task": self.spec.task,
             "domain": self.meta["domain"],
-            "num_labels": self.run["num_labels"],
+            "num_labels": self.spec.num_labels,
             "algorithm": self.composition.label,
             "imbalance": self.composition.imbalance,
             "seed": self.seed,
@@ -648,7 +656,7 @@ class Trainer:
             "fallbacks": self.fallbacks,
             "versions": package_versions(),
             "inputs": {k: v for k, v in self.inputs.items() if k != "settings"},
-            "config": {**self.run, "train": asdict(self.cfg)},
+            "config": self.settings,
             **({"class_groups": self.class_groups} if self.class_groups else {}),
         }
 
@@ -664,8 +672,8 @@ def write_curve(path: Path, rows: list[dict[str, float]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
-              backtranslations: Path | None = None, jobs_per_gpu: int = 1,
+def train_run(run: RunSpec | dict[str, Any], prepared_dir: Path, split_path: Path,
+              out_dir: Path, backtranslations: Path | None = None, jobs_per_gpu: int = 1,
               early_signals: list[int] | None = None) -> dict:
     """Train one (task, num_labels, algorithm, seed) run; write curve.csv, then metrics.json.
 
@@ -675,16 +683,17 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
     the job holds one of ``jobs_per_gpu`` slots of the least-loaded visible GPU for its life.
     """
     out_dir = Path(out_dir)
-    load_plugins(list(run.get("plugins", {})))  # the run's own algorithm, task or backbone
+    spec = RunSpec.coerce(run)  # the wire format, parsed once
+    load_plugins(list(spec.plugins or {}))  # the run's own algorithm, task or backbone
     slot = None
-    if pick_device(TrainConfig.from_dict(run["train"]).device).type == "cuda":
+    if pick_device(spec.train.device).type == "cuda":
         try:
             slot = gpu_slots.acquire(gpu_slots.visible_gpus(), jobs_per_gpu)
         except gpu_slots.NoFreeSlotError as err:
             raise DeviceUnavailableError(str(err)) from None
         torch.cuda.set_device(slot.index)
     try:
-        return _train_run(run, prepared_dir, split_path, out_dir, backtranslations,
+        return _train_run(spec, prepared_dir, split_path, out_dir, backtranslations,
                           early_signals or [])
     except torch.cuda.OutOfMemoryError:
         raise DeviceUnavailableError(
@@ -695,7 +704,7 @@ def train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir
             slot.release()
 
 
-def _train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_dir: Path,
+def _train_run(spec: RunSpec, prepared_dir: Path, split_path: Path, out_dir: Path,
                backtranslations: Path | None, early_signals: list[int]) -> dict:
     stop = StopRequest()
 
@@ -710,8 +719,8 @@ def _train_run(run: dict[str, Any], prepared_dir: Path, split_path: Path, out_di
         with exclusive_directory(out_dir):
             for path in remove_temporaries(out_dir):
                 note(out_dir, f"removed {path.name}, left by a killed write")
-            trainer = Trainer(run, prepared_dir, split_path, out_dir, backtranslations)
-            trainer.stop = stop  # a SIGTERM during start-up stops after the first step
+            # a SIGTERM during start-up stops after the first step
+            trainer = Trainer(spec, prepared_dir, split_path, out_dir, backtranslations, stop)
             try:
                 metrics = trainer.fit()
             except TrainingStopped as err:
