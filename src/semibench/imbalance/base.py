@@ -98,8 +98,8 @@ class ImbalanceMethod:
         return ()
 
     def on_milestone(self, iteration: int, data: Any) -> None:
-        """See :meth:`Algorithm.on_milestone`; ``data`` is a
-        :class:`semibench.train.access.TrainingData`."""
+        """See :meth:`Algorithm.on_milestone`; ``data`` is the run's
+        :class:`~semibench.algorithms.base.TrainingPort`."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -19,18 +19,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import functools
-import hashlib
 import io
 import math
-import platform
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +42,6 @@ from semibench.io import (
     atomic_write_text,
     exclusive_directory,
     remove_temporaries,
-    sha256_file,
 )
 from semibench.metrics_file import input_format, write_metrics
 from semibench.plugins import load_plugins
@@ -56,6 +51,13 @@ from semibench.tasks import load_prepared, verify_prepared
 from semibench.train import gpu_slots
 from semibench.train.access import TrainingData
 from semibench.train.checkpoint import CheckpointStore, save_checkpoint
+from semibench.train.device import (
+    DeviceUnavailableError,
+    has_batch_norm,
+    memory_format,
+    pick_device,
+    precision_dtype,
+)
 from semibench.train.ema import ModelEMA
 from semibench.train.evaluate import (
     EvalResult,
@@ -64,9 +66,11 @@ from semibench.train.evaluate import (
     group_fields,
     record_fields,
 )
+from semibench.train.history import HISTORY, note
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.optim import make_optimizer, make_scheduler
 from semibench.train.prefetch import Prefetcher
+from semibench.train.provenance import code_digest, inputs_differ, package_versions, run_inputs
 from semibench.train.sampling import BatchSampler, step_generator
 
 CURVE_COLUMNS = [
@@ -79,7 +83,23 @@ STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH, STREAM_GENERATION = 1, 2, 3, 
 CHECK_EVERY = 50
 
 
-__all__ = ["NonFiniteLossError", "Trainer", "TrainingStopped", "train_run"]
+__all__ = [
+    "HISTORY",
+    "DeviceUnavailableError",
+    "NonFiniteLossError",
+    "Trainer",
+    "TrainingStopped",
+    "code_digest",
+    "has_batch_norm",
+    "inputs_differ",
+    "memory_format",
+    "note",
+    "package_versions",
+    "pick_device",
+    "precision_dtype",
+    "run_inputs",
+    "train_run",
+]
 
 
 class TrainingStopped(RuntimeError):
@@ -93,117 +113,6 @@ class StopRequest:
     signal: int | None = None
 
 
-HISTORY = "history.log"
-
-
-def note(out_dir: Path, line: str) -> None:
-    """One event of a run's life (started afresh, resumed, stopped, finished): on stderr (the
-    job's log) and appended to the run's ``history.log``, which outlives the job logs that
-    Snakemake replaces at each retry."""
-    print(line, file=sys.stderr)
-    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    with open(Path(out_dir) / HISTORY, "a", encoding="utf-8") as handle:
-        handle.write(f"{stamp} {line}\n")
-
-
-class DeviceUnavailableError(RuntimeError):
-    """The config asks for a device this machine does not have."""
-
-
-@functools.cache
-def code_digest() -> str:
-    """SHA-256 of SemiBench's own source files: a code change is a change of inputs."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def run_inputs(run: dict[str, Any], data_sha256: str, split_path: Path,
-               backtranslations: Path | None) -> dict[str, Any]:
-    """Everything a run's result depends on; a checkpoint resumes only under equal inputs."""
-    return {
-        "settings": run,
-        "data_sha256": data_sha256,
-        "split_sha256": sha256_file(split_path),
-        "backtranslations_sha256": sha256_file(backtranslations) if backtranslations else None,
-        "semibench_version": package_versions()["semibench"],
-        "semibench_code_sha256": code_digest(),
-    }
-
-
-_INPUT_NAMES = {
-    "settings": "the run's settings", "data_sha256": "the prepared data",
-    "split_sha256": "the split file", "backtranslations_sha256": "the back-translations",
-    "semibench_version": "the SemiBench version", "semibench_code_sha256": "SemiBench's code",
-}
-
-
-def inputs_differ(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
-    """"" if a checkpoint with inputs ``old`` may be resumed under ``new``; else why not."""
-    if old is None:
-        return "it records no inputs (written by an older SemiBench)"
-    changed = [_INPUT_NAMES.get(k, k) for k in new if old.get(k) != new[k]]
-    if not changed:
-        return ""
-    if "the run's settings" in changed:
-        keys = sorted(k for k in set(old["settings"]) | set(new["settings"])
-                      if old["settings"].get(k) != new["settings"].get(k))
-        changed[changed.index("the run's settings")] = f"the run's settings ({', '.join(keys)})"
-    return f"{' and '.join(changed)} changed since it was written"
-
-
-def package_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for dist in ("semibench", "torch", "torchvision", "torchaudio", "timm", "transformers", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
-    return versions
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceUnavailableError("train.device=cuda, but this machine has no usable CUDA "
-                                     "device (set train.device: auto or cpu)")
-    return torch.device(name)
-
-
-def memory_format(setting: str, model: torch.nn.Module) -> torch.memory_format:
-    """``train.memory_format`` for this model: channels-last only helps convolutions."""
-    if setting == "channels_last" or (setting == "auto" and getattr(model, "channels_last", False)):
-        return torch.channels_last
-    if setting in ("auto", "contiguous"):
-        return torch.contiguous_format
-    raise ValueError(f"train.memory_format={setting!r}: allowed values: auto, channels_last, "
-                     "contiguous")
-
-
-def has_batch_norm(model: torch.nn.Module) -> bool:
-    """Whether a sample's output depends on the rest of its batch in training mode."""
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def precision_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``train.amp`` on ``device`` (None: float32). The CPU always
-    trains in float32 (documented); a GPU without bfloat16 is one line, before anything runs."""
-    if device.type != "cuda" or amp == "none":
-        return None
-    if amp == "bf16":
-        if not torch.cuda.is_bf16_supported():
-            raise DeviceUnavailableError(
-                f"train.amp=bf16, but {torch.cuda.get_device_name(device)} has no bfloat16 "
-                "support (set train.amp: fp16 or none)")
-        return torch.bfloat16
-    if amp == "fp16":
-        return torch.float16
-    raise DeviceUnavailableError(f"train.amp={amp!r}: allowed values: none, bf16, fp16")
-
-
 class Trainer:
     """Trains one run. ``run`` is its :class:`RunSpec` (a settings dict is parsed into one, for
     callers that hold the wire format); ``stop`` is the job's stop request (SIGTERM), checked
@@ -212,12 +121,46 @@ class Trainer:
     def __init__(self, run: RunSpec | dict[str, Any], prepared_dir: Path, split_path: Path,
                  out_dir: Path, backtranslations: Path | None = None,
                  stop: StopRequest | None = None):
-        self.spec = spec = RunSpec.coerce(run)
+        self.spec = RunSpec.coerce(run)
         #: the settings as they travel and are recorded (checkpoint inputs, metrics.json)
-        self.settings = spec.to_settings()
+        self.settings = self.spec.to_settings()
+        self.composition = self.spec.composition
         self.out_dir = Path(out_dir)
-        self.seed = spec.seed
-        self.cfg = spec.train
+        self.seed = self.spec.seed
+        self.cfg = self.spec.train
+        self.stop = stop if stop is not None else StopRequest()
+        # each step below draws from torch's global generator in this order: the order of
+        # the random draws (and so every number of a run) depends on it
+        self._setup_device()
+        torch.manual_seed(self.seed)
+        self.inputs = run_inputs(self.settings, verify_prepared(prepared_dir), Path(split_path),
+                                 backtranslations)
+        prepared, x_train, y_train = self._setup_model_and_inputs(prepared_dir, backtranslations)
+        split = read_split(split_path)
+        lb, ulb = self._setup_split(split, split_path, prepared, x_train, y_train)
+        lb = self._setup_algorithm(lb, ulb, y_train)
+        #: the run's data: stored inputs, pools, views; what a method may use of it (the
+        #: TrainingPort), and all the trainer reads its pools from
+        self.data = TrainingData(
+            x_train=x_train, y_train=y_train, labelled=lb, unlabelled=ulb,
+            views=self.views, device=self.device, seed=self.seed,
+            num_classes=self.num_classes, eval_batch_size=self.cfg.eval_batch_size)
+        self.data.on_labelled = self._attach
+        self._setup_generations()
+        self._build_training()
+        self._attach()
+        #: head / medium / tail classes of a long-tailed split (semibench.splits_lt)
+        self.class_groups = (class_groups(torch.bincount(
+            self.y_train[lb], minlength=self.num_classes).tolist())
+            if split.long_tailed is not None else None)
+        self._setup_progress()
+        self._place_pools()
+        self.compiled = self._compile()
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ set-up steps
+    def _setup_device(self) -> None:
+        """Device, autocast dtype and gradient scaler."""
         self.device = pick_device(self.cfg.device)
         #: what this run really does where it differs from the settings, and why (logged and
         #: written to metrics.json; never a silent fallback)
@@ -226,9 +169,11 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.autocast_dtype is torch.float16)
 
-        torch.manual_seed(self.seed)
-        self.inputs = run_inputs(self.settings, verify_prepared(prepared_dir), Path(split_path),
-                                 backtranslations)
+    def _setup_model_and_inputs(self, prepared_dir: Path, backtranslations: Path | None
+                                ) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The prepared data, the first model (its weights: the first draws after the seed),
+        its views, and the test set in the model's own form; returns the prepared data and the
+        stored training inputs and labels."""
         data = load_prepared(prepared_dir)
         if backtranslations is not None:  # train_x becomes [N, 3]: original + 2 translations
             from semibench.backtranslate import attach_backtranslations
@@ -247,13 +192,18 @@ class Trainer:
         self.model.to(memory_format=self.memory_format)
         #: one joint pass over all views only where it changes the result (batch norm)
         self.joint_pass = self.cfg.use_cat and has_batch_norm(self.model)
-        self.views = build_views(data.meta["domain"], {**spec.augment, **self.model.view_spec()})
-        self.x_train = self.model.prepare_inputs(data.train_x)
-        self.y_train = torch.as_tensor(data.train_y)
+        self.views = build_views(data.meta["domain"],
+                                 {**self.spec.augment, **self.model.view_spec()})
+        x_train = self.model.prepare_inputs(data.train_x)
+        y_train = torch.as_tensor(data.train_y)
         self.x_test = self.model.prepare_inputs(data.test_x)
         self.y_test = torch.as_tensor(data.test_y)
+        return data, x_train, y_train
 
-        split = read_split(split_path)
+    def _setup_split(self, split: Any, split_path: Path, data: Any, x_train: torch.Tensor,
+                     y_train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The validation set (the split's or the source's own) and the split's labelled and
+        unlabelled stored-input indices."""
         if split.validation_source == "prepared":  # the source's own dev set
             if data.val_x is None:
                 raise ValueError(f"{split_path}: validation_source=prepared but the prepared "
@@ -262,31 +212,36 @@ class Trainer:
             self.y_val = torch.as_tensor(data.val_y)
         else:
             val_idx = torch.tensor(split.validation, dtype=torch.long)
-            self.x_val, self.y_val = self.x_train[val_idx], self.y_train[val_idx]
+            self.x_val, self.y_val = x_train[val_idx], y_train[val_idx]
         ulb = torch.tensor(split.unlabelled, dtype=torch.long)
         lb = torch.tensor(split.labelled, dtype=torch.long)
-        self.composition = spec.composition
+        return lb, ulb
+
+    def _setup_algorithm(self, lb: torch.Tensor, ulb: torch.Tensor,
+                         y_train: torch.Tensor) -> torch.Tensor:
+        """The run's algorithm (through the composition root) and the labelled set it trains
+        on (every labelled sample of the pool for the fully supervised bound)."""
+        spec = self.spec
         self.algorithm: Algorithm = compose.create_algorithm(
             spec.composition, dict(spec.algorithm_params),
             dict(spec.imbalance_params) if spec.imbalance_params is not None else None,
-            domain=data.meta["domain"],
+            domain=self.meta["domain"],
             num_classes=self.num_classes,
             num_iterations=self.cfg.iterations,
             num_ulb=len(ulb),
         )
         if self.algorithm.uses_all_labels:  # every sample of the pool that has a label
             pool = torch.unique(torch.cat([lb, ulb]))
-            lb = pool[self.y_train[pool] >= 0]
-        # positions inside the labelled set are the algorithm's per-labelled-sample indices;
-        # a milestone may change the set (CReST adds pseudo-labelled samples): its labels are
-        # then ``lb_y``, not the stored ones
-        self.split_lb = lb
-        self.lb_pool, self.lb_y = lb, self.y_train[lb]
+            lb = pool[y_train[pool] >= 0]
         # positions inside the unlabelled pool are the algorithm's per-sample indices
-        self.ulb_pool = ulb
-        self.ulb_sampler = BatchSampler(torch.arange(len(ulb)), self.cfg.batch_size * self.cfg.uratio,
-                                        self.seed, STREAM_ULB)
-        #: CReST's generations: each trains a fresh model for ``generation_length`` iterations
+        self.ulb_sampler = BatchSampler(torch.arange(len(ulb)),
+                                        self.cfg.batch_size * self.cfg.uratio, self.seed,
+                                        STREAM_ULB)
+        return lb
+
+    def _setup_generations(self) -> None:
+        """CReST's generations (each trains a fresh model for ``generation_length``
+        iterations) and the milestones between steps."""
         self.generations = max(1, int(self.algorithm.generations))
         if self.cfg.iterations % self.generations:
             raise ValueError(f"train.iterations={self.cfg.iterations} is not a multiple of "
@@ -295,14 +250,9 @@ class Trainer:
         self.milestones = sorted(
             {i for i in self.algorithm.milestones() if 0 < i < self.cfg.iterations}
             | {g * self.generation_length for g in range(1, self.generations)})
-        self.data_access = TrainingData(self)
-        self._build_training()
-        self._attach()
-        #: head / medium / tail classes of a long-tailed split (semibench.splits_lt)
-        self.class_groups = (class_groups(torch.bincount(
-            self.y_train[lb], minlength=self.num_classes).tolist())
-            if split.long_tailed is not None else None)
 
+    def _setup_progress(self) -> None:
+        """The state a checkpoint restores: position, curve, best and last evaluations, logs."""
         self.start_iteration = 0
         self.curve: list[dict[str, float]] = []
         self.best: dict[str, Any] | None = None
@@ -313,12 +263,29 @@ class Trainer:
         self.guard = FiniteGuard()
         #: look at the loss after every step (free on the CPU); on CUDA every CHECK_EVERY steps
         self.check_each_step = self.device.type != "cuda"
-        self.stop = stop if stop is not None else StopRequest()
         self.checkpoints = CheckpointStore(self.out_dir)
-        self._place_pools()
-        self.lb_y = self.lb_y.to(self.y_train.device)
-        self.compiled = self._compile()
-        self._maybe_resume()
+
+    # ------------------------------------------------------------------ the run's data
+    @property
+    def x_train(self) -> torch.Tensor:
+        return self.data.x_train
+
+    @property
+    def y_train(self) -> torch.Tensor:
+        return self.data.y_train
+
+    @property
+    def lb_pool(self) -> torch.Tensor:
+        """The labelled set now (stored-input indices, CPU)."""
+        return self.data.lb_pool
+
+    @property
+    def lb_y(self) -> torch.Tensor:
+        return self.data.lb_y
+
+    @property
+    def ulb_pool(self) -> torch.Tensor:
+        return self.data.ulb_pool
 
     # ------------------------------------------------------------------ set-up
     def _new_model(self) -> torch.nn.Module:
@@ -340,19 +307,17 @@ class Trainer:
                     if self.cfg.ema_m > 0 else None)
 
     def _attach(self) -> None:
-        """(Re)attach the algorithm to the models and the labelled set as they are now."""
+        """(Re)attach the algorithm to the models and the labelled set as they are now (and
+        tell the run data which models are current)."""
+        self.data.model = self.model
+        self.data.teacher_model = self.ema.model if self.ema is not None else None
         self.lb_sampler = BatchSampler(torch.arange(len(self.lb_pool)), self.cfg.batch_size,
                                        self.seed, STREAM_LB)
         self.algorithm.attach(self.model, self.ema.model if self.ema else None, DataInfo(
             domain=self.meta["domain"], num_classes=self.num_classes, num_lb=len(self.lb_pool),
             num_ulb=len(self.ulb_pool),
             lb_class_counts=torch.bincount(self.lb_y.cpu(), minlength=self.num_classes),
-            data=self.data_access))
-
-    def set_labelled(self, index: torch.Tensor, labels: torch.Tensor) -> None:
-        """Train on ``index`` with ``labels`` from now on (see :class:`TrainingData`)."""
-        self.lb_pool, self.lb_y = index, labels.to(self.y_train.device)
-        self._attach()
+            data=self.data))
 
     def _new_generation(self, generation: int) -> None:
         """A fresh model (initialised from (seed, generation)), optimiser, schedule and EMA;
@@ -367,7 +332,7 @@ class Trainer:
     def _milestone(self, iteration: int) -> None:
         """The algorithm's whole-data work before step ``iteration``; a new generation starts
         after it (CReST labels with the finished generation's model)."""
-        self.algorithm.on_milestone(iteration, self.data_access)
+        self.algorithm.on_milestone(iteration, self.data)
         if iteration % self.generation_length == 0:
             self._new_generation(iteration // self.generation_length)
             note(self.out_dir, f"generation {iteration // self.generation_length + 1} of "
@@ -381,15 +346,10 @@ class Trainer:
         (asynchronous copies). On the CPU nothing moves."""
         if self.device.type != "cuda":
             return
-        stored = [self.x_train, self.y_train]
-        size = sum(t.numel() * t.element_size() for t in stored)
         free, _ = torch.cuda.mem_get_info(self.device)
-        if size < free / 4:
-            self.x_train, self.y_train = (t.to(self.device) for t in stored)
-        else:
-            self.x_train, self.y_train = (t.pin_memory() for t in stored)
-            self.fallbacks.append(f"stored inputs ({size / 2**30:.1f} GiB) kept in pinned host "
-                                  "memory: they do not fit a quarter of the free GPU memory")
+        line = self.data.place(self.device, lambda size: size < free / 4)
+        if line is not None:
+            self.fallbacks.append(line)
 
     def _fallback(self, line: str) -> None:
         if line not in self.fallbacks:  # a new generation meets the same ones again
@@ -460,7 +420,7 @@ class Trainer:
         # every generation's model has the same layout: the state loads into this one
         labelled = state.get("labelled")
         if labelled is not None:
-            self.set_labelled(labelled["index"], labelled["labels"])
+            self.data.restore_labelled(labelled["index"], labelled["labels"])
         self.model.load_state_dict(state["model"])
         if self.ema is not None:
             self.ema.model.load_state_dict(state["ema"])
@@ -614,6 +574,17 @@ class Trainer:
         wall = self.elapsed_before + time.perf_counter() - started
         return self._metrics(wall)
 
+    def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Final weights, curve, then metrics.json (its presence means "complete"); then the
+        checkpoints go, so that a finished run is never resumed. Returns the metrics as
+        written (validated, NaN as null)."""
+        model = self.ema.model if self.ema is not None else self.model
+        save_checkpoint(self.out_dir / "model_last.pt", model.state_dict())
+        write_curve(self.out_dir / "curve.csv", self.curve)
+        metrics.update(write_metrics(self.out_dir / "metrics.json", metrics))
+        self.checkpoints.clear()
+        return metrics
+
     def _evaluation(self, iteration: int, elapsed: float) -> None:
         """Check the losses, evaluate, add a curve row, keep the best, checkpoint."""
         self.guard.check()
@@ -726,19 +697,9 @@ def _train_run(spec: RunSpec, prepared_dir: Path, split_path: Path, out_dir: Pat
             except TrainingStopped as err:
                 note(out_dir, str(err))
                 raise
-            _finish(trainer, out_dir, metrics)
+            metrics = trainer.finish(metrics)
             note(out_dir, f"finished: {trainer.cfg.iterations} iterations")
     finally:
         if in_main:
             signal.signal(signal.SIGTERM, previous)
     return metrics
-
-
-def _finish(trainer: Trainer, out_dir: Path, metrics: dict[str, Any]) -> None:
-    """Final weights, curve, then metrics.json (its presence means "complete"); then the
-    checkpoints go, so that a finished run is never resumed."""
-    model = trainer.ema.model if trainer.ema is not None else trainer.model
-    save_checkpoint(out_dir / "model_last.pt", model.state_dict())
-    write_curve(out_dir / "curve.csv", trainer.curve)
-    metrics.update(write_metrics(out_dir / "metrics.json", metrics))  # validated, NaN as null
-    trainer.checkpoints.clear()
