@@ -312,3 +312,24 @@ def test_a_run_carries_algorithm_and_imbalance_as_fields():
     assert settings_composition(old) == (composition, params, method)
     assert run_composition({"algorithm": "fixmatch_abc", "config": run}) == ("fixmatch", "abc")
     assert run_composition({"algorithm": "fixmatch_abc", "config": old}) == ("fixmatch_abc", None)
+
+
+def test_lower_layers_never_import_higher_ones():
+    """algorithms/ knows neither its extensions nor the trainer; imbalance/ is composed from
+    above (semibench.compose) and never reaches the trainer: imports inside functions count."""
+    import ast
+    from pathlib import Path
+
+    import semibench
+
+    root = Path(semibench.__file__).parent
+    forbidden = {"algorithms": ("semibench.imbalance", "semibench.compose", "semibench.train",
+                                "semibench.config"),
+                 "imbalance": ("semibench.compose", "semibench.train", "semibench.config")}
+    for package, above in forbidden.items():
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    assert not name.startswith(above), f"{path.name} imports {name}"
