@@ -310,6 +310,8 @@ def test_a_run_carries_algorithm_and_imbalance_as_fields():
     assert method == run["imbalance_params"] and params == run["algorithm_params"]
     old = {"algorithm": "fixmatch_abc", "algorithm_params": {"base": params, "imbalance": method}}
     assert settings_composition(old) == (composition, params, method)
+    # a plugin's algorithm before its plugin is loaded: no composition, whatever its name
+    assert settings_composition({"algorithm": "fixmatch_v9"})[0] == Composition("fixmatch_v9")
     assert run_composition({"algorithm": "fixmatch_abc", "config": run}) == ("fixmatch", "abc")
     assert run_composition({"algorithm": "fixmatch_abc", "config": old}) == ("fixmatch_abc", None)
 

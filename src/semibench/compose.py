@@ -154,9 +154,9 @@ def settings_composition(settings: Mapping[str, Any]) -> tuple[Composition, dict
         imbalance = settings.get("imbalance")
         return (Composition(name, imbalance), params,
                 dict(settings.get("imbalance_params") or {}) if imbalance else None)
-    composition = parse_label(name)  # an older run of <base>_<method>
-    if composition.imbalance is None:
-        return composition, params, None
+    composition = _split(name)  # an older run of <base>_<method>, or of an algorithm that
+    if composition is None or composition.imbalance is None:  # is not registered (yet)
+        return Composition(name), params, None
     return composition, dict(params.get("base") or {}), dict(params.get("imbalance") or {})
 
 

@@ -275,13 +275,14 @@ def load_run(path: str | Path, checkpoint: str = "best",
         raise RunError(f"checkpoint={checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
     metrics = read_run_metrics(run_dir)
     config = metrics["config"]
-    algorithm = _composed_algorithm(metrics)
-    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
-    # a backbone from a plugin: the run's settings name the plugins it was trained with
+    # a backbone or algorithm from a plugin: the run's settings name the plugins it was
+    # trained with
     try:
         load_plugins(list(config.get("plugins") or {}))
     except PluginError as err:
         raise RunError(f"{run_dir / 'metrics.json'}: {err}") from None
+    algorithm = _composed_algorithm(metrics)
+    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
     try:
         model = create_backbone(config["backbone"], len(metrics["classes"]),
                                 **config.get("backbone_args", {}))
