@@ -298,10 +298,12 @@ def test_imbalance_methods_are_compared_with_their_base(tmp_path: Path) -> None:
     assert row["mean_difference"] == pytest.approx(-7.0 / 3)
     assert row["p_value"] == pytest.approx(
         stats.ttest_rel([11.0, 10.0, 12.0], [16.0, 11.0, 13.0]).pvalue)
-    # the fields, when the frame carries them, are read without opening the files
-    frame = runs.drop(columns="metrics_path").assign(
-        config_algorithm="fixmatch", imbalance=[None] * 3 + ["debiaspl"] * 3)
-    assert composition_base(frame) == {"fixmatch_debiaspl": "fixmatch"}
+    assert runs["imbalance"].tolist() == [""] * 3 + ["debiaspl"] * 3
+    assert set(runs["base_algorithm"]) == {"fixmatch"}
+    # runs.csv carries the fields: the later report stages read no metrics.json
+    csv_path = tmp_path / "runs.csv"
+    runs.to_csv(csv_path, index=False)
+    assert composition_base(pd.read_csv(csv_path)) == {"fixmatch_debiaspl": "fixmatch"}
 
 
 def test_a_plugin_algorithm_named_like_a_composition_is_no_imbalance_method(

@@ -57,6 +57,9 @@ RUN_COLUMNS: tuple[str, ...] = (
     "job_wall_s",
     "job_cpu_s",
     "job_max_rss_mb",
+    # what the run composed, as its metrics.json records it (never parsed from the label)
+    "base_algorithm",
+    "imbalance",
     "metrics_path",
 )
 #: columns of the expected-runs frame (``grid.csv``)
@@ -191,6 +194,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     the field."""
     data = read_metrics(path)
     best, last = data["best"], data["last"]
+    composition = run_composition(data)
     threads = data.get("threads")
     row = {
         "task": data["task"],
@@ -213,6 +217,8 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "job_wall_s": math.nan,
         "job_cpu_s": math.nan,
         "job_max_rss_mb": math.nan,
+        "base_algorithm": composition[0],
+        "imbalance": composition[1] or "",  # "" for none, as text_strong_view
         "metrics_path": str(path),
     }
     key = tuple(row[k] for k in KEY_COLUMNS)
@@ -429,23 +435,17 @@ def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> pd.DataFrame:
 
 def composition_base(runs: pd.DataFrame) -> dict[str, str]:
     """Each composed run label's base algorithm (``fixmatch_debiaspl`` -> ``fixmatch``), read
-    from the runs' recorded fields, never from the label: the frame's ``config_algorithm``
-    and ``imbalance`` columns where it has them, else each label's first ``metrics.json``
-    (``metrics_path``). A run without an imbalance method (a plugin's ``fixmatch_v2`` among
-    them, and every run of a file older than the fields) has no base."""
+    from the runs' recorded fields (the ``base_algorithm`` and ``imbalance`` columns, from
+    metrics.json), never from the label. A run without an imbalance method (a plugin's
+    ``fixmatch_v2`` among them, and every run of a file or table older than the fields) has
+    no base."""
+    if "imbalance" not in runs.columns or "base_algorithm" not in runs.columns:
+        return {}
     bases: dict[str, str] = {}
-    if "imbalance" in runs.columns and "config_algorithm" in runs.columns:
-        for label, base, method in runs[["algorithm", "config_algorithm", "imbalance"]].itertuples(
-                index=False):
-            if isinstance(method, str) and method:
-                bases[str(label)] = str(base)
-        return bases
-    if "metrics_path" not in runs.columns:
-        return bases
-    for label, paths in runs.groupby("algorithm", sort=False)["metrics_path"]:
-        base, method = run_composition(read_metrics(paths.iloc[0]))
-        if method is not None:
-            bases[str(label)] = base
+    for label, base, method in runs[["algorithm", "base_algorithm", "imbalance"]].itertuples(
+            index=False):
+        if isinstance(method, str) and method:
+            bases[str(label)] = str(base)
     return bases
 
 
