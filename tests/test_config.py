@@ -304,3 +304,35 @@ def test_check_config_cli_one_line_errors(tmp_path, repo_root):
         assert status != 0 and out == "", name
         assert len(err.splitlines()) == 1, err  # no traceback
         assert err.startswith(message), err
+
+
+def test_run_settings_parse_once_into_a_frozen_spec_and_back():
+    """The wire format (a dict, what the Snakemake rule passes) and the typed spec the trainer
+    gets are one value: parsing and writing back gives the settings unchanged."""
+    import dataclasses
+
+    from semibench.spec import Composition, RunSpec
+    from semibench.train.config import TrainConfig
+
+    cfg = check_config({"algorithms": ["fixmatch", "fixmatch_crest"], "seeds": [0],
+                        "tasks": {"mnist": {"num_labels": [40], "train": {"iterations": 12}},
+                                  "mnist_lt": {"variant_of": "mnist", "num_labels": [40],
+                                               "long_tailed": {"lb_gamma": 2, "ulb_gamma": 2,
+                                                               "ulb_head": 100}}}})
+    for task, algorithm in [("mnist", "fixmatch"), ("mnist", "fixmatch_crest"),
+                            ("mnist_lt", "fixmatch")]:
+        run = run_config(cfg, task, 40, algorithm, 0)
+        spec = RunSpec.from_settings(run)
+        assert spec.to_settings() == run and spec.label == algorithm
+        assert isinstance(spec.train, TrainConfig)
+    assert spec.registered_task == "mnist" and spec.long_tailed["lb_gamma"] == 2
+    crest = RunSpec.from_settings(run_config(cfg, "mnist", 40, "fixmatch_crest", 0))
+    assert crest.composition == Composition("fixmatch", "crest")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        crest.seed = 1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        crest.train.iterations = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        crest.algorithm_params["p_cutoff"] = 0.5  # type: ignore[index]
+    with pytest.raises(ValueError, match="unknown key"):
+        RunSpec.from_settings({**run, "bogus": 1})

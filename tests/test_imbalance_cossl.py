@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from semibench.algorithms.base import Batch, DataInfo, LossOutput
+from semibench.compose import create_algorithm, parse_label
 from semibench.config import ConfigError, check_config, run_config
-from semibench.imbalance import create_composed
 from semibench.imbalance.cossl import (
     imprint_weights,
     mixup_lambdas,
@@ -157,8 +157,8 @@ class FakeData:
 
 
 def method_with(counts_labels, stored, **imbalance):
-    alg = create_composed("fixmatch_cossl", {"imbalance": imbalance}, num_classes=2,
-                          num_iterations=10, num_ulb=4)
+    alg = create_algorithm(parse_label("fixmatch_cossl"), None, imbalance, num_classes=2,
+                           num_iterations=10, num_ulb=4)
     method = alg.method
     heads = method.build_modules(2)
     with torch.no_grad():  # identity teacher head

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from semibench.algorithms.base import DataInfo
-from semibench.imbalance import create_composed
+from semibench.compose import create_algorithm, parse_label
 from semibench.imbalance.crest import crest_selection
 from semibench.train.loop import Trainer, TrainingStopped, train_run
 from tests.test_imbalance_runs import lt_data, settings  # noqa: F401  (fixture)
@@ -37,8 +37,8 @@ def test_selection_ranks_by_count_not_index():
 
 
 def test_progressive_target_tempers_to_dist_align_t():
-    method = create_composed("fixmatch_crestplus", {"imbalance": {"num_gens": 3}},
-                             num_classes=2, num_iterations=6, num_ulb=4).method
+    method = create_algorithm(parse_label("fixmatch_crestplus"), None, {"num_gens": 3},
+                              num_classes=2, num_iterations=6, num_ulb=4).method
     method.attach(None, None, DataInfo(domain="image", num_classes=2, num_lb=5, num_ulb=4,
                                        lb_class_counts=torch.tensor([4, 1])))
     assert method.alignment_target().tolist() == pytest.approx([0.8, 0.2])
@@ -89,8 +89,8 @@ def test_resume_across_a_generation_is_exact(lt_data, tmp_path):  # noqa: F811
 
 
 def _attached(name: str, counts=(4, 1)):
-    algo = create_composed(name, {"imbalance": {"num_gens": 3}}, num_classes=2,
-                           num_iterations=6, num_ulb=4)
+    algo = create_algorithm(parse_label(name), None, {"num_gens": 3}, num_classes=2,
+                            num_iterations=6, num_ulb=4)
     info = DataInfo(domain="image", num_classes=2, num_lb=sum(counts), num_ulb=4,
                     lb_class_counts=torch.tensor(counts))
     algo.attach(torch.nn.Identity(), None, info)

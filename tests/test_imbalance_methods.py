@@ -9,10 +9,11 @@ import pytest
 import torch
 from torch import nn
 
-from semibench.algorithms import Batch, Outputs, create_algorithm
+from semibench.algorithms import Batch, Outputs
 from semibench.algorithms.base import DataInfo
+from semibench.compose import Composition, create_algorithm, parse_label
 from semibench.config import ConfigError, check_config
-from semibench.imbalance import Composed, split_name
+from semibench.imbalance import Composed
 from tests.alg_helpers import ce, softmax
 
 
@@ -32,7 +33,7 @@ class FeatModel(nn.Module):
 
 
 def compose(name, counts=(3, 3), iterations=10, **imbalance):
-    alg = create_algorithm(name, {"base": {}, "imbalance": imbalance}, num_classes=2,
+    alg = create_algorithm(parse_label(name), {}, imbalance, num_classes=2,
                            num_iterations=iterations, num_ulb=2)
     assert isinstance(alg, Composed)
     heads = alg.build_modules(2)
@@ -72,8 +73,9 @@ def fixmatch_by_hand(weak=WEAK, strong=STRONG, cutoff=0.95, margin=(0.0, 0.0)):
 
 
 def test_names_and_composition_errors():
-    assert split_name("fixmatch_abc") == ("fixmatch", "abc")
-    assert split_name("fixmatch") is None
+    assert parse_label("fixmatch_abc") == Composition("fixmatch", "abc")
+    assert parse_label("fixmatch") == Composition("fixmatch")
+    assert parse_label("fixmatch_abc").label == "fixmatch_abc"
     with pytest.raises(ConfigError, match=r"^algorithms: supervised_abc: abc needs") as err:
         check_config({"algorithms": ["supervised_abc"], "tasks": {"mnist": {}}})
     assert "\n" not in str(err.value)
@@ -146,7 +148,7 @@ def test_debiaspl_by_hand_and_state_round_trip():
 
 
 def test_adsh_thresholds_by_hand_and_fixmatch_only():
-    alg = create_algorithm("fixmatch_adsh", {"base": {}, "imbalance": {"update_every": 3}},
+    alg = create_algorithm(Composition("fixmatch", "adsh"), {}, {"update_every": 3},
                            num_classes=2, num_iterations=10, num_ulb=8)
     alg.attach(FeatModel({}), None, DataInfo(domain="image", num_classes=2, num_lb=6,
                                              num_ulb=8, lb_class_counts=torch.tensor([5, 1])))
@@ -189,7 +191,7 @@ def test_darp_solver_and_normalisation_by_hand():
 
 
 def test_darp_keeps_confidence_moves_class_and_round_trips():
-    alg = create_algorithm("fixmatch_darp", {"base": {}, "imbalance": {"warmup": 0.0}},
+    alg = create_algorithm(Composition("fixmatch", "darp"), {}, {"warmup": 0.0},
                            num_classes=2, num_iterations=10, num_ulb=2)
     alg.attach(FeatModel({}), None, DataInfo(domain="image", num_classes=2, num_lb=4,
                                              num_ulb=2, lb_class_counts=torch.tensor([1, 1])))
@@ -201,7 +203,7 @@ def test_darp_keeps_confidence_moves_class_and_round_trips():
     assert p.argmax(dim=1).tolist() == [0, 1]
     assert p.max(dim=1).values.tolist() == pytest.approx([softmax(weak[0])[0],
                                                           softmax(weak[1])[0]], rel=1e-5)
-    again = create_algorithm("fixmatch_darp", {"base": {}, "imbalance": {"warmup": 0.0}},
+    again = create_algorithm(Composition("fixmatch", "darp"), {}, {"warmup": 0.0},
                              num_classes=2, num_iterations=10, num_ulb=2)
     again.attach(FeatModel({}), None, alg.method.info)
     again.load_state_dict(alg.state_dict())
@@ -288,3 +290,51 @@ def test_tras_loss_by_hand():
     assert alg.predictor(model)(x).tolist() == [[1.0, 2.0]]  # the (identity) target head
     with pytest.raises(ConfigError, match="tras composes only with fixmatch"):
         check_config({"algorithms": ["remixmatch_tras"], "tasks": {"mnist": {}}})
+
+
+def test_a_run_carries_algorithm_and_imbalance_as_fields():
+    """The shorthand is parsed once, by the config: the run's settings carry the fields; the
+    label is formed back by spec.run_label only; settings written before the fields (the
+    shorthand in ``algorithm``, parameters as {"base", "imbalance"}) still read."""
+    from semibench.compose import settings_composition
+    from semibench.config import run_config
+    from semibench.metrics_file import run_composition
+
+    cfg = check_config({"algorithms": ["fixmatch_abc", "fixmatch"], "seeds": [0],
+                        "imbalance_params": {"abc": {"abc_p_cutoff": 0.9}},
+                        "tasks": {"mnist": {"num_labels": [40]}}})
+    run = run_config(cfg, "mnist", 40, "fixmatch_abc", 0)
+    assert (run["algorithm"], run["imbalance"]) == ("fixmatch", "abc")
+    assert run["imbalance_params"]["abc_p_cutoff"] == 0.9 and "p_cutoff" in run["algorithm_params"]
+    plain = run_config(cfg, "mnist", 40, "fixmatch", 0)
+    assert "imbalance" not in plain and "imbalance_params" not in plain  # unchanged settings
+    composition, params, method = settings_composition(run)
+    assert composition == Composition("fixmatch", "abc") and composition.label == "fixmatch_abc"
+    assert method == run["imbalance_params"] and params == run["algorithm_params"]
+    old = {"algorithm": "fixmatch_abc", "algorithm_params": {"base": params, "imbalance": method}}
+    assert settings_composition(old) == (composition, params, method)
+    # a plugin's algorithm before its plugin is loaded: no composition, whatever its name
+    assert settings_composition({"algorithm": "fixmatch_v9"})[0] == Composition("fixmatch_v9")
+    assert run_composition({"algorithm": "fixmatch_abc", "config": run}) == ("fixmatch", "abc")
+    assert run_composition({"algorithm": "fixmatch_abc", "config": old}) == ("fixmatch_abc", None)
+
+
+def test_lower_layers_never_import_higher_ones():
+    """algorithms/ knows neither its extensions nor the trainer; imbalance/ is composed from
+    above (semibench.compose) and never reaches the trainer: imports inside functions count."""
+    import ast
+    from pathlib import Path
+
+    import semibench
+
+    root = Path(semibench.__file__).parent
+    forbidden = {"algorithms": ("semibench.imbalance", "semibench.compose", "semibench.train",
+                                "semibench.config"),
+                 "imbalance": ("semibench.compose", "semibench.train", "semibench.config")}
+    for package, above in forbidden.items():
+        for path in sorted((root / package).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                for name in names:
+                    assert not name.startswith(above), f"{path.name} imports {name}"

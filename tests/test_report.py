@@ -268,22 +268,58 @@ def test_tables_and_markdown(results: dict) -> None:
     assert "39 of 39 runs" in md and "Partial report" not in md
 
 
-def test_imbalance_methods_are_compared_with_their_base() -> None:
+def _composed_runs(root: Path, runs: dict[str, tuple[str, str | None]],
+                   errors: dict[str, list[float]]) -> pd.DataFrame:
+    """Runs whose metrics.json record their composition (config.algorithm, imbalance) as the
+    trainer writes it; ``runs``: label -> (algorithm, imbalance method or None)."""
+    paths = []
+    for label, (algorithm, imbalance) in runs.items():
+        for seed, error in enumerate(errors[label]):
+            metrics, _ = _write_run(root, "mnist", 40, label, seed, error)
+            data = json.loads(metrics.read_text(encoding="utf-8"))
+            data["imbalance"] = imbalance
+            data["config"] = {"algorithm": algorithm,
+                              **({"imbalance": imbalance} if imbalance else {})}
+            metrics.write_text(json.dumps(data), encoding="utf-8")
+            paths.append(metrics)
+    return collect_runs(paths)
+
+
+def test_imbalance_methods_are_compared_with_their_base(tmp_path: Path) -> None:
     from semibench.report.aggregate import composition_base
 
-    assert composition_base("fixmatch_debiaspl", {"fixmatch", "supervised"}) == "fixmatch"
-    assert composition_base("remixmatch_abc", {"fixmatch", "remixmatch"}) == "remixmatch"
-    assert composition_base("fixmatch_abc", {"supervised"}) is None  # base not run: none
-    runs = pd.DataFrame({
-        "task": "mnist_lt", "num_labels": 40, "seed": [0, 1, 2, 0, 1, 2],
-        "algorithm": ["fixmatch"] * 3 + ["fixmatch_debiaspl"] * 3,
-        "best_test_error": [16.0, 11.0, 13.0, 11.0, 10.0, 12.0]})
+    runs = _composed_runs(tmp_path, {"fixmatch": ("fixmatch", None),
+                                     "fixmatch_debiaspl": ("fixmatch", "debiaspl")},
+                          {"fixmatch": [16.0, 11.0, 13.0], "fixmatch_debiaspl": [11.0, 10.0, 12.0]})
+    assert composition_base(runs) == {"fixmatch_debiaspl": "fixmatch"}
     cmp = compare_to_baseline(runs)  # no supervised runs: only the base comparison
     assert cmp[["algorithm", "baseline"]].values.tolist() == [["fixmatch_debiaspl", "fixmatch"]]
     row = cmp.iloc[0]
     assert row["mean_difference"] == pytest.approx(-7.0 / 3)
     assert row["p_value"] == pytest.approx(
         stats.ttest_rel([11.0, 10.0, 12.0], [16.0, 11.0, 13.0]).pvalue)
+    assert runs["imbalance"].tolist() == [""] * 3 + ["debiaspl"] * 3
+    assert set(runs["base_algorithm"]) == {"fixmatch"}
+    # runs.csv carries the fields: the later report stages read no metrics.json
+    csv_path = tmp_path / "runs.csv"
+    runs.to_csv(csv_path, index=False)
+    assert composition_base(pd.read_csv(csv_path)) == {"fixmatch_debiaspl": "fixmatch"}
+
+
+def test_a_plugin_algorithm_named_like_a_composition_is_no_imbalance_method(
+        tmp_path: Path) -> None:
+    """``fixmatch_v2`` (a plugin's own algorithm) beside ``fixmatch``: the report reads the
+    runs' fields, not the name, so it is not an imbalance method of FixMatch; an older file
+    without the fields reads as no composition either."""
+    from semibench.report.aggregate import composition_base
+
+    runs = _composed_runs(tmp_path, {"fixmatch": ("fixmatch", None),
+                                     "fixmatch_v2": ("fixmatch_v2", None)},
+                          {"fixmatch": [16.0, 11.0, 13.0], "fixmatch_v2": [11.0, 10.0, 12.0]})
+    assert composition_base(runs) == {}
+    assert compare_to_baseline(runs).empty
+    old = _write_run(tmp_path / "old", "mnist", 40, "fixmatch_abc", 0, 10.0)[0]
+    assert composition_base(collect_runs([old])) == {}
 
 
 def test_compare_to_baseline_matches_scipy(results: dict) -> None:

@@ -29,7 +29,7 @@ from semibench.log import configure
 from semibench.splits import make_split, write_split
 from semibench.tasks import PreparedDataError, create_task, load_prepared
 from semibench.tasks.base import read_manifest
-from semibench.train import loop
+from semibench.train import loop, provenance
 from semibench.train.checkpoint import CheckpointStore, write_torch
 from semibench.train.loop import TrainingStopped, train_run
 
@@ -135,7 +135,7 @@ def test_changed_split_settings_or_code_are_not_resumed(prepared, split, tmp_pat
     assert "the run's settings (train) changed" in capsys.readouterr().err
 
     interrupted_run(monkeypatch, run, prepared, split, out)
-    monkeypatch.setattr(loop, "code_digest", lambda: "0" * 64)
+    monkeypatch.setattr(provenance, "code_digest", lambda: "0" * 64)
     train_run(run, prepared, split, out)
     assert "SemiBench's code changed" in capsys.readouterr().err
 

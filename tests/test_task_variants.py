@@ -256,7 +256,7 @@ def test_classic_cv_imb_variants_share_their_tasks_data(repo_root):
         "stl10": "stl10", "stl10_g20": "stl10"}
     run = run_config(cfg, "cifar100_rev", 150, "fixmatch_daso", 1)
     assert run["split_tag"] == "lt_l10_ur10_m300" and run["backbone"] == "wrn_28_2"
-    assert run["algorithm_params"]["imbalance"]["T_dist"] == 0.3
+    assert run["imbalance_params"]["T_dist"] == 0.3
     assert run_config(cfg, "stl10_g20", 150, "fixmatch", 0)["split_tag"] == "lt_l20_u1_mall"
 
 

@@ -657,7 +657,7 @@ def test_stl10_trains_and_evaluates_at_32_px(mirror, tmp_path, monkeypatch):
     training and evaluation."""
     from semibench.config import check_config, run_config
     from semibench.splits import write_split
-    from semibench.train import loop
+    from semibench.train import loop, trainer
 
     path, _ = _stl10_archive(mirror)
     monkeypatch.setattr(stl10_mod, "ARCHIVE", dataclasses.replace(
@@ -676,7 +676,7 @@ def test_stl10_trains_and_evaluates_at_32_px(mirror, tmp_path, monkeypatch):
     assert run["augment"]["resize"] == 32 and run["augment"]["crop_ratio"] == 0.875
 
     seen: list[tuple[int, ...]] = []
-    create = loop.create_backbone
+    create = trainer.create_backbone
 
     def recording(*args, **kwargs):
         model = create(*args, **kwargs)
@@ -684,7 +684,7 @@ def test_stl10_trains_and_evaluates_at_32_px(mirror, tmp_path, monkeypatch):
             tuple(inputs[0].shape[1:])))
         return model
 
-    monkeypatch.setattr(loop, "create_backbone", recording)
+    monkeypatch.setattr(trainer, "create_backbone", recording)
     metrics = loop.train_run(run, out, tmp_path / "split.json", tmp_path / "run")
     assert metrics["last"]["iteration"] == 2
     assert seen and set(seen) == {(3, 32, 32)}  # training steps and evaluation

@@ -164,3 +164,36 @@ def test_backtranslations_feed_the_strong_text_view(tmp_path):
     with pytest.raises(ValueError, match="other prepared data"):
         loop.Trainer(run, tmp_path / "prep", tmp_path / "split.json", tmp_path / "run2",
                      backtranslations=tmp_path / "bad.npz")
+
+
+def test_the_run_data_stands_without_a_trainer():
+    """TrainingData (the port a method uses) owns the pools and views; the trainer only hears
+    of a new labelled set through on_labelled."""
+    import typing
+
+    from semibench.algorithms.base import TrainingPort
+    from semibench.train.access import TrainingData
+
+    x = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    y = torch.tensor([0, 1, 0, 1, 0, 1])
+    data = TrainingData(x_train=x, y_train=y, labelled=torch.tensor([0, 1]),
+                        unlabelled=torch.tensor([2, 3, 4, 5]),
+                        views={"eval": lambda t, _gen: t * 2}, device=torch.device("cpu"),
+                        seed=0, num_classes=2, eval_batch_size=3)
+    heard = []
+    data.on_labelled = lambda: heard.append(data.labelled())
+    data.set_labelled(torch.tensor([0, 1, 2]), torch.tensor([0, 1, 1]))
+    assert len(heard) == 1 and heard[0][0].tolist() == [0, 1, 2]
+    assert heard[0][1].tolist() == [0, 1, 1]  # the pseudo-label, not the stored one
+    assert data.split_labelled()[0].tolist() == [0, 1]
+    with pytest.raises(ValueError, match="labels must lie in"):
+        data.set_labelled(torch.tensor([0]), torch.tensor([2]))
+    assert torch.equal(data.view(torch.tensor([5]), "eval", torch.Generator()), x[[5]] * 2)
+    model = torch.nn.Linear(2, 2)
+    model.forward_features, model.forward_head = (lambda t: t), model.forward
+    data.model = model
+    feats, logits = data.features(data.teacher, data.unlabelled())
+    assert torch.equal(feats, x[2:] * 2) and logits.shape == (4, 2)
+    port_members = {n for n in dir(TrainingPort) if not n.startswith("_")}
+    port_members |= set(typing.get_type_hints(TrainingPort))
+    assert port_members <= set(dir(data)) | set(vars(data))

@@ -17,19 +17,13 @@ from typing import Any
 import jsonschema
 import yaml
 
+import semibench.compose as compose
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
 from semibench.errors import SemiBenchError
-from semibench.imbalance import is_algorithm, split_name
-from semibench.imbalance.settings import (
-    algorithm_origins,
-    base_algorithm,
-    check_algorithm_name,
-    check_imbalance_params,
-    check_long_tailed,
-    run_fields,
-)
+from semibench.imbalance import IMBALANCE
 from semibench.plugins import PluginError, fingerprint, load_plugins, used_by
+from semibench.splits_lt import long_tailed_counts, long_tailed_setting
 from semibench.tasks import TASKS, Task, create_task
 from semibench.tasks.from_files import FileTaskError, declare_file_tasks
 from semibench.train.config import TrainConfig
@@ -139,15 +133,15 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     ]
     for key, names in lists:
         for name in names:
-            try:  # a registered algorithm or <base>_<imbalance method> (semibench.imbalance)
-                check_algorithm_name(key, name)
+            try:  # a registered algorithm or <base>_<imbalance method> (semibench.compose)
+                compose.parse_label(name)
             except ValueError as err:
-                raise ConfigError(str(err)) from None
+                raise ConfigError(f"{key}: {err}") from None
     per_task = [(f"tasks.{t}.algorithm_train", s.get("algorithm_train", {}))
                 for t, s in config["tasks"].items()]
     for key, section in [("algorithm_train", config["algorithm_train"]), *per_task]:
         for name in section:
-            if not is_algorithm(name):
+            if not compose.is_label(name):
                 raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
                                   f"{', '.join(ALGORITHMS.names())}")
     sections = [("algorithm_params", config["algorithm_params"])] + [
@@ -205,6 +199,37 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         _check_backbone(name, task, settings)
         _check_augment(name, task, settings)
     return config
+
+
+def check_imbalance_params(config: dict[str, Any]) -> None:
+    """``imbalance_params`` (top level and per task): known methods, known, valid values."""
+    sections = [("imbalance_params", config.get("imbalance_params", {}))] + [
+        (f"tasks.{t}.imbalance_params", s["imbalance_params"])
+        for t, s in config["tasks"].items() if "imbalance_params" in s]
+    for key, section in sections:
+        for name, values in section.items():
+            if name not in IMBALANCE:
+                raise ValueError(f"{key}.{name}: unknown imbalance method; allowed: "
+                                 f"{', '.join(IMBALANCE.names())}")
+            merged = {**config.get("imbalance_params", {}).get(name, {}), **values}
+            try:
+                compose.make_method_params(name, merged)
+            except (ValueError, TypeError) as err:
+                raise ValueError(str(err).replace("imbalance_params.", f"{key}.", 1)) from None
+
+
+def check_long_tailed(task_name: str, num_classes: int, fixed_labelled: bool,
+                      section: dict[str, Any], num_labels: int, index: int) -> None:
+    """A task's ``long_tailed`` section for one N1 (``num_labels[index]``)."""
+    where = f"tasks.{task_name}.long_tailed"
+    if fixed_labelled:
+        raise ValueError(f"{where}: {task_name} has a fixed labelled set; a long-tailed split "
+                         "needs a pool to draw from")
+    setting = long_tailed_setting(section, num_labels, where)
+    tail = long_tailed_counts(num_labels, num_classes, setting.lb_gamma)[-1]
+    if tail < 1:
+        raise ValueError(f"tasks.{task_name}.num_labels[{index}]={num_labels}: N1 / gamma_l = "
+                         f"{num_labels / setting.lb_gamma:g} leaves the tail class no label")
 
 
 def _keywords(fn: Callable[..., Any], *, required: bool = True) -> tuple[set[str], bool]:
@@ -311,42 +336,56 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
                seed: int) -> dict[str, Any]:
     """Everything one training run depends on (and nothing else, so that changing one
     algorithm's hyper-parameter changes only that algorithm's runs). A variant's run names its
-    registered task (``base_task``), whose data and defaults it uses."""
+    registered task (``base_task``), whose data and defaults it uses. ``algorithm`` is the
+    config's name of it, USB's shorthand ``<base>_<method>`` for a composition: parsed here,
+    once, into the separate fields ``algorithm`` and ``imbalance``."""
     base_name = base_task(config, task_name)
     task = create_task(base_name)
     settings = config["tasks"][task_name]
-    base = base_algorithm(algorithm)  # fixmatch_abc trains as fixmatch does
+    composition = compose.parse_label(algorithm)
+    base = composition.algorithm  # fixmatch_abc trains as fixmatch does
+    label = composition.label
     needs = ALGORITHMS.get(base).train_defaults
     train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
              **config["train"], **settings.get("train", {}),
              **config["algorithm_train"].get(base, {}),
              **settings.get("algorithm_train", {}).get(base, {}),
-             **(config["algorithm_train"].get(algorithm, {}) if base != algorithm else {}),
-             **(settings.get("algorithm_train", {}).get(algorithm, {})
-                if base != algorithm else {})}
-    params, imbalanced = run_fields(config, task_name, task.domain, num_labels, algorithm)
-    generations = getattr(getattr(params, "imbalance", None), "num_gens", 1)
-    if int(train.get("iterations", TrainConfig.iterations)) % generations:
+             **(config["algorithm_train"].get(label, {}) if base != label else {}),
+             **(settings.get("algorithm_train", {}).get(label, {}) if base != label else {})}
+    values = {**config["algorithm_params"].get(base, {}),
+              **settings.get("algorithm_params", {}).get(base, {})}
+    method_values = None
+    if composition.imbalance is not None:
+        method_values = {**config.get("imbalance_params", {}).get(composition.imbalance, {}),
+                         **settings.get("imbalance_params", {}).get(composition.imbalance, {})}
+    params, method_params = compose.make_params(composition, values, method_values, task.domain)
+    generations, key = compose.generations(composition, method_params)
+    iterations = int(train.get("iterations", TrainConfig.iterations))
+    if iterations % generations:
         raise ConfigError(
-            f"tasks.{task_name}: {algorithm} trains {generations} generations of "
-            f"train.iterations / imbalance_params.{split_name(algorithm)[1]}.num_gens steps; "  # type: ignore[index]
-            f"train.iterations={train.get('iterations', TrainConfig.iterations)} is not a "
-            f"multiple of {generations} (algorithm_train.{algorithm}.iterations sets it)")
+            f"tasks.{task_name}: {label} trains {generations} generations of "
+            f"train.iterations / {key} steps; train.iterations={iterations} is not a "
+            f"multiple of {generations} (algorithm_train.{label}.iterations sets it)")
     run = {
         "task": task_name,
         "num_labels": int(num_labels),
-        "algorithm": algorithm,
+        "algorithm": base,
         "seed": int(seed),
         "backbone": settings.get("backbone", task.backbone),
         "backbone_args": resolved_backbone_args(task, settings),
         "augment": {**task.augment, **settings.get("augment", {})},
         "train": dataclasses.asdict(TrainConfig.from_dict(train)),
         "algorithm_params": dataclasses.asdict(params),
-        **imbalanced,  # a long-tailed split's setting and tag (none for a balanced task)
     }
+    if composition.imbalance is not None:  # only a composition's: other runs' stay as they were
+        run["imbalance"] = composition.imbalance
+        run["imbalance_params"] = dataclasses.asdict(method_params)
+    if "long_tailed" in settings:  # a long-tailed split's setting and tag
+        setting = long_tailed_setting(settings["long_tailed"], int(num_labels))
+        run.update(long_tailed=dataclasses.asdict(setting), split_tag=setting.tag(int(num_labels)))
     if base_name != task_name:  # only a variant's: the settings of other runs stay as they were
         run["base_task"] = base_name
-    used = used_by([*algorithm_origins(algorithm), TASKS.origin(base_name),
+    used = used_by([*compose.algorithm_origins(composition), TASKS.origin(base_name),
                     BACKBONES.origin(run["backbone"])])
     if used:  # the run's plugins load in its job; an edited plugin file reruns its jobs
         run["plugins"] = fingerprint(used)

@@ -259,13 +259,14 @@ def load_run(path: str | Path, checkpoint: str = "best",
         raise RunError(f"checkpoint={checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
     metrics = read_run_metrics(run_dir)
     config = metrics["config"]
-    algorithm = _composed_algorithm(metrics)
-    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
-    # a backbone from a plugin: the run's settings name the plugins it was trained with
+    # a backbone or algorithm from a plugin: the run's settings name the plugins it was
+    # trained with
     try:
         load_plugins(list(config.get("plugins") or {}))
     except PluginError as err:
         raise RunError(f"{run_dir / 'metrics.json'}: {err}") from None
+    algorithm = _composed_algorithm(metrics)
+    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
     try:
         model = create_backbone(config["backbone"], len(metrics["classes"]),
                                 **config.get("backbone_args", {}))
@@ -293,17 +294,16 @@ def load_run(path: str | Path, checkpoint: str = "best",
 
 
 def _composed_algorithm(metrics: dict[str, Any]) -> Any:
-    """A run of <base>_<imbalance method>: its algorithm, built for its heads and predictor
-    (None for any other run)."""
-    from semibench.algorithms import create_algorithm
-    from semibench.imbalance import split_name
+    """A run with an imbalance method: its algorithm, built by the composition root for its
+    heads and predictor (None for any other run)."""
+    import semibench.compose as compose
 
-    config = metrics["config"]
-    if split_name(config["algorithm"]) is None:
+    composition, params, imbalance_params = compose.settings_composition(metrics["config"])
+    if composition.imbalance is None:
         return None
-    return create_algorithm(config["algorithm"], config.get("algorithm_params"),
-                            domain=metrics["domain"], num_classes=len(metrics["classes"]),
-                            num_iterations=1, num_ulb=1)
+    return compose.create_algorithm(composition, params, imbalance_params,
+                                    domain=metrics["domain"], num_classes=len(metrics["classes"]),
+                                    num_iterations=1, num_ulb=1)
 
 
 # --------------------------------------------------------------------------- predict

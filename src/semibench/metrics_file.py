@@ -131,6 +131,17 @@ def input_format(domain: str, test_x: Any, meta: dict[str, Any]) -> dict[str, An
     return {}
 
 
+def run_composition(data: dict[str, Any]) -> tuple[str, str | None]:
+    """A run's (algorithm, imbalance method) as its metrics.json records them: the resolved
+    settings' separate fields. A file written before they were fields (no ``imbalance``) reads
+    as its label's algorithm with no imbalance method: nothing here parses a label."""
+    config = data.get("config") or {}
+    if "imbalance" in config or "imbalance" in data:
+        return str(config.get("algorithm", data["algorithm"])), (
+            config.get("imbalance", data.get("imbalance")) or None)
+    return str(data["algorithm"]), None
+
+
 def write_metrics(path: str | Path, data: dict[str, Any]) -> dict[str, Any]:
     """Validate, then write ``data`` atomically; return what was written. A trainer bug that
     would write a record the report cannot read fails here, before the run looks complete."""

@@ -6,8 +6,8 @@ with its defaults, the run grid, every run's resolved settings; per task its dom
 uses back-translations, ``base``, the registered task whose data it reads (itself, or what a
 variant names: :mod:`semibench.variants`) and its ``long_tailed`` setting) is computed once per
 (config, SemiBench source, schema) and cached as JSON under ``.snakemake/semibench/``. This
-module imports nothing heavy; it hashes the package's files (a few milliseconds) to know when
-SemiBench changed.
+module imports nothing heavy; it hashes the package's files (a few milliseconds, the one
+digest of :func:`semibench.train.provenance.source_digest`) to know when SemiBench changed.
 
 Not cached: a config with ``plugins`` or ``from_files`` tasks. Their files live outside the
 package and can change without SemiBench changing, so they are checked afresh on every call.
@@ -21,26 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from semibench.errors import SemiBenchError
+from semibench.train.provenance import source_digest
 
-PACKAGE = Path(__file__).resolve().parent
+__all__ = ["ConfigInvalid", "compute", "run_key", "source_digest", "workflow_plan"]
+
 CACHE_DIR = Path(".snakemake") / "semibench"
 #: bump when the plan's layout changes
 PLAN_VERSION = 2
-_SOURCE_SUFFIXES = {".py", ".json", ".yaml", ".csv", ".j2"}
 
 
 class ConfigInvalid(SemiBenchError, ValueError):
     """The config failed its checks; the message is semibench.config's one line."""
-
-
-def source_digest(package: Path = PACKAGE) -> str:
-    """SHA-256 over the package's source and data files (names and contents)."""
-    digest = hashlib.sha256()
-    for path in sorted(package.rglob("*")):
-        if path.suffix in _SOURCE_SUFFIXES and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(package)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def run_key(task: str, num_labels: int, algorithm: str, seed: int) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -56,6 +56,58 @@ class LossOutput:
     pseudo_label: torch.Tensor | None = None
 
 
+class TrainingPort(Protocol):
+    """What a method may use of the run's whole data between two steps (CReST pseudo-labels
+    the unlabelled set, CoSSL draws its own batches and fits a classifier on features). The
+    trainer hands an implementation (:class:`semibench.train.access.TrainingData`) through
+    :attr:`DataInfo.data` and :meth:`Algorithm.on_milestone`; never the trainer itself."""
+
+    @property
+    def num_classes(self) -> int: ...
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def eval_batch_size(self) -> int: ...
+
+    #: the live model
+    model: nn.Module | None
+
+    @property
+    def teacher(self) -> nn.Module:
+        """The model evaluation uses (the EMA model, or the live one)."""
+        ...
+
+    def labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The labelled set now: stored-input indices and labels (CPU)."""
+        ...
+
+    def split_labelled(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The split's own labelled set (before any method added to it)."""
+        ...
+
+    def unlabelled(self) -> torch.Tensor:
+        """The unlabelled pool's stored-input indices (CPU)."""
+        ...
+
+    def set_labelled(self, index: torch.Tensor, labels: torch.Tensor) -> None:
+        """Train on these samples with these (pseudo-)labels from the next step on."""
+        ...
+
+    def view(self, index: torch.Tensor, view: str, generator: torch.Generator) -> torch.Tensor:
+        """One view of the stored inputs ``index``, on the training device."""
+        ...
+
+    def features(self, model: nn.Module, index: torch.Tensor, view: str = "eval",
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits of ``model`` (eval mode) on a view of every sample of ``index``."""
+        ...
+
+
 @dataclass
 class DataInfo:
     """What an algorithm may know about the run's data (never the unlabelled labels)."""
@@ -66,9 +118,9 @@ class DataInfo:
     num_ulb: int
     #: labelled samples per class (e.g. ReMixMatch's target distribution)
     lb_class_counts: torch.Tensor
-    #: the trainer's whole-data access (:class:`semibench.train.access.TrainingData`) for a
-    #: method that draws its own extra batches (CoSSL); None outside a trainer
-    data: Any = None
+    #: the run's whole data (:class:`TrainingPort`) for a method that draws its own extra
+    #: batches (CoSSL); None outside a trainer
+    data: TrainingPort | None = None
 
 
 @dataclass
@@ -127,10 +179,9 @@ class Algorithm:
         start); no batch is prepared ahead across one."""
         return ()
 
-    def on_milestone(self, iteration: int, data: Any) -> None:
+    def on_milestone(self, iteration: int, data: TrainingPort) -> None:
         """Whole-data work between two steps (CReST pseudo-labels the unlabelled set, CoSSL
-        fits its balanced classifier). ``data`` is the trainer's
-        :class:`semibench.train.access.TrainingData`. It must depend only on the model, the
+        fits its balanced classifier) through the run's :class:`TrainingPort`. It must depend only on the model, the
         data and the algorithm's checkpointed state, so that a resumed run repeats it."""
 
     # ------------------------------------------------------------------ forward pass
@@ -277,10 +328,6 @@ def base_view(name: str) -> str:
 def make_params(name: str, values: dict[str, Any] | None, domain: str | None = None) -> Any:
     """Build an algorithm's typed parameters from its per-domain defaults and ``values``,
     checked by ``check_params``; unknown keys name the algorithm and the key."""
-    if name not in ALGORITHMS and _composition(name):  # <base>_<imbalance method>
-        from semibench.imbalance import make_composed_params
-
-        return make_composed_params(name, values, domain)
     alg = ALGORITHMS.get(name)
     cls = alg.Params
     known = {f.name for f in dataclasses.fields(cls)}
@@ -300,17 +347,8 @@ def make_params(name: str, values: dict[str, Any] | None, domain: str | None = N
 def create_algorithm(
     name: str, params: dict[str, Any] | None = None, domain: str | None = None, **kwargs: Any
 ) -> Algorithm:
-    """The only constructor of algorithms."""
-    if name not in ALGORITHMS and _composition(name):
-        from semibench.imbalance import create_composed
-
-        return create_composed(name, params, domain, **kwargs)
+    """A registered algorithm on its own. A run's algorithm, which may compose an imbalance
+    method, is built by :func:`semibench.compose.create_algorithm`."""
     cls = ALGORITHMS.get(name)
     return cls(make_params(name, params, domain), **kwargs)
 
-
-def _composition(name: str) -> bool:
-    """Whether ``name`` is a base algorithm composed with an imbalance method."""
-    from semibench.imbalance import split_name
-
-    return split_name(name) is not None

@@ -1,16 +1,12 @@
 """Imbalance methods (ABC, DebiasPL, DARP, Adsh, ...), one file each, composed with any base
-algorithm by configuration (``fixmatch_abc``); see :mod:`semibench.imbalance.base`."""
+algorithm by configuration (``fixmatch_abc``) through :mod:`semibench.compose`; see
+:mod:`semibench.imbalance.base`."""
 
 from semibench.imbalance.base import (
     IMBALANCE,
     Composed,
+    ComposedParams,
     ImbalanceMethod,
-    check_composition,
-    create_composed,
-    is_algorithm,
-    make_composed_params,
-    make_method_params,
-    split_name,
 )
 from semibench.registry import import_submodules
 
@@ -19,11 +15,6 @@ import_submodules(__name__)
 __all__ = [
     "IMBALANCE",
     "Composed",
+    "ComposedParams",
     "ImbalanceMethod",
-    "check_composition",
-    "create_composed",
-    "is_algorithm",
-    "make_composed_params",
-    "make_method_params",
-    "split_name",
 ]

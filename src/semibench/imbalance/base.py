@@ -12,9 +12,10 @@ interface to the trainer:
     eval   = method.predictor(model)             # e.g. ABC predicts with its balanced head
 
 plus ``bind(base)`` for a method that replaces one documented variation point of its base
-(Adsh replaces FixMatch's ``mask()``). A composition is named ``<base>_<method>``
-(``fixmatch_abc``), USB's own name for it, so run directories, the report and USB's published
-numbers line up; its hyper-parameters are ``algorithm_params.<base>`` and
+(Adsh replaces FixMatch's ``mask()``). Compositions are built by the composition root,
+:mod:`semibench.compose`; a run carries ``algorithm`` and ``imbalance`` as separate fields,
+labelled ``<base>_<method>`` (``fixmatch_abc``, USB's own name) for run directories, the report
+and USB's published numbers; its hyper-parameters are ``algorithm_params.<base>`` and
 ``imbalance_params.<method>``.
 """
 
@@ -28,14 +29,12 @@ import torch
 from torch import nn
 
 from semibench.algorithms.base import (
-    ALGORITHMS,
     Algorithm,
     Batch,
     DataInfo,
     LossOutput,
     NoParams,
     Outputs,
-    check_params,
 )
 from semibench.registry import Registry
 
@@ -90,14 +89,17 @@ class ImbalanceMethod:
 
     #: see :attr:`Algorithm.generations` (CReST); a method may set it from its parameters
     generations: int = 1
+    #: the ``Params`` field that sets ``generations`` (None: one generation), so that a
+    #: config is checked against it before anything runs
+    generations_param: ClassVar[str | None] = None
 
     def milestones(self) -> tuple[int, ...]:
         """See :meth:`Algorithm.milestones`."""
         return ()
 
     def on_milestone(self, iteration: int, data: Any) -> None:
-        """See :meth:`Algorithm.on_milestone`; ``data`` is a
-        :class:`semibench.train.access.TrainingData`."""
+        """See :meth:`Algorithm.on_milestone`; ``data`` is the run's
+        :class:`~semibench.algorithms.base.TrainingPort`."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -105,40 +107,6 @@ class ImbalanceMethod:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"{self.name} has no state but the checkpoint holds {list(state)}")
-
-
-def split_name(name: str) -> tuple[str, str] | None:
-    """``"fixmatch_abc"`` -> ``("fixmatch", "abc")``; None for a name that is no composition
-    (a registered algorithm's own name always wins)."""
-    if name in ALGORITHMS:
-        return None
-    for i, ch in enumerate(name):
-        if ch == "_" and name[:i] in ALGORITHMS and name[i + 1:] in IMBALANCE:
-            return name[:i], name[i + 1:]
-    return None
-
-
-def is_algorithm(name: str) -> bool:
-    return name in ALGORITHMS or split_name(name) is not None
-
-
-def check_composition(name: str) -> None:
-    """One-line ``ValueError`` for a composition that cannot run (before anything runs)."""
-    parts = split_name(name)
-    if parts is None:
-        raise ValueError(f"unknown algorithm {name!r}; allowed: {', '.join(ALGORITHMS.names())}"
-                         f", or <algorithm>_<imbalance method> with a method among "
-                         f"{', '.join(IMBALANCE.names())}")
-    base_name, method_name = parts
-    method, base = IMBALANCE.get(method_name), ALGORITHMS.get(base_name)
-    if method.bases is not None and base_name not in method.bases:
-        raise ValueError(f"{name}: {method_name} composes only with "
-                         f"{', '.join(sorted(method.bases))}, not {base_name}")
-    views = {f"lb_{v}" for v in base.lb_views} | {f"ulb_{v}" for v in base.ulb_views}
-    missing = sorted(method.needs_views - views)
-    if missing:
-        raise ValueError(f"{name}: {method_name} needs the base's {', '.join(missing)} "
-                         f"outputs, which {base_name} does not compute")
 
 
 @dataclass
@@ -149,52 +117,20 @@ class ComposedParams:
     imbalance: Any
 
 
-def make_method_params(name: str, values: dict[str, Any] | None) -> Any:
-    """A method's typed parameters; errors name ``imbalance_params.<name>.<key>``."""
-    cls = IMBALANCE.get(name).Params
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values or {}) - known)
-    if unknown:
-        raise ValueError(f"imbalance_params.{name}: unknown parameter(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(sorted(known)) or 'none'}")
-    params = cls(**(values or {}))
-    try:
-        check_params(name, params)
-    except ValueError as err:
-        raise ValueError(str(err).replace("algorithm_params.", "imbalance_params.", 1)) from None
-    return params
-
-
-def make_composed_params(name: str, values: dict[str, Any] | None,
-                         domain: str | None = None) -> ComposedParams:
-    """``values`` is ``{"base": {...}, "imbalance": {...}}`` (a run's stored settings)."""
-    from semibench.algorithms.base import make_params
-
-    check_composition(name)
-    base_name, method_name = split_name(name)  # type: ignore[misc]
-    values = values or {}
-    unknown = sorted(set(values) - {"base", "imbalance"})
-    if unknown:
-        raise ValueError(f"algorithm_params of {name}: unknown key(s) {', '.join(unknown)}; "
-                         "allowed: base, imbalance")
-    return ComposedParams(base=make_params(base_name, values.get("base"), domain),
-                          imbalance=make_method_params(method_name, values.get("imbalance")))
-
-
 class Composed(Algorithm):
     """A base algorithm and an imbalance method, presented to the trainer as one algorithm."""
 
     Params = ComposedParams
 
     def __init__(self, params: ComposedParams, *, base: type[Algorithm],
-                 method: type[ImbalanceMethod], num_classes: int, num_iterations: int,
-                 num_ulb: int):
+                 method: type[ImbalanceMethod], name: str, num_classes: int,
+                 num_iterations: int, num_ulb: int):
         super().__init__(params, num_classes=num_classes, num_iterations=num_iterations,
                          num_ulb=num_ulb)
         sizes = dict(num_classes=num_classes, num_iterations=num_iterations, num_ulb=num_ulb)
         self.base = base(params.base, **sizes)
         self.method = method(params.imbalance, **sizes)
-        self.name = f"{self.base.name}_{self.method.name}"  # type: ignore[misc]
+        self.name = name  # type: ignore[misc]  # the run's label (semibench.spec.run_label)
         # the trainer reads these from the instance: they are the base's
         self.lb_views = self.base.lb_views  # type: ignore[misc]
         self.ulb_views = self.base.ulb_views  # type: ignore[misc]
@@ -239,15 +175,6 @@ class Composed(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.base.load_state_dict(state.get("base", {}))
         self.method.load_state_dict(state.get("imbalance", {}))
-
-
-def create_composed(name: str, params: dict[str, Any] | None, domain: str | None = None,
-                    **kwargs: Any) -> Composed:
-    """The constructor of compositions (``create_algorithm`` calls it for such names)."""
-    typed = make_composed_params(name, params, domain)
-    base_name, method_name = split_name(name)  # type: ignore[misc]
-    return Composed(typed, base=ALGORITHMS.get(base_name), method=IMBALANCE.get(method_name),
-                    **kwargs)
 
 
 class HeadPredictor(nn.Module):

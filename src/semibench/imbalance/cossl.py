@@ -74,7 +74,7 @@ from torch import nn
 
 from semibench.algorithms.base import Batch, LossOutput, Outputs, param
 from semibench.imbalance.base import IMBALANCE, HeadPredictor, ImbalanceMethod
-from semibench.train.sampling import step_generator
+from semibench.rng import step_generator
 
 #: generator streams (issue 13): the warm-up's feature passes and draws, the teacher loss
 STREAM_IMPRINT, STREAM_LB, STREAM_ULB_WEAK, STREAM_ULB_STRONG = 13_001, 13_002, 13_003, 13_004

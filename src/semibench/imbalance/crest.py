@@ -91,12 +91,13 @@ def crest_selection(score: torch.Tensor, pred: torch.Tensor, lb_counts: torch.Te
 class CReST(ImbalanceMethod):
     name = "crest"
     Params = CReSTParams
+    generations_param = "num_gens"
     #: progressive distribution alignment (CReST+)
     progressive = False
 
     def __init__(self, params: Any, **kwargs: Any) -> None:
         super().__init__(params, **kwargs)
-        self.generations = self.p.num_gens
+        self.generations = getattr(self.p, self.generations_param)
         self.generation = 0
         self.added = 0
         #: CReST+'s alignment, and whether it replaced the base's own

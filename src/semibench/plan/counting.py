@@ -162,18 +162,22 @@ class StepShape:
 def step_shape(algorithm: str, params_json: str, domain: str, num_classes: int,
                batch_size: int, uratio: int, use_cat: bool, ema: bool, num_features: int,
                head_json: str, rank: int, dtype: torch.dtype) -> StepShape:
-    """Run steps of the real algorithm on probes and return the passes of the last one."""
+    """Run steps of the real algorithm on probes and return the passes of the last one.
+    ``params_json``: the run's composition fields (algorithm, imbalance and their params)."""
     per_class = max(1, PROBE_LB // num_classes)
     num_lb, num_ulb = per_class * num_classes, PROBE_ULB
     sample = (3, 4, 4) if rank == 3 else (8,) * rank
-    from semibench.algorithms import Batch, create_algorithm
+    import semibench.compose as compose
+    from semibench.algorithms import Batch
     from semibench.algorithms.base import DataInfo
 
     head = _head_from_json(head_json, num_features, num_classes)
     model = _Probe(num_features, head, domain == "text")
     teacher = _Probe(num_features, copy.deepcopy(head), domain == "text") if ema else None
-    alg = create_algorithm(algorithm, json.loads(params_json), domain=domain,
-                           num_classes=num_classes, num_iterations=PROBE_STEPS, num_ulb=num_ulb)
+    composition, params, imbalance_params = compose.settings_composition(json.loads(params_json))
+    alg = compose.create_algorithm(composition, params, imbalance_params, domain=domain,
+                                   num_classes=num_classes, num_iterations=PROBE_STEPS,
+                                   num_ulb=num_ulb)
     heads = alg.build_modules(num_features)
     if heads:
         model.ssl_heads = nn.ModuleDict(heads)

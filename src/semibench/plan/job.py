@@ -48,6 +48,7 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
              rows: list[dict[str, str]], prepared_root: Path | None = None) -> JobPlan:
     """FLOPs and time of one resolved training run; ``amp`` / ``compile_mode`` override the
     run's own ``train.amp`` / ``train.compile`` when given (the CPU always runs fp32 eager)."""
+    from semibench.spec import run_label
     from semibench.tasks import create_task
     from semibench.train.config import TrainConfig
     from semibench.train.loop import has_batch_norm
@@ -61,8 +62,10 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     model, how = build_backbone(name, args)
     shape, dtype = sample_shape(run, model)
     num_lb = run["num_labels"]
+    composed = {k: run[k] for k in ("algorithm", "imbalance", "algorithm_params",
+                                    "imbalance_params") if k in run}  # semibench.compose reads
     shape_of_step = step_shape(
-        run["algorithm"], json.dumps(run["algorithm_params"], sort_keys=True), task.domain,
+        run["algorithm"], json.dumps(composed, sort_keys=True), task.domain,
         task.num_classes, cfg.batch_size, cfg.uratio, cfg.use_cat and has_batch_norm(model),
         cfg.ema_m > 0,
         int(model.num_features), _head_json(model), len(shape), dtype)
@@ -98,7 +101,8 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     check_device(device, run_amp, run_compile)
     rate = lookup_rate(rows, device, backbone_family(name), run_amp, run_compile, name)
     seconds = step * cfg.iterations / rate.train + eval_flops / rate.eval
-    return JobPlan(run["task"], num_lb, run["algorithm"], run["seed"], name,
+    return JobPlan(run["task"], num_lb, run_label(run["algorithm"], run.get("imbalance")),
+                   run["seed"], name,
                    backbone_family(name), cfg.iterations, step, eval_flops, seconds / 3600,
                    rate, notes)
 

@@ -72,14 +72,20 @@ PAIRED_TEST = (
 )
 
 
-def composition_base(algorithm: str, present: set[str]) -> str | None:
-    """The base of a composed algorithm (``fixmatch_debiaspl`` -> ``fixmatch``) when the base
-    ran too: the longest ``<prefix>_`` of the name among ``present`` (no registry needed)."""
-    cuts = [i for i, ch in enumerate(algorithm) if ch == "_"]
-    for i in reversed(cuts):
-        if algorithm[:i] in present:
-            return algorithm[:i]
-    return None
+def composition_base(runs: pd.DataFrame) -> dict[str, str]:
+    """Each composed run label's base algorithm (``fixmatch_debiaspl`` -> ``fixmatch``), read
+    from the runs' recorded fields (the ``base_algorithm`` and ``imbalance`` columns, from
+    metrics.json), never from the label. A run without an imbalance method (a plugin's
+    ``fixmatch_v2`` among them, and every run of a file or table older than the fields) has
+    no base."""
+    if "imbalance" not in runs.columns or "base_algorithm" not in runs.columns:
+        return {}
+    bases: dict[str, str] = {}
+    for label, base, method in runs[["algorithm", "base_algorithm", "imbalance"]].itertuples(
+            index=False):
+        if isinstance(method, str) and method:
+            bases[str(label)] = str(base)
+    return bases
 
 
 def compare_to_baseline(
@@ -98,13 +104,14 @@ def compare_to_baseline(
     if metric not in runs.columns:
         raise ValueError(f"unknown metric {metric!r}; columns: {', '.join(runs.columns)}")
     rows: list[dict[str, Any]] = []
+    bases = composition_base(runs)
     for (task, num_labels), group in runs.groupby(["task", "num_labels"], sort=False):
         by_algorithm = {a: g.set_index("seed")[metric]
                         for a, g in group.groupby("algorithm", sort=False)}
         pairs = [(a, baseline) for a in by_algorithm
                  if baseline in by_algorithm and a not in (baseline, UPPER_BOUND)]
-        pairs += [(a, b) for a in by_algorithm
-                  if (b := composition_base(a, set(by_algorithm))) is not None]
+        pairs += [(a, bases[a]) for a in by_algorithm
+                  if a in bases and bases[a] in by_algorithm]
         for algorithm, against in pairs:
             values, base = by_algorithm[algorithm], by_algorithm[against]
             shared = sorted(set(values.index) & set(base.index))

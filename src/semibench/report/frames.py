@@ -44,6 +44,9 @@ RUN_COLUMNS: tuple[str, ...] = (
     "job_wall_s",
     "job_cpu_s",
     "job_max_rss_mb",
+    # what the run composed, as its metrics.json records it (never parsed from the label)
+    "base_algorithm",
+    "imbalance",
     "metrics_path",
 )
 #: columns of the expected-runs frame (``grid.csv``)

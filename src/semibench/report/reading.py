@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from semibench.metrics_file import MetricsFormatError, read_metrics
+from semibench.metrics_file import MetricsFormatError, read_metrics, run_composition
 from semibench.report.frames import (
     CURVE_COLUMNS,
     EXTRA_METRIC_COLUMNS,
@@ -73,6 +73,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     the field."""
     data = read_metrics(path)
     best, last = data["best"], data["last"]
+    composition = run_composition(data)
     threads = data.get("threads")
     row = {
         "task": data["task"],
@@ -95,6 +96,8 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "job_wall_s": math.nan,
         "job_cpu_s": math.nan,
         "job_max_rss_mb": math.nan,
+        "base_algorithm": composition[0],
+        "imbalance": composition[1] or "",  # "" for none, as text_strong_view
         "metrics_path": str(path),
     }
     key = tuple(row[k] for k in KEY_COLUMNS)

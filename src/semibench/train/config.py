@@ -10,7 +10,7 @@ from typing import Any
 SCHEDULERS = ("constant", "cosine")
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     #: optimiser steps (USB counts iterations, not epochs)
     iterations: int = 1000
