@@ -16,8 +16,9 @@ import pytest
 import torch
 from torch import nn
 
-from semibench.algorithms import Batch, Outputs, create_algorithm
+from semibench.algorithms import Batch, Outputs
 from semibench.algorithms.base import DataInfo
+from semibench.compose import create_algorithm, parse_label
 
 SEMILEARN_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / ".semilearn"
 #: USB's classic_cv_imb run: 256 epochs of 1024 steps
@@ -25,7 +26,7 @@ USB_T, USB_EPOCH = 262_144, 1024
 
 
 def composed(name: str, counts: list[int], num_ulb: int, iterations: int = 10, **params):
-    alg = create_algorithm(name, {"base": {}, "imbalance": params}, num_classes=len(counts),
+    alg = create_algorithm(parse_label(name), {}, params, num_classes=len(counts),
                            num_iterations=iterations, num_ulb=num_ulb)
     alg.attach(nn.Identity(), None, DataInfo(domain="image", num_classes=len(counts),
                                              num_lb=sum(counts), num_ulb=num_ulb,
