@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.algorithms.base import param_table
@@ -20,6 +19,7 @@ from semibench.tasks import create_task, load_prepared
 from semibench.tasks.base import write_prepared
 from semibench.train.checkpoint import load_checkpoint, save_checkpoint
 from semibench.train.loop import Trainer, train_run
+from tests.helpers.runs import states_equal
 
 DOMAIN_TASK = {"image": "mnist", "text": "newsgroups", "audio": "keywords"}
 TINY = {"iterations": 4, "eval_every": 2, "batch_size": 4, "uratio": 2, "eval_batch_size": 64,
@@ -96,18 +96,6 @@ def test_runs_in_every_domain(algorithm, domain, tiny_data, tmp_path):
     assert float(rows[-1]["test_error"]) == last["test_error"]
 
 
-def _states_equal(a, b) -> bool:
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and \
-            a.shape == b.shape and bool(torch.equal(a.cpu(), b.cpu()))
-    if isinstance(a, dict):
-        return isinstance(b, dict) and a.keys() == b.keys() and \
-            all(_states_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_states_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 @pytest.mark.parametrize("algorithm", ALGORITHMS.names())
 def test_checkpoint_round_trip_restores_state_and_next_loss(algorithm, tiny_data, tmp_path):
     task, prepared, split, n = tiny_data["image"]
@@ -118,15 +106,15 @@ def test_checkpoint_round_trip_restores_state_and_next_loss(algorithm, tiny_data
     save_checkpoint(tmp_path / "checkpoint.pt", first._state(5, 0.0))
     # what is on disk loads without pickle and equals the live state
     on_disk = load_checkpoint(tmp_path / "checkpoint.pt")["algorithm"]
-    assert _states_equal(on_disk, first.algorithm.state_dict())
+    assert states_equal(on_disk, first.algorithm.state_dict())
 
     second = Trainer(run, prepared, split, tmp_path)  # resumes from checkpoint.pt
     assert second.start_iteration == 5
-    assert _states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
+    assert states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
     first.train_step(5)
     second.train_step(5)  # the step logs since the last evaluation travel with the checkpoint
     assert first.logs.means() == pytest.approx(second.logs.means(), rel=1e-6, abs=1e-7)
-    assert _states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
+    assert states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
 
 
 @pytest.mark.slow

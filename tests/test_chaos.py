@@ -21,11 +21,11 @@ import pytest
 from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
+from tests.helpers.runs import train
 
 pytestmark = pytest.mark.slow
 
-TRAIN = {"iterations": 24, "eval_every": 2, "batch_size": 8, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
+TRAIN = train(iterations=24, eval_every=2, batch_size=8)
 
 
 def _command(run: dict, prepared: Path, split: Path, out: Path) -> list[str]:

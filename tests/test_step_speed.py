@@ -13,13 +13,11 @@ import torch._inductor.config
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from semibench.algorithms import ALGORITHMS
-from semibench.config import check_config, run_config
 from semibench.train import loop
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.loop import Trainer, precision_dtype, train_run
+from tests.helpers.runs import mnist_settings as settings
 
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
 #: every algorithm: no step waits for the device (dash's rho schedule, the memory banks of
 #: comatch/simmatch, the rotation head of crmatch/remixmatch and the mixup draw of
 #: mixmatch/remixmatch included)
@@ -27,12 +25,6 @@ SYNC_FREE = sorted(ALGORITHMS.names())
 #: ops that make the host wait for the device when their input lives there
 SYNCING_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
                torch.ops.aten.is_nonzero.default}
-
-
-def settings(algorithm: str, **train) -> dict:
-    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
-    return run_config(cfg, "mnist", 40, algorithm, 0)
 
 
 class SyncRecorder(TorchDispatchMode):
