@@ -77,3 +77,16 @@ def lt_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from tests.helpers.imbalance import write_lt_data
 
     return write_lt_data(tmp_path_factory.mktemp("lt"))
+
+
+@pytest.fixture(scope="session")
+def combined_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's one full Snakemake pipeline (tests/helpers/pipeline.py), run once: its tests
+    carry ``@pytest.mark.xdist_group("combined_pipeline")`` so they share one xdist worker.
+    A test that changes the working directory's files puts them back."""
+    from tests.helpers.pipeline import run_combined
+
+    pipeline = run_combined(tmp_path_factory.mktemp("combined"))
+    run = pipeline.run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return pipeline

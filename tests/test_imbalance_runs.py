@@ -96,9 +96,9 @@ def test_published_imbalanced_numbers_are_errors():
 
 @pytest.mark.slow
 def test_dry_run_has_long_tailed_split_jobs(repo_root, tmp_path):
-    from tests.test_pipeline import snakemake
+    from tests.helpers.workflow import snakemake
 
-    run = snakemake(tmp_path, repo_root, "-n", "--quiet", "rules", "--configfile",
+    run = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile",
                     str(repo_root / "config" / "classic_cv_imb.yaml"))
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import TINY_TRAIN, tiny_config, write
+
+from tests.helpers.pipeline import TINY_TRAIN, tiny_config
+from tests.helpers.workflow import write
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
