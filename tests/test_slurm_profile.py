@@ -35,7 +35,9 @@ CANNOT_HOST = 77  # cluster.sh: this machine cannot host a test cluster (see the
 JOBS = 2
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one xdist worker for the module: the cluster is machine-wide, and the worker that started it
+# stops it at its end, under the feet of another worker still running these tests
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 @dataclass(frozen=True)
