@@ -14,7 +14,7 @@ UV_COMPILE = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-
 	--custom-compile-command 'make lock' --quiet
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install benchmark test test-fast lint lock clean bench-deps docs readme
+.PHONY: install benchmark test test-fast coverage lint lock clean bench-deps docs readme
 
 install: $(STAMP)
 
@@ -37,6 +37,13 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m 'not slow'
+
+# line coverage of `make test`, subprocesses included ([tool.coverage.run] in pyproject.toml)
+coverage: install
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage $(BIN)/python -m coverage run -m pytest
+	$(BIN)/python -m coverage combine --quiet
+	$(BIN)/python -m coverage report --skip-covered --sort=cover
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -59,11 +58,6 @@ def prepared_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "prepared"
 
 
-def toy_labels(num_classes: int = 4, per_class: int = 30, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return rng.permutation(np.repeat(np.arange(num_classes), per_class))
-
-
 @pytest.fixture(scope="module")
 def split_path(prepared_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A balanced MNIST split of ``prepared_mnist``: 40 labels, 20 validation per class."""
@@ -75,3 +69,24 @@ def split_path(prepared_mnist: Path, tmp_path_factory: pytest.TempPathFactory) -
     write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,
                            val_per_class=20, seed=0), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def lt_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Synthetic MNIST-format data and a long-tailed split (tests/helpers/imbalance.py)."""
+    from tests.helpers.imbalance import write_lt_data
+
+    return write_lt_data(tmp_path_factory.mktemp("lt"))
+
+
+@pytest.fixture(scope="session")
+def combined_pipeline(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's one full Snakemake pipeline (tests/helpers/pipeline.py), run once: its tests
+    carry ``@pytest.mark.xdist_group("combined_pipeline")`` so they share one xdist worker.
+    A test that changes the working directory's files puts them back."""
+    from tests.helpers.pipeline import run_combined
+
+    pipeline = run_combined(tmp_path_factory.mktemp("combined"))
+    run = pipeline.run
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return pipeline

@@ -5,36 +5,17 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from semibench.algorithms import ALGORITHMS, Batch, Outputs, create_algorithm
 from semibench.config import check_config, run_config
 from semibench.train.ema import ModelEMA
 from tests.alg_helpers import ce, softmax
+from tests.helpers.nets import BNNet
 
 LB = [[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]
 Y = [0, 1]
 TEACHER = [[4.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -2.0, 5.0]]
 STUDENT = [[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.5, -1.0, 2.0]]
-
-
-class TinyNet(nn.Module):
-    """Backbone-style: Linear - BatchNorm - ReLU features and a linear head."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
-        self.head = nn.Linear(6, 3)
-
-    def forward_features(self, x):
-        return self.body(x)
-
-    def forward_head(self, f):
-        return self.head(f)
-
-    def forward(self, x):
-        return self.head(self.body(x))
 
 
 def make(num_iterations=10, **params):
@@ -94,7 +75,7 @@ def views(n_lb=5, n_ulb=6, seed=1):
 
 
 def test_teacher_is_the_ema_model_in_train_mode_with_frozen_bn():
-    model = TinyNet().train()
+    model = BNNet().train()
     ema = ModelEMA(model, 0.999)
     with torch.no_grad():  # make the EMA weights differ from the live ones
         for p in ema.model.parameters():
@@ -122,7 +103,7 @@ def test_teacher_is_the_ema_model_in_train_mode_with_frozen_bn():
 
 
 def test_without_ema_the_live_model_is_the_teacher_without_gradient():
-    model = TinyNet().train()
+    model = BNNet().train()
     alg = make()
     alg.attach(model, None, None)
     x = views()
@@ -136,7 +117,7 @@ def test_without_ema_the_live_model_is_the_teacher_without_gradient():
 def test_loss_is_not_zero_and_follows_the_lagging_ema_teacher():
     """Identical views and no dropout: at step 0 the EMA teacher equals the student, so the
     consistency is 0; as training moves the student away from its slow average, it is not."""
-    model = TinyNet().train()
+    model = BNNet().train()
     ema = ModelEMA(model, 0.9, warmup=False)
     alg = make(num_iterations=10, unsup_warm_up=0.0)
     alg.attach(model, ema.model, None)

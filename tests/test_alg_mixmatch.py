@@ -5,13 +5,13 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from semibench.algorithms import Batch, create_algorithm, make_params
 from semibench.algorithms.base import DataInfo, Outputs
 from semibench.algorithms.mixup import MixedOutputs, Mixing
 from semibench.config import check_config, run_config
 from tests.alg_helpers import log_softmax, softmax
+from tests.helpers.nets import BNNet
 
 LB_Y = [0, 2]
 W1 = [[2.0, 0.0, -1.0], [0.0, 1.0, 0.5]]
@@ -93,28 +93,6 @@ def test_gradients_reach_only_the_mixed_logits():
 
 
 # ---------------------------------------------------------------------------- forward pass
-class TinyNet(nn.Module):
-    def __init__(self, d=4, h=5, c=3):
-        super().__init__()
-        torch.manual_seed(1)
-        self.body = nn.Sequential(nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU())
-        self.head = nn.Linear(h, c)
-
-    def forward_features(self, x):
-        return self.body(x)
-
-    def forward_head(self, f):
-        return self.head(f)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
-def bn_state(net):
-    bn = net.body[1]
-    return [bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()]
-
-
 def attached(domain="image", **params):
     alg = create_algorithm("mixmatch", params, domain=domain, num_classes=3, num_iterations=100,
                            num_ulb=3)
@@ -129,7 +107,7 @@ def inputs():
 
 
 def test_forward_input_mixup_bn_and_chunks():
-    net, x = TinyNet(), inputs()
+    net, x = BNNet(h=5, seed=1), inputs()
     ref = copy.deepcopy(net)
     alg = attached()
     torch.manual_seed(0)
@@ -151,7 +129,7 @@ def test_forward_input_mixup_bn_and_chunks():
     # batch norm saw exactly one batch: the first interleaved chunk
     ref(mixed[[0, 4, 8]])
     assert all(torch.allclose(a.float(), b.float())
-               for a, b in zip(bn_state(net), bn_state(ref), strict=True))
+               for a, b in zip(net.bn_state(), ref.bn_state(), strict=True))
     # the whole step backpropagates (no in-place change of saved batch-norm buffers)
     res = alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor([0, 1, 2])), 60)
     res.loss.backward()
@@ -159,7 +137,7 @@ def test_forward_input_mixup_bn_and_chunks():
 
 
 def test_forward_is_reproducible_from_the_global_seed():
-    net, x = TinyNet(), inputs()
+    net, x = BNNet(h=5, seed=1), inputs()
     alg = attached()
     torch.manual_seed(4)
     a = alg.forward(copy.deepcopy(net), x, cat=False)
@@ -170,7 +148,7 @@ def test_forward_is_reproducible_from_the_global_seed():
 
 
 def test_forward_manifold_mixup_mixes_features_and_applies_the_head():
-    net, x = TinyNet(), inputs()
+    net, x = BNNet(h=5, seed=1), inputs()
     ref = copy.deepcopy(net)
     alg = attached(domain="audio")
     assert alg.p.mixup_manifold
@@ -185,7 +163,7 @@ def test_forward_manifold_mixup_mixes_features_and_applies_the_head():
     # only the labelled feature pass updated batch norm
     ref.forward_features(x["lb_weak"])
     assert all(torch.allclose(a.float(), b.float())
-               for a, b in zip(bn_state(net), bn_state(ref), strict=True))
+               for a, b in zip(net.bn_state(), ref.bn_state(), strict=True))
     res = alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor([0, 1, 2])), 60)
     res.loss.backward()
     assert net.body[0].weight.grad.abs().sum() > 0
@@ -194,7 +172,7 @@ def test_forward_manifold_mixup_mixes_features_and_applies_the_head():
 def test_integer_inputs_need_manifold_mixup():
     x = {k: torch.zeros(3, 4, dtype=torch.long) for k in ("lb_weak", "ulb_weak", "ulb_weak2")}
     with pytest.raises(ValueError, match=r"algorithm_params\.mixmatch\.mixup_manifold"):
-        attached(domain="image").forward(TinyNet(), x, cat=False)
+        attached(domain="image").forward(BNNet(h=5, seed=1), x, cat=False)
     with pytest.raises(ValueError, match=r"algorithm_params\.mixmatch\.mixup_manifold"):
         attached(domain="text", mixup_manifold=False)
 

@@ -5,30 +5,15 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
-from semibench.backbones.base import Backbone
 from tests.alg_helpers import ce, softmax
+from tests.helpers.nets import BNNet
 
 LB = [[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]
 Y = [0, 1]
 WEAK = [[4.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -2.0, 5.0]]
 WEAK2 = [[1.0, 2.0, 0.0], [0.0, 0.0, 0.0], [0.5, -1.0, 2.0]]
-
-
-class TinyNet(Backbone):
-    """Linear - BatchNorm - ReLU features and a linear head: deterministic, with BN stats."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
-        self.num_features = 6
-        self.head = nn.Linear(6, 3)
-
-    def forward_features(self, x):
-        return self.body(x)
 
 
 def make(num_iterations=10, **params):
@@ -85,7 +70,7 @@ def test_weak_view_is_a_fixed_target():
 
 
 def test_unlabelled_passes_keep_gradients_but_not_bn_statistics():
-    model = TinyNet().train()
+    model = BNNet().train()
     labelled_only = copy.deepcopy(model)
     torch.manual_seed(1)
     x = {"lb_weak": torch.randn(5, 4), "ulb_weak": torch.randn(7, 4) + 3.0,

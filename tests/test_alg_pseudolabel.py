@@ -5,28 +5,15 @@ import copy
 
 import pytest
 import torch
-from torch import nn
 
 from semibench.algorithms import Batch, Outputs, create_algorithm
-from semibench.backbones.base import Backbone
 from tests.alg_helpers import ce, softmax
+from tests.helpers.nets import BNNet
 
 LB = [[2.0, 0.0, -1.0], [0.0, 1.0, 3.0]]
 Y = [0, 2]
 # max softmax: 0.9647 (passes 0.95), 0.576 (fails), 0.9972 (passes), 0.9537 (passes)
 WEAK = [[4.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, -2.0, 6.0], [0.0, 4.0, 0.5]]
-
-
-class TinyNet(Backbone):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
-        self.num_features = 6
-        self.head = nn.Linear(6, 3)
-
-    def forward_features(self, x):
-        return self.body(x)
 
 
 def make(num_iterations=10, **params):
@@ -89,7 +76,7 @@ def test_gradient_reaches_only_the_confident_rows():
 
 
 def test_unlabelled_pass_keeps_gradient_but_not_bn_statistics():
-    model = TinyNet().train()
+    model = BNNet().train()
     labelled_only = copy.deepcopy(model)
     torch.manual_seed(1)
     x = {"lb_weak": torch.randn(5, 4), "ulb_weak": torch.randn(8, 4) * 3.0}

@@ -13,6 +13,7 @@ from semibench.algorithms.base import DataInfo
 from semibench.algorithms.mixup import Mixing
 from semibench.algorithms.remixmatch import ReMixMatchOutputs
 from tests.alg_helpers import log_softmax, softmax
+from tests.helpers.nets import BNNet
 
 COUNTS = [2, 1, 1]  # labelled samples per class -> p_target = [0.5, 0.25, 0.25]
 LB_Y = [0, 2]
@@ -182,31 +183,6 @@ def test_gradients_do_not_flow_into_the_guess():
 
 
 # ---------------------------------------------------------------------------- forward pass
-class TinyNet(nn.Module):
-    """Images [B, 1, 2, 2] -> Linear - BatchNorm - ReLU features, a linear head."""
-
-    def __init__(self, h=5, c=3):
-        super().__init__()
-        torch.manual_seed(1)
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(4, h), nn.BatchNorm1d(h), nn.ReLU())
-        self.head = nn.Linear(h, c)
-        self.num_features = h
-
-    def forward_features(self, x):
-        return self.body(x)
-
-    def forward_head(self, f):
-        return self.head(f)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
-def bn_state(net):
-    bn = net.body[2]
-    return [bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()]
-
-
 def image_inputs():
     g = torch.Generator().manual_seed(7)
     return {k: torch.randn(3, 1, 2, 2, generator=g)
@@ -220,7 +196,7 @@ def with_heads(net, alg):
 
 def test_forward_bn_chunks_and_rotation():
     alg = attached()
-    net = with_heads(TinyNet(), alg)
+    net = with_heads(BNNet(h=5, seed=1, flatten=True), alg)
     assert isinstance(net.ssl_heads["rot"], nn.Linear) and net.ssl_heads["rot"].out_features == 4
     ref, x = copy.deepcopy(net), image_inputs()
     torch.manual_seed(0)
@@ -255,7 +231,7 @@ def test_forward_bn_chunks_and_rotation():
     # batch norm saw exactly one batch: the first interleaved mixed chunk
     ref(mixed[list(groups[0])])
     assert all(torch.allclose(a.float(), b.float())
-               for a, b in zip(bn_state(net), bn_state(ref), strict=True))
+               for a, b in zip(net.bn_state(), ref.bn_state(), strict=True))
     res = alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor([0, 1, 2])), 60)
     res.loss.backward()
     assert net.body[1].weight.grad.abs().sum() > 0
@@ -265,7 +241,7 @@ def test_forward_bn_chunks_and_rotation():
 
 def test_rotations_vary_per_sample():
     alg = attached()
-    net = with_heads(TinyNet(), alg)
+    net = with_heads(BNNet(h=5, seed=1, flatten=True), alg)
     x = {k: torch.randn(64, 1, 2, 2) for k in ("lb_weak", "ulb_weak", "ulb_strong",
                                                "ulb_strong2")}
     torch.manual_seed(0)
@@ -276,7 +252,7 @@ def test_rotations_vary_per_sample():
 def test_forward_manifold_mixup():
     alg = attached(domain="audio")
     assert alg.p.mixup_manifold and alg.p.lambda_rot == 0.0
-    net = TinyNet()
+    net = BNNet(h=5, seed=1, flatten=True)
     ref, x = copy.deepcopy(net), image_inputs()
     torch.manual_seed(0)
     out = alg.forward(net, x, cat=False)
@@ -288,7 +264,7 @@ def test_forward_manifold_mixup():
     assert "rot" not in out.logits
     ref.forward_features(x["lb_weak"])  # only the labelled feature pass updates batch norm
     assert all(torch.allclose(a.float(), b.float())
-               for a, b in zip(bn_state(net), bn_state(ref), strict=True))
+               for a, b in zip(net.bn_state(), ref.bn_state(), strict=True))
     alg.compute_loss(out, Batch(x_lb={}, y_lb=torch.tensor([0, 1, 2])), 60).loss.backward()
 
 

@@ -12,6 +12,7 @@ from torch import nn
 from semibench.algorithms import Batch, Outputs, create_algorithm
 from semibench.backbones.base import Backbone
 from tests.alg_helpers import ce, softmax, unit
+from tests.helpers.nets import BNNet
 
 
 def kl_row(p, z):
@@ -46,18 +47,6 @@ class LinearNet(Backbone):
 
     def forward_features(self, x):
         return x
-
-
-class BNNet(Backbone):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU())
-        self.num_features = 6
-        self.head = nn.Linear(6, 3)
-
-    def forward_features(self, x):
-        return self.body(x)
 
 
 class TokenNet(Backbone):

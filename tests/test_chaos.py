@@ -21,11 +21,11 @@ import pytest
 from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
+from tests.helpers.runs import train
 
 pytestmark = pytest.mark.slow
 
-TRAIN = {"iterations": 24, "eval_every": 2, "batch_size": 8, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
+TRAIN = train(iterations=24, eval_every=2, batch_size=8)
 
 
 def _command(run: dict, prepared: Path, split: Path, out: Path) -> list[str]:
@@ -57,8 +57,28 @@ def _wait_for(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
 
 #: FixMatch, and CReST+ (2 generations: a fresh model, a new labelled set and a milestone at
 #: iteration 12, so kills also land around a generation boundary)
+@pytest.fixture(scope="module")
+def small_mnist(prepared_mnist, tmp_path_factory) -> Path:
+    """MNIST cut to 200 training and 50 test images a class: each of the many starts below
+    evaluates every 2 iterations, on 500 test images instead of 10,000."""
+    import numpy as np
+
+    from semibench.tasks import create_task
+    from semibench.tasks.base import write_prepared
+
+    data = load_prepared(prepared_mnist)
+    train = np.concatenate([np.flatnonzero(data.train_y == c)[:200] for c in range(10)])
+    test = np.concatenate([np.flatnonzero(data.test_y == c)[:50] for c in range(10)])
+    out = tmp_path_factory.mktemp("small_mnist") / "prepared"
+    write_prepared(out, task=create_task("mnist"), train_x=data.train_x[train],
+                   train_y=data.train_y[train], test_x=data.test_x[test],
+                   test_y=data.test_y[test], raw_checksums={})
+    return out
+
+
 @pytest.mark.parametrize("algorithm", ["fixmatch", "fixmatch_crestplus"])
-def test_sigkill_at_random_moments(algorithm, prepared_mnist, tmp_path):
+def test_sigkill_at_random_moments(algorithm, small_mnist, tmp_path):
+    prepared_mnist = small_mnist
     data = load_prepared(prepared_mnist)
     split = tmp_path / "split.json"
     write_split(make_split(data.train_y, task="mnist", num_classes=10, num_labels=40,

@@ -22,8 +22,9 @@ from semibench.imbalance.cossl import (
 from semibench.train.checkpoint import save_checkpoint
 from semibench.train.loop import Trainer
 from tests.alg_helpers import ce
-from tests.test_imbalance_methods import FeatModel  # forward_features = identity
-from tests.test_imbalance_runs import LONG_TAILED, TINY, _equal, lt_data  # noqa: F401
+from tests.helpers.imbalance import LONG_TAILED, TINY
+from tests.helpers.nets import FeatModel  # forward_features = identity
+from tests.helpers.runs import states_equal
 
 #: a few Adam steps at the warm-up, so a CPU run stays short
 QUICK = {"tfe_warm_steps": 30, "tfe_warm_bs": 16}
@@ -218,7 +219,7 @@ def test_predictor_follows_the_head_flag():
 @pytest.mark.parametrize("algorithm, ema_m", [("fixmatch_cossl", 0.99),
                                                ("remixmatch_cossl", 0.99),
                                                ("fixmatch_cossl", 0.0)])  # the live teacher
-def test_warmup_milestone_in_the_trainer(algorithm, ema_m, lt_data, tmp_path):  # noqa: F811
+def test_warmup_milestone_in_the_trainer(algorithm, ema_m, lt_data, tmp_path):
     prepared, split = lt_data
     trainer = Trainer(settings(algorithm, ema_m=ema_m), prepared, split, tmp_path)
     assert trainer.milestones == [3]  # floor(0.78125 * 4)
@@ -245,7 +246,7 @@ def test_warmup_milestone_in_the_trainer(algorithm, ema_m, lt_data, tmp_path):  
     assert torch.equal(predicted, head) and not torch.equal(predicted, own)
 
 
-def test_resume_at_and_after_the_warmup_is_exact(lt_data, tmp_path):  # noqa: F811
+def test_resume_at_and_after_the_warmup_is_exact(lt_data, tmp_path):
     prepared, split = lt_data
     run = settings("fixmatch_cossl", {"max_lam": 0.0}, iterations=8, eval_every=8, ema_m=0.99)
     first = Trainer(run, prepared, split, tmp_path)
@@ -258,15 +259,15 @@ def test_resume_at_and_after_the_warmup_is_exact(lt_data, tmp_path):  # noqa: F8
     assert second.start_iteration == 6 and not second.algorithm.method.warmed
     first._milestone(6)
     second._milestone(6)
-    assert _equal(first.model.state_dict(), second.model.state_dict())
-    assert _equal(first.ema.model.state_dict(), second.ema.model.state_dict())
+    assert states_equal(first.model.state_dict(), second.model.state_dict())
+    assert states_equal(first.ema.model.state_dict(), second.ema.model.state_dict())
     first.train_step(6)
     save_checkpoint(tmp_path / "checkpoint.pt", first._state(7, 0.0))
     # a run resumed after the milestone gets no milestone call: it reads the checkpointed
     # flag and reaches the data through attach's DataInfo
     third = Trainer(run, prepared, split, tmp_path)
     assert third.start_iteration == 7 and third.algorithm.method.warmed
-    assert _equal(third.algorithm.state_dict(), first.algorithm.state_dict())
+    assert states_equal(third.algorithm.state_dict(), first.algorithm.state_dict())
     first.train_step(7)
     third.train_step(7)
     means = first.logs.means()

@@ -13,7 +13,7 @@ from semibench.algorithms.base import DataInfo
 from semibench.compose import create_algorithm, parse_label
 from semibench.imbalance.crest import crest_selection
 from semibench.train.loop import Trainer, TrainingStopped, train_run
-from tests.test_imbalance_runs import lt_data, settings  # noqa: F401  (fixture)
+from tests.helpers.imbalance import lt_settings as settings
 
 
 def test_selection_hand_computed():
@@ -50,7 +50,7 @@ def test_progressive_target_tempers_to_dist_align_t():
 
 
 @pytest.mark.parametrize("algorithm", ["fixmatch_crest", "flexmatch_crestplus"])
-def test_generations_in_the_trainer(algorithm, lt_data, tmp_path):  # noqa: F811
+def test_generations_in_the_trainer(algorithm, lt_data, tmp_path):
     prepared, split = lt_data
     run = settings(algorithm, iterations=8, eval_every=2)
     trainer = Trainer(run, prepared, split, tmp_path)
@@ -68,7 +68,7 @@ def test_generations_in_the_trainer(algorithm, lt_data, tmp_path):  # noqa: F811
     assert lrs[1] == pytest.approx(lrs[3])  # iterations 4 and 8 sit at the same point
 
 
-def test_resume_across_a_generation_is_exact(lt_data, tmp_path):  # noqa: F811
+def test_resume_across_a_generation_is_exact(lt_data, tmp_path):
     prepared, split = lt_data
     run = settings("fixmatch_crestplus", iterations=8, eval_every=2)
     whole = train_run(run, prepared, split, tmp_path / "whole")

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from torch import nn
 
 from semibench.algorithms import Batch, Outputs
 from semibench.algorithms.base import DataInfo
@@ -15,21 +14,7 @@ from semibench.compose import Composition, create_algorithm, parse_label
 from semibench.config import ConfigError, check_config
 from semibench.imbalance import Composed
 from tests.alg_helpers import ce, softmax
-
-
-class FeatModel(nn.Module):
-    """forward_features = identity, so a head's logits are fixed by its weights."""
-
-    def __init__(self, heads: dict[str, nn.Module]):
-        super().__init__()
-        self.ssl_heads = nn.ModuleDict(heads)
-        self.head = nn.Linear(2, 2)
-
-    def forward_features(self, x):
-        return x
-
-    def forward_head(self, f):
-        return self.head(f)
+from tests.helpers.nets import FeatModel
 
 
 def compose(name, counts=(3, 3), iterations=10, **imbalance):

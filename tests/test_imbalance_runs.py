@@ -6,51 +6,19 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
-import torch
 import yaml
 
-from semibench.cli import main
 from semibench.config import check_config, run_config
 from semibench.imbalance import IMBALANCE
 from semibench.inference import evaluate_run
-from semibench.tasks import create_task
-from semibench.tasks.base import write_prepared
 from semibench.train.checkpoint import save_checkpoint
 from semibench.train.loop import Trainer, train_run
+from tests.helpers.imbalance import lt_settings
+from tests.helpers.runs import states_equal
 
-TINY = {"iterations": 4, "eval_every": 2, "batch_size": 4, "uratio": 2, "eval_batch_size": 64,
-        "device": "cpu"}
-LONG_TAILED = {"lb_gamma": 4, "ulb_gamma": 4, "ulb_head": 12}
 #: two base algorithms for every method (Adsh and TRAS compose with FixMatch only)
 BASES = {"adsh": ["fixmatch"], "tras": ["fixmatch"]}
-
-
-@pytest.fixture(scope="module")
-def lt_data(tmp_path_factory):
-    """Synthetic MNIST-format data and a long-tailed split written by `semibench split`."""
-    root = tmp_path_factory.mktemp("lt")
-    task = create_task("mnist")
-    rng = np.random.default_rng(0)
-
-    def images(per_class):
-        y = np.repeat(np.arange(10), per_class)
-        x = rng.integers(0, 60, size=(len(y), 1, 28, 28)).astype(np.uint8)
-        for c in range(10):
-            x[y == c, 0, 2 + 2 * c: 4 + 2 * c, 4:24] = 250
-        return x, y
-
-    (train_x, train_y), (test_x, test_y) = images(45), images(2)
-    write_prepared(root / "prepared", task=task, train_x=train_x, train_y=train_y,
-                   test_x=test_x, test_y=test_y, raw_checksums={})
-    cfg = check_config({"algorithms": ["fixmatch"], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [8], "long_tailed": LONG_TAILED}}})
-    tag = run_config(cfg, "mnist", 8, "fixmatch", 0)["split_tag"]
-    assert tag == "lt_l4_u4_m12"
-    main(["split", "--task", "mnist", "--prepared", str(root / "prepared"), "--num-labels", "8",
-          "--seed", "0", "--out", str(root / "split.json"), "--long-tailed", tag])
-    return root / "prepared", root / "split.json"
 
 
 def test_cli_split_records_long_tailed_counts(lt_data):
@@ -63,21 +31,6 @@ def test_cli_split_records_long_tailed_counts(lt_data):
     assert len(split["labelled"]) == sum(split["lb_class_counts"])
 
 
-#: state that changes within a few steps: DARP refines at once, Adsh, SAW and DASO update
-#: every 2
-FAST = {"darp": {"warmup": 0.0, "num_refine_iter": 3}, "adsh": {"update_every": 2},
-        "saw": {"update_every": 2}, "daso": {"num_pretrain_iter": 2, "num_pl_dist_iter": 2},
-        "tras": {"warmup_iterations": 2}, "crest": {"num_gens": 2},
-        "crestplus": {"num_gens": 2}, "cossl": {"tfe_warm_steps": 30}}
-
-
-def settings(algorithm: str, **train) -> dict:
-    cfg = check_config({"algorithms": [algorithm], "seeds": [0], "imbalance_params": FAST,
-                        "tasks": {"mnist": {"num_labels": [8], "long_tailed": LONG_TAILED,
-                                            "train": {**TINY, **train}}}})
-    return run_config(cfg, "mnist", 8, algorithm, 0)
-
-
 COMPOSITIONS = [f"{base}_{method}" for method in IMBALANCE.names()
                 for base in BASES.get(method, ["fixmatch", "remixmatch"])]
 
@@ -85,7 +38,7 @@ COMPOSITIONS = [f"{base}_{method}" for method in IMBALANCE.names()
 @pytest.mark.parametrize("algorithm", COMPOSITIONS)
 def test_composition_runs(algorithm, lt_data, tmp_path):
     prepared, split = lt_data
-    run = settings(algorithm)
+    run = lt_settings(algorithm)
     metrics = train_run(run, prepared, split, tmp_path)
     assert metrics["algorithm"] == algorithm and metrics["last"]["iteration"] == 4
     assert metrics["config"]["split_tag"] == "lt_l4_u4_m12"
@@ -102,31 +55,21 @@ def test_composition_runs(algorithm, lt_data, tmp_path):
     assert note == "" and all(not e.differences for e in evaluations)
 
 
-def _equal(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and torch.equal(a.cpu(), b.cpu())
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 @pytest.mark.parametrize("algorithm", COMPOSITIONS)
 def test_checkpoint_round_trip_next_loss(algorithm, lt_data, tmp_path):
     prepared, split = lt_data
-    run = settings(algorithm, iterations=8, eval_every=8)
+    run = lt_settings(algorithm, iterations=8, eval_every=8)
     first = Trainer(run, prepared, split, tmp_path)
     for step in range(5):
         first.train_step(step)
     save_checkpoint(tmp_path / "checkpoint.pt", first._state(5, 0.0))
     second = Trainer(run, prepared, split, tmp_path)  # resumes from checkpoint.pt
     assert second.start_iteration == 5
-    assert _equal(second.algorithm.state_dict(), first.algorithm.state_dict())
+    assert states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
     first.train_step(5)
     second.train_step(5)
     assert first.logs.means() == pytest.approx(second.logs.means(), rel=1e-6, abs=1e-7)
-    assert _equal(second.algorithm.state_dict(), first.algorithm.state_dict())
+    assert states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())
 
 
 def test_classic_cv_imb_config(repo_root):
@@ -153,9 +96,9 @@ def test_published_imbalanced_numbers_are_errors():
 
 @pytest.mark.slow
 def test_dry_run_has_long_tailed_split_jobs(repo_root, tmp_path):
-    from tests.test_pipeline import snakemake
+    from tests.helpers.workflow import snakemake
 
-    run = snakemake(tmp_path, repo_root, "-n", "--quiet", "rules", "--configfile",
+    run = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile",
                     str(repo_root / "config" / "classic_cv_imb.yaml"))
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))

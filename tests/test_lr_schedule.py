@@ -16,7 +16,7 @@ from semibench.config import check_config, run_config
 from semibench.train.config import TrainConfig
 from semibench.train.loop import train_run
 from semibench.train.optim import make_scheduler
-from tests.test_resume import interrupted_run
+from tests.helpers.runs import interrupted_run, train
 
 LR = 0.5
 
@@ -104,8 +104,7 @@ def test_unknown_scheduler_is_one_line():
 
 # ---------------------------------------------------------------------- in the trainer
 
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu", "lr": 0.02}
+TRAIN = train(lr=0.02)
 
 
 def constant_run(algorithm: str = "fixmatch") -> dict:

@@ -16,30 +16,7 @@ from semibench.algorithms.mixup import (
     interleave,
     sample_mixing,
 )
-
-
-class TinyNet(nn.Module):
-    """Linear - BatchNorm - ReLU features and a linear head; no dropout (deterministic)."""
-
-    def __init__(self, d: int = 4, h: int = 5, c: int = 3):
-        super().__init__()
-        torch.manual_seed(1)
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(d, h), nn.BatchNorm1d(h), nn.ReLU())
-        self.head = nn.Linear(h, c)
-
-    def forward_features(self, x):
-        return self.body(x)
-
-    def forward_head(self, f):
-        return self.head(f)
-
-    def forward(self, x):
-        return self.head(self.body(x))
-
-
-def bn_buffers(net):
-    bn = net.body[2]
-    return bn.running_mean.clone(), bn.running_var.clone(), bn.num_batches_tracked.clone()
+from tests.helpers.nets import BNNet
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -133,21 +110,21 @@ def test_interleave_rejects_uneven_chunks():
 
 # ---------------------------------------------------------------------------- BN freezing
 def test_bn_stats_frozen_keeps_statistics_and_allows_backward():
-    net = TinyNet()
+    net = BNNet(h=5, seed=1, flatten=True)
     net.train()
-    before = bn_buffers(net)
+    before = net.bn_state()
     x = torch.randn(6, 4)
     ref = copy.deepcopy(net)
     with bn_frozen(net):
         y = net(x)
     y.sum().backward()  # the running statistics were never modified in place
-    assert all(torch.equal(a, b) for a, b in zip(bn_buffers(net), before, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(net.bn_state(), before, strict=True))
     assert net.body[2].track_running_stats
     assert torch.allclose(y, ref(x))  # still normalised by the batch statistics
     assert net.body[1].weight.grad is not None
     # a normal pass does update them
     net(x)
-    assert not torch.equal(bn_buffers(net)[0], before[0])
+    assert not torch.equal(net.bn_state()[0], before[0])
 
 
 def test_bn_stats_frozen_leaves_untracked_bn_untracked():
@@ -161,7 +138,7 @@ def test_bn_stats_frozen_leaves_untracked_bn_untracked():
 def test_forward_chunks_updates_bn_with_the_first_interleaved_chunk_only():
     torch.manual_seed(0)
     x = torch.randn(9, 4)
-    net = TinyNet()
+    net = BNNet(h=5, seed=1, flatten=True)
     ref = copy.deepcopy(net)
     out = forward_chunks(net, net, x, 3)
     out.sum().backward()
@@ -175,11 +152,11 @@ def test_forward_chunks_updates_bn_with_the_first_interleaved_chunk_only():
     assert torch.allclose(out, expected, atol=1e-6)
     ref(x[groups[0]])  # the only pass that may touch the running statistics
     assert all(torch.allclose(a.float(), b.float())
-               for a, b in zip(bn_buffers(net), bn_buffers(ref), strict=True))
-    assert int(bn_buffers(net)[2]) == 1
+               for a, b in zip(net.bn_state(), ref.bn_state(), strict=True))
+    assert int(net.bn_state()[2]) == 1
 
 
 def test_forward_chunks_rejects_rows_that_do_not_split():
-    net = TinyNet()
+    net = BNNet(h=5, seed=1, flatten=True)
     with pytest.raises(ValueError, match="chunks of 3"):
         forward_chunks(net, net, torch.randn(8, 4), 3)

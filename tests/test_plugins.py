@@ -13,11 +13,11 @@ import pytest
 
 from semibench.algorithms import ALGORITHMS
 from semibench.config import ConfigError, check_config, run_config
+from tests.helpers.runs import train
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "my_algorithm" / "confmatch.py"
-TRAIN = {"iterations": 4, "eval_every": 2, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
+TRAIN = train(iterations=4, eval_every=2)
 
 
 def _config(plugins: list[str], algorithms: list[str]) -> dict:

@@ -22,9 +22,9 @@ from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
 from semibench.train.evaluate import all_logits
 from semibench.train.loop import train_run
+from tests.helpers.runs import train
 
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 64,
-         "device": "cpu"}
+TRAIN = train(eval_batch_size=64)
 
 
 @pytest.fixture(scope="module")

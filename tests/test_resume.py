@@ -23,7 +23,6 @@ import numpy as np
 import pytest
 import torch
 
-from semibench.config import check_config, run_config
 from semibench.io import DirectoryBusyError, exclusive_directory, sha256_file
 from semibench.log import configure
 from semibench.splits import make_split, write_split
@@ -32,22 +31,14 @@ from semibench.tasks.base import read_manifest
 from semibench.train import loop, provenance
 from semibench.train.checkpoint import CheckpointStore, write_torch
 from semibench.train.loop import TrainingStopped, train_run
+from tests.helpers.runs import interrupted_run
+from tests.helpers.runs import mnist_settings as settings
 
 
 @pytest.fixture(autouse=True)
 def _notes_on_stderr():
     """A run's notes go through logging, as ``semibench train`` configures it."""
     configure()
-
-
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
-
-
-def settings(algorithm: str = "fixmatch", **train) -> dict:
-    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
-    return run_config(cfg, "mnist", 40, algorithm, 0)
 
 
 @pytest.fixture()
@@ -75,26 +66,6 @@ def reprepare_with_shifted_test_labels(prepared: Path) -> None:
     meta = json.loads((prepared / "meta.json").read_text())
     meta["data_sha256"] = sha256_file(prepared / "data.npz")
     (prepared / "meta.json").write_text(json.dumps(meta))
-
-
-def interrupt_at(monkeypatch, step: int) -> None:
-    original = loop.Trainer.train_step
-
-    def killed(self, s, *args):
-        if s == step:
-            raise KeyboardInterrupt("simulated kill")
-        return original(self, s, *args)
-
-    monkeypatch.setattr(loop.Trainer, "train_step", killed)
-
-
-def interrupted_run(monkeypatch, run, prepared, split, out, step: int = 4) -> None:
-    (out / "metrics.json").unlink(missing_ok=True)  # as Snakemake does before it reruns a job
-    interrupt_at(monkeypatch, step)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(run, prepared, split, out)
-    monkeypatch.undo()
-    assert (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
 
 
 def outcome(metrics: dict) -> tuple:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_pipeline import TINY_TRAIN, tiny_config, write
+
+from tests.helpers.pipeline import TINY_TRAIN, tiny_config
+from tests.helpers.workflow import write
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
@@ -33,7 +35,9 @@ CANNOT_HOST = 77  # cluster.sh: this machine cannot host a test cluster (see the
 JOBS = 2
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+# one xdist worker for the module: the cluster is machine-wide, and the worker that started it
+# stops it at its end, under the feet of another worker still running these tests
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 
 @dataclass(frozen=True)

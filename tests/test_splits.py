@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from semibench.splits import SplitError, make_split, read_split, write_split
-from tests.conftest import toy_labels
+from tests.helpers.runs import toy_labels
 
 
 def split(labels, **kw):

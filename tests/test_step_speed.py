@@ -1,4 +1,5 @@
-"""The fast training step: no host sync in the steady state, prefetching that changes nothing,
+"""The fast training step (that no step of any algorithm waits for the device is part of each
+algorithm's contract, test_algorithms_generic.py): prefetching that changes nothing,
 a NaN still stops the run without a per-step sync, compiled steps that agree with eager ones,
 and settings the device cannot honour said in one line (or as a logged fallback)."""
 
@@ -10,54 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch._inductor.config
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from semibench.algorithms import ALGORITHMS
-from semibench.config import check_config, run_config
 from semibench.train import loop
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.loop import Trainer, precision_dtype, train_run
-
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
-#: every algorithm: no step waits for the device (dash's rho schedule, the memory banks of
-#: comatch/simmatch, the rotation head of crmatch/remixmatch and the mixup draw of
-#: mixmatch/remixmatch included)
-SYNC_FREE = sorted(ALGORITHMS.names())
-#: ops that make the host wait for the device when their input lives there
-SYNCING_OPS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.nonzero.default,
-               torch.ops.aten.is_nonzero.default}
-
-
-def settings(algorithm: str, **train) -> dict:
-    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
-    return run_config(cfg, "mnist", 40, algorithm, 0)
-
-
-class SyncRecorder(TorchDispatchMode):
-    """Records every op that would read a value back from the device."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func in SYNCING_OPS:
-            self.ops.append(str(func))
-        return func(*args, **(kwargs or {}))
-
-
-@pytest.mark.parametrize("algorithm", SYNC_FREE)
-def test_steady_state_step_reads_nothing_back(algorithm, prepared_mnist, split_path, tmp_path):
-    trainer = Trainer(settings(algorithm, prefetch=False), prepared_mnist, split_path, tmp_path)
-    trainer.check_each_step = False  # as on CUDA: the loss is looked at every CHECK_EVERY steps
-    for step in range(3):
-        batch = trainer.make_batch(step)  # built ahead by the prefetcher, off the step's path
-        recorder = SyncRecorder()
-        with recorder:
-            trainer.train_step(step, batch)
-        assert recorder.ops == [], f"{algorithm} step {step} synchronises: {recorder.ops}"
+from tests.helpers.runs import mnist_settings as settings
 
 
 @pytest.mark.parametrize("algorithm", ["fixmatch", "flexmatch"])
@@ -167,8 +125,36 @@ def test_compiled_step_agrees_with_eager(algorithm, backend, prepared_mnist, spl
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
-def test_check_every_is_a_small_interval():
-    assert 1 <= loop.CHECK_EVERY <= 100
+def test_without_a_per_step_check_the_loss_is_looked_at_every_check_every_steps(
+        prepared_mnist, split_path, tmp_path, monkeypatch):
+    """As on CUDA: a NaN at iteration 0 stops the run at the first multiple of CHECK_EVERY
+    (here 2, before the first evaluation at 5), not at once and not only at the evaluation."""
+    from semibench.algorithms.fixmatch import FixMatch
+
+    assert 1 <= loop.CHECK_EVERY <= 100  # a NaN is caught within a small interval of steps
+    original = FixMatch.compute_loss
+
+    def poisoned(self, out, batch, iteration):
+        res = original(self, out, batch, iteration)
+        if iteration == 0:
+            res.loss = res.loss * float("nan")
+        return res
+
+    steps: list[int] = []
+    original_step = Trainer.train_step
+
+    def counted(self, step, *args, **kwargs):
+        self.check_each_step = False
+        steps.append(step)
+        return original_step(self, step, *args, **kwargs)
+
+    monkeypatch.setattr(FixMatch, "compute_loss", poisoned)
+    monkeypatch.setattr(Trainer, "train_step", counted)
+    monkeypatch.setattr(loop, "CHECK_EVERY", 2)
+    with pytest.raises(NonFiniteLossError, match="non-finite loss nan at iteration 0"):
+        train_run(settings("fixmatch", eval_every=5, prefetch=False), prepared_mnist, split_path,
+                  tmp_path)
+    assert steps == [0, 1]
 
 
 def test_convnets_train_channels_last_and_agree_with_contiguous(prepared_mnist, split_path,

@@ -20,7 +20,7 @@ from semibench.tasks import TASKS, create_task
 from semibench.tasks import from_files as ff
 from semibench.variants import run_base_task, task_settings
 from semibench.workflow_plan import compute
-from tests.test_pipeline import snakemake, write
+from tests.helpers.workflow import snakemake, write
 
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 LT = {"lb_gamma": 10, "ulb_gamma": 10, "ulb_head": 300}
@@ -277,7 +277,7 @@ def _dry_run_jobs(output: str) -> list[dict[str, str]]:
 @pytest.mark.slow
 def test_dry_run_variants_read_their_tasks_data_and_write_their_own_runs(tmp_path, repo_root):
     cfg = write(tmp_path / "variants.yaml", variant_config())
-    run = snakemake(tmp_path, repo_root, "-n", "--configfile", str(cfg))
+    run = snakemake(tmp_path, "-n", "--configfile", str(cfg))
     assert run.returncode == 0, run.stderr[-3000:]
     jobs = _dry_run_jobs(run.stdout + run.stderr)
     by_rule: dict[str, list[dict[str, str]]] = {}
@@ -309,7 +309,7 @@ def test_dry_run_variants_read_their_tasks_data_and_write_their_own_runs(tmp_pat
 
 @pytest.mark.slow
 def test_dry_run_of_the_default_benchmark_has_its_long_tailed_variant(tmp_path, repo_root):
-    run = snakemake(tmp_path, repo_root, "-n", "--quiet", "rules")
+    run = snakemake(tmp_path, "-n", "--quiet", "rules")
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))
     assert int(counts["fetch"]) == int(counts["prepare"]) == 3  # mnist_lt reads mnist's data
@@ -317,29 +317,21 @@ def test_dry_run_of_the_default_benchmark_has_its_long_tailed_variant(tmp_path, 
 
 
 @pytest.mark.slow
-def test_pipeline_with_a_variant_reports_it_under_its_own_name(tmp_path, repo_root):
-    cfg = {
-        "benchmark": "tiny_variants", "seeds": [0], "algorithms": ["supervised", "fixmatch"],
-        "tasks": {
-            "mnist": {"num_labels": [20], "train": TINY_TRAIN},
-            "mnist_lt": {"variant_of": "mnist", "num_labels": [20], "train": TINY_TRAIN,
-                         "long_tailed": {"lb_gamma": 5, "ulb_gamma": 5, "ulb_head": 100},
-                         "algorithms": ["fixmatch", "fixmatch_debiaspl"]},
-        },
-        "train": {"device": "cpu"},
-        "metrics": ["error", "balanced_error"],
-        "published_reference": ["classic_cv_imb"],
-    }
-    run = snakemake(tmp_path, repo_root, "--configfile", str(write(tmp_path / "v.yaml", cfg)))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "data" / "prepared").iterdir()) == ["mnist"]
-    summary = pd.read_csv(tmp_path / "results/tiny_variants/tables/summary.csv")
-    assert sorted(zip(summary["task"], summary["algorithm"], strict=True)) == [
-        ("mnist", "fixmatch"), ("mnist", "supervised"),
-        ("mnist_lt", "fixmatch"), ("mnist_lt", "fixmatch_debiaspl")]
-    metrics = json.loads((tmp_path / "results/tiny_variants/runs/mnist_lt/20/fixmatch/seed0/"
-                          "metrics.json").read_text())
+@pytest.mark.xdist_group("combined_pipeline")
+def test_pipeline_with_a_variant_reports_it_under_its_own_name(combined_pipeline):
+    """The session's pipeline (tests/helpers/pipeline.py) has ``mnist_lt``, a long-tailed
+    variant of MNIST with FixMatch and FixMatch + DebiasPL, reported with balanced error."""
+    p = combined_pipeline
+    assert p.config["tasks"]["mnist_lt"]["variant_of"] == "mnist"
+    # the variant reads MNIST's prepared data: nothing is fetched or prepared under its name
+    assert "mnist_lt" not in {d.name for d in (p.workdir / "data" / "prepared").iterdir()}
+    assert "mnist_lt" not in {d.name for d in (p.workdir / "data" / "raw").iterdir()}
+    summary = pd.read_csv(p.results("tables/summary.csv"))
+    assert sorted(summary[summary["task"] == "mnist_lt"]["algorithm"]) == [
+        "fixmatch", "fixmatch_debiaspl"]
+    metrics = json.loads(p.results("runs/mnist_lt/20/fixmatch/seed0/metrics.json").read_text())
     assert metrics["task"] == "mnist_lt" and metrics["config"]["base_task"] == "mnist"
-    html = (tmp_path / "reports/tiny_variants/index.html").read_text()
-    assert "mnist_lt" in html and "4 of 4 runs" in html
-    assert (tmp_path / "results/tiny_variants/figures/mnist_lt_per_class.png").stat().st_size
+    assert metrics["config"]["split_tag"] == "lt_l5_u5_m100"
+    html = (p.workdir / "reports/combined/index.html").read_text()
+    assert "mnist_lt" in html
+    assert p.results("figures/mnist_lt_per_class.png").stat().st_size

@@ -22,10 +22,11 @@ from semibench.io import sha256_file
 from semibench.tasks import TASKS, create_task, load_prepared
 from semibench.tasks import from_files as ff
 from semibench.tasks._files import FileTaskError
+from tests.helpers.own_data import COLOURS, write_images
+from tests.helpers.workflow import train_jobs, write
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "config" / "examples"
-COLOURS = {"daisy": (250, 220, 0), "rose": (200, 0, 0)}
 TONES = {"high": 1760.0, "low": 220.0}
 
 
@@ -39,28 +40,6 @@ def _forget_declared_tasks():
 
 
 # --------------------------------------------------------------------------- tiny data
-
-
-def write_images(root: Path, train: int = 6, test: int = 2, unlabelled: int = 3) -> None:
-    """Two colours as classes, in several formats and sizes (resized to 32 x 32 by prepare)."""
-    rng = np.random.default_rng(0)
-    formats = ["png", "jpg", "bmp", "gif", "webp"]
-    for role, n in (("train", train), ("test", test)):
-        for c, colour in COLOURS.items():
-            folder = root / role / c
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                shape = (40 + 3 * i, 30 + 5 * i, 3)  # every file differs (no duplicates)
-                pixels = np.clip(np.array(colour) + rng.integers(0, 6, shape), 0, 255)
-                image = Image.fromarray(pixels.astype(np.uint8))
-                image.save(folder / f"{role}{i}.{formats[i % len(formats)]}")
-    folder = root / "unlabelled" / "batch1"
-    folder.mkdir(parents=True)
-    for i in range(unlabelled):
-        Image.fromarray(rng.integers(0, 255, (20, 24, 4), dtype=np.uint8), "RGBA").save(
-            folder / f"u{i}.png")
-    (root / "train" / "daisy" / ".DS_Store").write_bytes(b"\0\1")  # litter, never data
-    (root / "train" / "daisy" / "notes.txt").write_text("not an image")  # ignored by suffix
 
 
 def write_texts(root: Path) -> None:
@@ -369,60 +348,46 @@ def test_semibench_jobs_read_the_declarations_the_workflow_hands_them(workdir):
 
 # --------------------------------------------------------------------------- pipeline
 
-BIN = Path(sys.executable).parent
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
-         str(workdir), "--cores", "2", *args],
-        capture_output=True, text=True, env=env, timeout=1200)
-
-
 @pytest.mark.slow
-def test_pipeline_on_an_image_folder_task_with_a_plugin_algorithm(tmp_path):
-    write_images(tmp_path / "my_data/flowers")
-    plugin = Path(__file__).resolve().parents[1] / "examples/my_algorithm/confmatch.py"
-    (tmp_path / "lab").mkdir()
-    (tmp_path / "lab/confmatch.py").write_text(plugin.read_text())
-    config = copy.deepcopy(example("images"))
-    config.update(seeds=[0], threads=1, train={"device": "cpu"}, plugins=["lab/confmatch.py"],
-                  algorithms=["supervised", "fixmatch", "confmatch"])
-    config["tasks"]["my_flowers"]["train"] = {"iterations": 4, "eval_every": 2, "batch_size": 4,
-                                              "uratio": 2, "eval_batch_size": 64}
-    cfg = tmp_path / "flowers.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, "--configfile", str(cfg))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    assert "rule fetch_files:" in run.stdout + run.stderr
-    meta = json.loads((tmp_path / "data/prepared/my_flowers/meta.json").read_text())
+@pytest.mark.xdist_group("combined_pipeline")
+def test_pipeline_on_an_image_folder_task_with_a_plugin_algorithm(combined_pipeline):
+    """The session's pipeline (tests/helpers/pipeline.py) has ``my_flowers``, an ImageFolder
+    task, trained by supervised, FixMatch and the example plugin ``confmatch``."""
+    p = combined_pipeline
+    assert "rule fetch_files:" in p.run.stdout + p.run.stderr
+    meta = json.loads((p.workdir / "data/prepared/my_flowers/meta.json").read_text())
     assert meta["classes"] == ["daisy", "rose"] and meta["num_train"] == 15
     for alg in ("supervised", "fixmatch", "confmatch"):
-        metrics = json.loads((tmp_path / f"results/my_flowers/runs/my_flowers/4/{alg}/seed0/"
-                              "metrics.json").read_text())
+        metrics = json.loads(p.results(f"runs/my_flowers/4/{alg}/seed0/metrics.json").read_text())
         assert metrics["algorithm"] == alg and metrics["task"] == "my_flowers"
         assert metrics["last"]["iteration"] == 4 and metrics["classes"] == ["daisy", "rose"]
-    html = (tmp_path / "reports/my_flowers/index.html").read_text()
+    html = (p.workdir / "reports/combined/index.html").read_text()
     assert "my_flowers" in html and "confmatch" in html
 
-    # an edited plugin reruns its own jobs only
-    edited = tmp_path / "lab/confmatch.py"
-    edited.write_text(edited.read_text().replace("0.5, \"confidence", "0.6, \"confidence"))
-    dry = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    # an edited plugin reruns its own jobs only (one per seed)
+    edited = p.workdir / "lab/confmatch.py"
+    original = edited.read_text()
+    try:
+        edited.write_text(original.replace("0.5, \"confidence", "0.6, \"confidence"))
+        dry = p.dry_run()
+    finally:
+        edited.write_text(original)
     out = dry.stdout + dry.stderr
     assert dry.returncode == 0 and "confmatch/seed0/metrics.json" in out
-    assert re.search(r"^train\s+1$", out, re.M), out  # the job stats: one training job
-    edited.write_text(plugin.read_text())
+    assert re.search(r"^train\s+2$", out, re.M), out  # the job stats: confmatch, two seeds
+    assert {j[1] for j in train_jobs(out)} == {"confmatch"}
 
-    again = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    again = p.dry_run()
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     # a changed declaration, or a new image in a class folder, fetches the task again
-    changed = copy.deepcopy(config)
+    changed = copy.deepcopy(p.config)
     changed["tasks"]["my_flowers"]["from_files"]["image_size"] = 24
-    (tmp_path / "changed.yaml").write_text(yaml.safe_dump(changed))
-    dry = snakemake(tmp_path, "--configfile", str(tmp_path / "changed.yaml"), "-n")
+    dry = p.dry_run(write(p.workdir / "changed_flowers.yaml", changed))
     assert dry.returncode == 0 and "rule fetch_files:" in dry.stdout + dry.stderr
-    Image.new("RGB", (9, 9), (0, 0, 255)).save(tmp_path / "my_data/flowers/train/rose/new.png")
-    dry = snakemake(tmp_path, "--configfile", str(cfg), "-n")
+    new = p.workdir / "my_data/flowers/train/rose/new.png"
+    try:
+        Image.new("RGB", (9, 9), (0, 0, 255)).save(new)
+        dry = p.dry_run()
+    finally:
+        new.unlink()
     assert dry.returncode == 0 and "rule fetch_files:" in dry.stdout + dry.stderr

@@ -12,15 +12,8 @@ from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
 from semibench.train import loop
 from semibench.train.loop import NonFiniteLossError, train_run
-
-TRAIN = {"iterations": 6, "eval_every": 3, "batch_size": 4, "uratio": 2, "eval_batch_size": 512,
-         "device": "cpu"}
-
-
-def settings(algorithm, **train):
-    cfg = check_config({"algorithms": [algorithm], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [40], "train": {**TRAIN, **train}}}})
-    return run_config(cfg, "mnist", 40, algorithm, 0)
+from tests.helpers.runs import TRAIN
+from tests.helpers.runs import mnist_settings as settings
 
 
 def test_outputs(prepared_mnist, split_path, tmp_path):

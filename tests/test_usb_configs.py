@@ -8,7 +8,7 @@ import yaml
 
 from semibench.algorithms import ALGORITHMS
 from semibench.config import check_config, run_config, run_grid
-from tests.test_pipeline import snakemake
+from tests.helpers.workflow import snakemake
 
 USB_TASKS = {
     "cifar100": 2, "stl10": 2, "eurosat": 2, "tissuemnist": 2, "semi_aves": 1,
@@ -42,7 +42,7 @@ def test_classic_settings(repo_root):
 @pytest.mark.slow
 @pytest.mark.parametrize("name, tasks", [("usb", USB_TASKS), ("classic_cv", CLASSIC_TASKS)])
 def test_dry_run_lists_every_train_job(repo_root, tmp_path, name, tasks):
-    run = snakemake(tmp_path, repo_root, "-n", "--quiet", "rules", "--configfile",
+    run = snakemake(tmp_path, "-n", "--quiet", "rules", "--configfile",
                     str(repo_root / "config" / f"{name}.yaml"))
     assert run.returncode == 0, run.stderr[-2000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout + run.stderr, re.M))
