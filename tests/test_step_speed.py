@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch._inductor.config
 
-from semibench.train import loop
+from semibench.train import trainer
 from semibench.train.logs import FiniteGuard, LogSums, NonFiniteLossError
 from semibench.train.loop import Trainer, precision_dtype, train_run
 from tests.helpers.runs import mnist_settings as settings
@@ -131,7 +131,7 @@ def test_without_a_per_step_check_the_loss_is_looked_at_every_check_every_steps(
     (here 2, before the first evaluation at 5), not at once and not only at the evaluation."""
     from semibench.algorithms.fixmatch import FixMatch
 
-    assert 1 <= loop.CHECK_EVERY <= 100  # a NaN is caught within a small interval of steps
+    assert 1 <= trainer.CHECK_EVERY <= 100  # a NaN is caught within a small interval of steps
     original = FixMatch.compute_loss
 
     def poisoned(self, out, batch, iteration):
@@ -150,7 +150,7 @@ def test_without_a_per_step_check_the_loss_is_looked_at_every_check_every_steps(
 
     monkeypatch.setattr(FixMatch, "compute_loss", poisoned)
     monkeypatch.setattr(Trainer, "train_step", counted)
-    monkeypatch.setattr(loop, "CHECK_EVERY", 2)
+    monkeypatch.setattr(trainer, "CHECK_EVERY", 2)
     with pytest.raises(NonFiniteLossError, match="non-finite loss nan at iteration 0"):
         train_run(settings("fixmatch", eval_every=5, prefetch=False), prepared_mnist, split_path,
                   tmp_path)
