@@ -9,7 +9,9 @@ are checked, nothing runs on it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import json
 import os
 import re
@@ -52,21 +54,49 @@ def _cluster_sh(command: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+#: how many test sessions (xdist workers, or two pytest runs on one machine) use the one
+#: machine-wide cluster; the last to leave stops it (a worker that started it must not stop it
+#: under another's running job)
+USERS_FILE = Path(tempfile.gettempdir()) / "semibench-test-slurm.users"
+
+
+@contextlib.contextmanager
+def _users() -> Iterator[list[int]]:
+    """[users, started by a test session], read and written under an exclusive lock (also held
+    while starting or stopping the cluster, so two sessions never do either at once)."""
+    with open(USERS_FILE, "a+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        fields = handle.read().split()
+        state = [int(fields[0]) if fields else 0, int(fields[1]) if len(fields) > 1 else 0]
+        try:
+            yield state
+        finally:  # a skip or failure inside still records what it changed
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{state[0]} {state[1]}")
+
+
 @pytest.fixture(scope="module")
 def slurm_cluster() -> Iterator[Cluster]:
-    """A running single-node cluster; stopped at the end only if this fixture started it."""
+    """A running single-node cluster, shared by every session on the machine; the last user
+    stops it."""
     if os.geteuid() != 0:
         pytest.skip("the SLURM test cluster needs root (it installs and starts daemons)")
-    started_here = _cluster_sh("status").returncode != 0
-    if started_here:
-        start = _cluster_sh("start")
-        if start.returncode == CANNOT_HOST:
-            reason = start.stderr.strip().splitlines()[-1] if start.stderr.strip() else "?"
-            print(f"\nskipping SLURM tests: {start.stderr}", file=sys.stderr)
-            pytest.skip(f"no SLURM test cluster on this machine: {reason}")
-        if start.returncode != 0:
-            _cluster_sh("stop")  # what did start
-            pytest.fail(f"cluster.sh start failed:\n{start.stdout}{start.stderr}")
+    with _users() as users:
+        if _cluster_sh("status").returncode != 0:
+            users[:] = [0, 1]  # a count left by a killed session: nobody holds a stopped cluster
+            start = _cluster_sh("start")
+            if start.returncode == CANNOT_HOST:
+                reason = start.stderr.strip().splitlines()[-1] if start.stderr.strip() else "?"
+                print(f"\nskipping SLURM tests: {start.stderr}", file=sys.stderr)
+                users[:] = [0, 0]
+                pytest.skip(f"no SLURM test cluster on this machine: {reason}")
+            if start.returncode != 0:
+                _cluster_sh("stop")  # what did start
+                users[:] = [0, 0]
+                pytest.fail(f"cluster.sh start failed:\n{start.stdout}{start.stderr}")
+        users[0] += 1
     try:
         info = subprocess.run(["sinfo", "-h", "-o", "%P %c %m"], capture_output=True,
                               text=True, check=True).stdout.split()
@@ -75,10 +105,13 @@ def slurm_cluster() -> Iterator[Cluster]:
             info[i:i + 3] for i in range(0, len(info), 3) if info[i].endswith("*"))
         yield Cluster(partition.rstrip("*"), int(cpus), int(mem.rstrip("+")))
     finally:
-        if started_here:
-            stop = _cluster_sh("stop")
-            if stop.returncode != 0:
-                print(f"cluster.sh stop failed:\n{stop.stderr}", file=sys.stderr)
+        with _users() as users:
+            users[0] = max(0, users[0] - 1)
+            if users[0] == 0 and users[1]:  # never a cluster that a test did not start
+                users[1] = 0
+                stop = _cluster_sh("stop")
+                if stop.returncode != 0:
+                    print(f"cluster.sh stop failed:\n{stop.stderr}", file=sys.stderr)
 
 
 def _fit(resources: dict, cluster: Cluster) -> dict:
