@@ -90,3 +90,23 @@ def combined_pipeline(tmp_path_factory: pytest.TempPathFactory):
     run = pipeline.run
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return pipeline
+
+
+#: xdist groups that hold the suite's longest chains, started first so that they never form
+#: its tail: the SLURM time-limit test (minutes of SLURM's own clock), the other SLURM tests,
+#: the shared pipeline and the tests that read it
+FIRST_GROUPS = ("slurm_time_limit", "slurm", "combined_pipeline")
+
+
+def _start_rank(item: pytest.Item) -> tuple[int, int]:
+    mark = item.get_closest_marker("xdist_group")
+    group = (mark.args[0] if mark and mark.args else mark.kwargs.get("name")) if mark else None
+    if group in FIRST_GROUPS:
+        return (0, FIRST_GROUPS.index(group))
+    return (1, 0) if item.get_closest_marker("slow") else (2, 0)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long chains first, then the other slow tests, then the fast ones (a stable sort: each
+    keeps its collection order): xdist hands out work in this order."""
+    items.sort(key=_start_rank)

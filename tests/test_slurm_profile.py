@@ -37,9 +37,11 @@ CANNOT_HOST = 77  # cluster.sh: this machine cannot host a test cluster (see the
 JOBS = 2
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
-# one xdist worker for the module: the cluster is machine-wide, and the worker that started it
-# stops it at its end, under the feet of another worker still running these tests
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+# the cluster is machine-wide and counted (``_users``), so workers may share it: the pipeline and
+# the failing-job tests share one worker and its working directory (prepared data), and the
+# time-limit test, the longest, runs beside them from the suite's start (conftest's FIRST_GROUPS)
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SHARED_WORKDIR = pytest.mark.xdist_group("slurm")
 
 
 @dataclass(frozen=True)
@@ -141,11 +143,12 @@ def make_profile(directory: Path, cluster: Cluster) -> Path:
     return directory
 
 
-def run_snakemake(workdir: Path, profile: Path, configfile: Path) -> subprocess.CompletedProcess:
+def run_snakemake(workdir: Path, profile: Path, configfile: Path,
+                  *targets: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
         [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--profile",
-         str(profile), "--configfile", str(configfile)],
+         str(profile), "--configfile", str(configfile), *targets],
         cwd=workdir, capture_output=True, text=True, env=env, timeout=1100,
     )
 
@@ -183,6 +186,7 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("slurm_work")
 
 
+@SHARED_WORKDIR
 @pytest.mark.timeout(1500)
 def test_pipeline_through_slurm(tmp_path, slurm_cluster, workdir):
     profile = make_profile(tmp_path / "profile", slurm_cluster)
@@ -223,6 +227,7 @@ def test_pipeline_through_slurm(tmp_path, slurm_cluster, workdir):
             assert f"mem={mem}M" in records[job_id]["Tres"], records[job_id]
 
 
+@SHARED_WORKDIR
 @pytest.mark.timeout(900)
 def test_failing_gpu_job_under_slurm_fails_the_run(tmp_path, slurm_cluster, workdir):
     """A training job that asks for a GPU and crashes at run time (a backbone built for
@@ -288,13 +293,14 @@ def _iterations_for(seconds: float, train: dict) -> int:
     return int(seconds / per_iteration)
 
 
+@pytest.mark.xdist_group("slurm_time_limit")
 @pytest.mark.timeout(1500)
 def test_time_limit_is_survived_over_retries(tmp_path, slurm_cluster, workdir):
     """A training job longer than its SLURM time limit (1 minute) and with no evaluation until
     its end: at the limit SLURM sends SIGTERM, the job checkpoints at the step it is on and
     fails, the profile's retry resumes there, and after a few such jobs the run completes."""
     train = {"batch_size": 64, "uratio": 1, "eval_batch_size": 256}
-    iterations = _iterations_for(100, train)
+    iterations = _iterations_for(75, train)  # over the 1-minute limit, not by much
     train.update(iterations=iterations, eval_every=iterations)  # no checkpoint but SIGTERM's
     profile = make_profile(tmp_path / "profile", slurm_cluster)
     settings = yaml.safe_load((profile / "config.yaml").read_text())
@@ -304,7 +310,10 @@ def test_time_limit_is_survived_over_retries(tmp_path, slurm_cluster, workdir):
     cfg = tiny_config()
     cfg.update(benchmark="tiny_limit", seeds=[0], algorithms=["supervised"],
                tasks={"mnist": {"num_labels": [20], "train": train}})
-    run = run_snakemake(workdir, profile, write(tmp_path / "limit.yaml", cfg))
+    run_dir = workdir / "results/tiny_limit/runs/mnist/20/supervised/seed0"
+    # the run alone (its target path): the report's jobs would only add SLURM's polling
+    run = run_snakemake(workdir, profile, write(tmp_path / "limit.yaml", cfg),
+                        str((run_dir / "metrics.json").relative_to(workdir)))
     output = run.stdout + run.stderr
     assert run.returncode == 0, explain(run, workdir)
 
@@ -314,7 +323,6 @@ def test_time_limit_is_survived_over_retries(tmp_path, slurm_cluster, workdir):
     assert len(train_jobs) >= 2 and states[-1] == "COMPLETED", states
     assert set(states[:-1]) == {"TIMEOUT"}, states
     # each attempt but the first resumed where the previous one stopped, at a step boundary
-    run_dir = workdir / "results/tiny_limit/runs/mnist/20/supervised/seed0"
     text = (run_dir / "history.log").read_text()
     stopped = [int(n) for n in re.findall(r"stopped by signal 15 after iteration (\d+)", text)]
     resumed = [int(n) for n in re.findall(r"resumed from iteration (\d+)", text)]
