@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 import semibench.compose as compose
+import semibench.sweep as sweep
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
 from semibench.errors import SemiBenchError
@@ -112,13 +113,37 @@ def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str
     return ALGORITHMS.names() if algs == "all" else list(algs)
 
 
-def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``."""
-    schema = schema or load_schema()
-    config = _plain(config)
+def _check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
     error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
     if error is not None:
         raise ConfigError(_one_line(error))
+
+
+def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``.
+
+    A list of values in ``algorithm_params`` or ``train`` is a sweep axis (semibench.sweep):
+    the config is checked with each value in place, and the lists are kept in the result."""
+    schema = schema or load_schema()
+    config = _plain(config)
+    try:
+        found = sweep.axes(config)
+        first, *others = sweep.copies(config)
+    except sweep.SweepError as err:
+        raise ConfigError(str(err)) from None
+    for other in others:  # each other swept value against the schema and its algorithm
+        _check_schema(other, schema)
+    checked = _check_scalars(first, schema)
+    for other in others:
+        _check_algorithm_params(other)
+    for (where, name), values in found.items():
+        sweep.section_at(checked, where)[name] = values
+    return checked
+
+
+def _check_scalars(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """:func:`check_config` of a config without lists."""
+    _check_schema(config, schema)
     for key, spec in schema["properties"].items():
         if "default" in spec:
             config.setdefault(key, json.loads(json.dumps(spec["default"])))
@@ -144,20 +169,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
             if not compose.is_label(name):
                 raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
                                   f"{', '.join(ALGORITHMS.names())}")
-    sections = [("algorithm_params", config["algorithm_params"])] + [
-        (f"tasks.{t}.algorithm_params", settings["algorithm_params"])
-        for t, settings in config["tasks"].items() if "algorithm_params" in settings
-    ]
-    for key, section in sections:
-        for name, values in section.items():
-            if name not in ALGORITHMS:
-                raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
-                                  f"{', '.join(ALGORITHMS.names())}")
-            merged = {**config["algorithm_params"].get(name, {}), **values}
-            try:
-                make_params(name, merged)
-            except (ValueError, TypeError) as err:  # ConfigError is a ValueError
-                raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
+    _check_algorithm_params(config)
     try:
         check_imbalance_params(config)
     except ValueError as err:
@@ -199,6 +211,25 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         _check_backbone(name, task, settings)
         _check_augment(name, task, settings)
     return config
+
+
+def _check_algorithm_params(config: dict[str, Any]) -> None:
+    """``algorithm_params`` (top level and per task): known algorithms, known, valid values."""
+    top = config.get("algorithm_params", {})
+    sections = [("algorithm_params", top)] + [
+        (f"tasks.{t}.algorithm_params", settings["algorithm_params"])
+        for t, settings in config["tasks"].items() if "algorithm_params" in settings
+    ]
+    for key, section in sections:
+        for name, values in section.items():
+            if name not in ALGORITHMS:
+                raise ConfigError(f"{key}.{name}: unknown algorithm; allowed: "
+                                  f"{', '.join(ALGORITHMS.names())}")
+            merged = {**top.get(name, {}), **values}
+            try:
+                make_params(name, merged)
+            except (ValueError, TypeError) as err:  # ConfigError is a ValueError
+                raise ConfigError(str(err).replace("algorithm_params.", f"{key}.", 1)) from None
 
 
 def check_imbalance_params(config: dict[str, Any]) -> None:
@@ -332,19 +363,12 @@ def _check_augment(task_name: str, task: Task, settings: dict[str, Any]) -> None
                           ) from None
 
 
-def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorithm: str,
-               seed: int) -> dict[str, Any]:
-    """Everything one training run depends on (and nothing else, so that changing one
-    algorithm's hyper-parameter changes only that algorithm's runs). A variant's run names its
-    registered task (``base_task``), whose data and defaults it uses. ``algorithm`` is the
-    config's name of it, USB's shorthand ``<base>_<method>`` for a composition: parsed here,
-    once, into the separate fields ``algorithm`` and ``imbalance``."""
-    base_name = base_task(config, task_name)
-    task = create_task(base_name)
+def _resolved_values(config: dict[str, Any], task_name: str, task: Task,
+                     composition: compose.Composition) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A run's trainer settings and base-algorithm parameters, by precedence (lists, the
+    sweep axes, still in them)."""
     settings = config["tasks"][task_name]
-    composition = compose.parse_label(algorithm)
-    base = composition.algorithm  # fixmatch_abc trains as fixmatch does
-    label = composition.label
+    base, label = composition.algorithm, composition.label
     needs = ALGORITHMS.get(base).train_defaults
     train = {**task.train, **needs.get("all", {}), **needs.get(task.domain, {}),
              **config["train"], **settings.get("train", {}),
@@ -354,6 +378,30 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
              **(settings.get("algorithm_train", {}).get(label, {}) if base != label else {})}
     values = {**config["algorithm_params"].get(base, {}),
               **settings.get("algorithm_params", {}).get(base, {})}
+    return train, values
+
+
+def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorithm: str,
+               seed: int) -> dict[str, Any]:
+    """Everything one training run depends on (and nothing else, so that changing one
+    algorithm's hyper-parameter changes only that algorithm's runs). A variant's run names its
+    registered task (``base_task``), whose data and defaults it uses. ``algorithm`` is the
+    config's name of it, USB's shorthand ``<base>_<method>`` for a composition: parsed here,
+    once, into the separate fields ``algorithm`` and ``imbalance``; in a sweep, the run label
+    of one point (``fixmatch,p_cutoff=0.9``: :func:`run_grid`), whose values it resolves."""
+    base_name = base_task(config, task_name)
+    task = create_task(base_name)
+    settings = config["tasks"][task_name]
+    composition = compose.parse_label(sweep.unswept(algorithm))
+    base = composition.algorithm  # fixmatch_abc trains as fixmatch does
+    label = composition.label
+    train, values = _resolved_values(config, task_name, task, composition)
+    point = next((p for p in sweep.points(train, values)
+                  if sweep.point_label(label, p) == algorithm), None)
+    if point is None:
+        raise ConfigError(f"{algorithm}: not a run of tasks.{task_name}; its runs: " + ", ".join(
+            sweep.point_label(label, p) for p in sweep.points(train, values)))
+    train, values = sweep.apply(point, train, values)
     method_values = None
     if composition.imbalance is not None:
         method_values = {**config.get("imbalance_params", {}).get(composition.imbalance, {}),
@@ -385,6 +433,8 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
         run.update(long_tailed=dataclasses.asdict(setting), split_tag=setting.tag(int(num_labels)))
     if base_name != task_name:  # only a variant's: the settings of other runs stay as they were
         run["base_task"] = base_name
+    if point:  # only a swept run's: the settings of other runs stay as they were
+        run["sweep"] = point
     used = used_by([*compose.algorithm_origins(composition), TASKS.origin(base_name),
                     BACKBONES.origin(run["backbone"])])
     if used:  # the run's plugins load in its job; an edited plugin file reruns its jobs
@@ -393,11 +443,19 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
 
 
 def run_grid(config: dict[str, Any]) -> list[tuple[str, int, str, int]]:
-    """Every (task, num_labels, algorithm, seed) of the benchmark."""
+    """Every (task, num_labels, run label, seed) of the benchmark: one label per algorithm, or
+    per point of its sweep (``fixmatch,p_cutoff=0.9``, semibench.sweep)."""
+    labels = {}
+    for task_name in config["tasks"]:
+        task = create_task(base_task(config, task_name))
+        labels[task_name] = [
+            sweep.point_label(alg, point) for alg in algorithm_names(config, task_name)
+            for point in sweep.points(*_resolved_values(config, task_name, task,
+                                                        compose.parse_label(alg)))]
     return [
-        (task, n, alg, seed)
+        (task, n, label, seed)
         for task, settings in config["tasks"].items()
         for n in settings["num_labels"]
-        for alg in algorithm_names(config, task)
+        for label in labels[task]
         for seed in config["seeds"]
     ]

@@ -9,14 +9,18 @@ from dataclasses import asdict, dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from semibench.sweep import point_label
 from semibench.train.config import TrainConfig
 
 
-def run_label(algorithm: str, imbalance: str | None = None) -> str:
-    """The one place that forms a composed run's label, USB's ``<base>_<method>``
-    (``fixmatch_abc``): run directories, tables and USB's published rows use it. Nothing
+def run_label(algorithm: str, imbalance: str | None = None,
+              point: Mapping[str, Any] | None = None) -> str:
+    """The one place that forms a run's label: a composition's is USB's ``<base>_<method>``
+    (``fixmatch_abc``), and a swept run's adds its point (``fixmatch,p_cutoff=0.9``,
+    :mod:`semibench.sweep`). Run directories, tables and USB's published rows use it. Nothing
     parses it back (configs' shorthand is parsed once, by :func:`semibench.compose.parse_label`)."""
-    return algorithm if imbalance is None else f"{algorithm}_{imbalance}"
+    label = algorithm if imbalance is None else f"{algorithm}_{imbalance}"
+    return point_label(label, point) if point else label
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,8 @@ class Composition:
 
 #: the optional keys of a run's settings: present only where they apply, so that adding one
 #: never changes the settings (and so the Snakemake params) of the runs that do not use it
-_OPTIONAL = ("imbalance", "imbalance_params", "long_tailed", "split_tag", "base_task", "plugins")
+_OPTIONAL = ("imbalance", "imbalance_params", "long_tailed", "split_tag", "base_task", "plugins",
+             "sweep")
 _REQUIRED = ("task", "num_labels", "algorithm", "seed", "backbone", "train")
 _KNOWN = frozenset(_REQUIRED + _OPTIONAL + ("backbone_args", "augment", "algorithm_params"))
 
@@ -84,6 +89,8 @@ class RunSpec:
     base_task: str | None = None
     #: the plugins the run's code comes from, with their fingerprints
     plugins: Mapping[str, Any] | None = None
+    #: a swept run's point: its value on each sweep axis (semibench.sweep), None otherwise
+    sweep: Mapping[str, Any] | None = None
 
     @property
     def algorithm(self) -> str:
@@ -95,8 +102,9 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        """``<base>_<method>`` or the algorithm: the run's directory and table name."""
-        return self.composition.label
+        """``<base>_<method>`` or the algorithm, with a swept run's point: the run's directory
+        and table name."""
+        return run_label(self.algorithm, self.imbalance, self.sweep)
 
     @property
     def registered_task(self) -> str:
@@ -140,6 +148,6 @@ class RunSpec:
             "train": asdict(self.train), "algorithm_params": _plain(self.algorithm_params)}
         optional = {"imbalance": self.imbalance, "imbalance_params": self.imbalance_params,
                     "long_tailed": self.long_tailed, "split_tag": self.split_tag,
-                    "base_task": self.base_task, "plugins": self.plugins}
+                    "base_task": self.base_task, "plugins": self.plugins, "sweep": self.sweep}
         settings.update({k: _plain(v) for k, v in optional.items() if v is not None})
         return settings

@@ -8,6 +8,7 @@ import sys
 
 from snakemake.utils import validate
 
+from semibench.sweep import LABEL_PATTERN as SWEEP_LABEL
 from semibench.workflow_plan import ConfigInvalid, run_key, workflow_plan
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
@@ -37,9 +38,10 @@ TASK_NAMES = sorted(config["tasks"])
 PUBLISHED = " ".join(config["published_reference"])
 
 
+# a run label: an algorithm, or one point of its sweep (fixmatch,p_cutoff=0.9: semibench.sweep)
 wildcard_constraints:
     task="[a-z0-9_]+",
-    algorithm="[a-z0-9_]+",
+    algorithm=SWEEP_LABEL,
     num_labels=r"\d+",
     seed=r"\d+",
 

@@ -2,6 +2,7 @@
 # (metrics.json, curve.csv, the Snakemake benchmark file) and nothing else. Logic lives in
 # semibench.report; report() captions are in workflow/report/*.rst.
 from semibench.report import layout as report_layout
+from semibench.report.sensitivity import swept_tasks
 
 # `semibench report --partial` finds runs through semibench.report.layout: it must name the
 # files this workflow writes
@@ -24,6 +25,8 @@ DOMAINS = {t: PLAN["tasks"][t]["domain"] for t in TASK_NAMES}
 REPORT_GROUPS = report_layout.groups(DOMAINS.values())
 # statistics groups whose grid allows a Friedman test get a critical-difference diagram
 CD_GROUPS = report_layout.testable_groups(GRID, DOMAINS)
+# tasks with swept runs (semibench.sweep) get a sensitivity figure
+SWEPT_TASKS = swept_tasks({t: [a for task, _, a, _ in GRID if task == t] for t in TASK_NAMES})
 
 
 # the configured runs, for "n of N runs" and the missing cells; each task's registered task
@@ -69,6 +72,7 @@ rule aggregate:
             category="2. Statistics",
         ),
         ranks=f"{TABLES_DIR}/statistics_ranks.csv",
+        sensitivity=f"{TABLES_DIR}/sensitivity.csv",
         posthoc=f"{TABLES_DIR}/statistics_posthoc.csv",
         comparisons=report(
             f"{TABLES_DIR}/comparisons.csv",
@@ -128,6 +132,11 @@ rule figures:
             expand(f"{FIGURES_DIR}/{{task}}_per_class.png", task=TASK_NAMES),
             caption="../report/per_class.rst",
             category="4. Diagnostics",
+        ),
+        sensitivity=report(
+            expand(f"{FIGURES_DIR}/{{task}}_sensitivity.png", task=SWEPT_TASKS),
+            caption="../report/sensitivity.rst",
+            category="3. Per task",
         ),
         cd=report(
             expand(f"{FIGURES_DIR}/cd_{{group}}.png", group=CD_GROUPS),

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from semibench.cli import configs, data, report, runs, train
+from semibench.cli import configs, data, report, runs, train, workflow
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="semibench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (data, train, report, runs, configs):
+    for module in (data, train, report, runs, configs, workflow):
         for add in module.COMMANDS:
             add(sub)
     return parser

@@ -101,8 +101,8 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     check_device(device, run_amp, run_compile)
     rate = lookup_rate(rows, device, backbone_family(name), run_amp, run_compile, name)
     seconds = step * cfg.iterations / rate.train + eval_flops / rate.eval
-    return JobPlan(run["task"], num_lb, run_label(run["algorithm"], run.get("imbalance")),
-                   run["seed"], name,
+    label = run_label(run["algorithm"], run.get("imbalance"), run.get("sweep"))
+    return JobPlan(run["task"], num_lb, label, run["seed"], name,
                    backbone_family(name), cfg.iterations, step, eval_flops, seconds / 3600,
                    rate, notes)
 

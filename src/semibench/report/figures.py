@@ -4,6 +4,7 @@ Per task: test error bars (``{task}.png``), validation and test error against it
 (``{task}_curves.png``), pseudo-label quantity and quality (``{task}_pseudolabels.png``: the
 mask ratio and the accuracy of the pseudo-labels that pass it, as USB, FreeMatch and SoftMatch
 plot them) and the per-class accuracy of the best checkpoint (``{task}_per_class.png``). Per
+swept task (semibench.sweep): the error against each swept value (``{task}_sensitivity.png``). Per
 statistics group: the critical-difference diagram (``cd_{group}.png``). For the benchmark:
 error against cost (``cost_pareto.png``). Every algorithm has one colour in every figure
 (:func:`algorithm_colors`): the supervised baseline grey, the fully supervised bound black.
@@ -35,9 +36,12 @@ from semibench.report.layout import (
     CD_FIGURE,
     COST_FIGURE,
     LOWER_BOUND,
+    SENSITIVITY_FIGURE,
     UPPER_BOUND,
 )
+from semibench.report.sensitivity import sensitivity, sensitivity_figure, swept_tasks
 from semibench.report.stats import FriedmanResult
+from semibench.sweep import unswept
 
 DPI = 100
 HEIGHT = 4.0
@@ -396,6 +400,11 @@ def write_figures(
                                                      runs[["task", "domain"]]]).values}
     tasks = sorted(domains)
     by_group = {r.group: r for r in statistics}
+    swept = swept_tasks({t: [*grid.loc[grid["task"] == t, "algorithm"],
+                             *runs.loc[runs["task"] == t, "algorithm"]] for t in tasks})
+    sensitivity_table = sensitivity(runs)
+    unswept_colors = algorithm_colors([unswept(str(a)) for a in grid["algorithm"]]
+                                      + list(sensitivity_table["algorithm"]))
     written: list[Path] = []
     with matplotlib.rc_context(STYLE):
         for task in tasks:
@@ -415,6 +424,10 @@ def write_figures(
                  _per_class_figure(task, per_class.loc[per_class["task"] == task], budgets,
                                    algorithms)),
             ]
+            if task in swept:
+                figs.append((f"{SENSITIVITY_FIGURE.format(task=task)}.png",
+                             sensitivity_figure(task, sensitivity_table, unswept_colors,
+                                                MIN_WIDTH * 0.75, HEIGHT, DPI)))
             written += [_save(fig, out_dir / name) for name, fig in figs]
         for group in cd_groups:
             if group not in by_group:

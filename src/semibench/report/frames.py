@@ -47,6 +47,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     # what the run composed, as its metrics.json records it (never parsed from the label)
     "base_algorithm",
     "imbalance",
+    # a swept run's point (semibench.sweep) as JSON, "" for none
+    "sweep",
     "metrics_path",
 )
 #: columns of the expected-runs frame (``grid.csv``)

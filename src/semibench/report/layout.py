@@ -45,12 +45,14 @@ TASK_FIGURES: tuple[str, ...] = ("{task}", "{task}_curves", "{task}_pseudolabels
                                  "{task}_per_class")
 CD_FIGURE = "cd_{group}"
 COST_FIGURE = "cost_pareto"
+#: a task with swept runs (semibench.sweep) also gets this figure
+SENSITIVITY_FIGURE = "{task}_sensitivity"
 
 #: table files written by ``semibench aggregate`` (besides the per-group paper tables)
 DATA_TABLES: tuple[str, ...] = ("runs.csv", "grid.csv", "curves.csv", "per_class.csv")
 RESULT_TABLES: tuple[str, ...] = (
     "summary.csv", "summary.md", "usb_published.csv", "comparisons.csv", "statistics.csv",
-    "statistics_ranks.csv", "statistics_posthoc.csv", "cost.csv",
+    "statistics_ranks.csv", "statistics_posthoc.csv", "cost.csv", "sensitivity.csv",
 )
 PAPER_TABLE = "paper_{group}"
 PAPER_FORMATS: tuple[str, ...] = ("csv", "md", "tex")

@@ -26,6 +26,10 @@ CAPTIONS: dict[str, str] = {
                     "over training; line: mean over seeds, band: lowest to highest seed.",
     "per_class": "Test accuracy (%) per class at the best-validation checkpoint, mean over "
                  "seeds: where the errors are.",
+    "sensitivity": "Sensitivity to each swept hyper-parameter: mean test error (%) at the "
+                   "best-validation checkpoint against its value, a line per algorithm and "
+                   "label budget, whiskers one sample standard deviation over the runs at the "
+                   "value (its seeds, and the other swept values where several are swept).",
     "cd": "Critical-difference diagram (Demšar 2006): the mean rank of each algorithm over the "
           "settings (1 = fewest errors); a bar joins algorithms the Nemenyi test cannot tell "
           "apart; CD is the critical difference of mean ranks.",
@@ -79,7 +83,7 @@ def classify_figures(paths: Sequence[Path], tasks: Sequence[str],
     else under ("other", "") so that no given figure is dropped."""
     placed: dict[tuple[str, str], Any] = {("other", ""): []}
     suffixes = {"": "errors", "_curves": "curves", "_pseudolabels": "pseudolabels",
-                "_per_class": "per_class"}
+                "_per_class": "per_class", "_sensitivity": "sensitivity"}
     for path in paths:
         stem = path.stem
         key = None

@@ -24,6 +24,7 @@ from semibench.report.frames import (
     RUN_COLUMNS,
     sort_frame,
 )
+from semibench.report.sensitivity import sweep_cell
 
 
 def precision(device: str, config: Any, recorded: str | None = None) -> str:
@@ -98,6 +99,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "job_max_rss_mb": math.nan,
         "base_algorithm": composition[0],
         "imbalance": composition[1] or "",  # "" for none, as text_strong_view
+        "sweep": sweep_cell((data.get("config") or {}).get("sweep")),
         "metrics_path": str(path),
     }
     key = tuple(row[k] for k in KEY_COLUMNS)

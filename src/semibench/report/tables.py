@@ -24,6 +24,7 @@ from semibench.report.formatting import format_hours
 from semibench.report.frames import CURVE_COLUMNS, KEY_COLUMNS, PER_CLASS_COLUMNS
 from semibench.report.layout import PAPER_FORMATS, PAPER_TABLE
 from semibench.report.model import ReportData, build
+from semibench.report.sensitivity import sensitivity
 from semibench.report.stats import statistics_frames
 from semibench.report.summaries import summarize
 from semibench.report.view import Table, build_view, cost_rows  # noqa: F401
@@ -123,6 +124,7 @@ def write_tables(
         "usb_published.csv": _csv(data.published),
         "comparisons.csv": _csv(data.comparisons),
         "cost.csv": _csv(data.cost),
+        "sensitivity.csv": _csv(sensitivity(runs)),
         **{name: _csv(frame) for name, frame in statistics_frames(data.statistics).items()},
     }
     for table in data.paper:

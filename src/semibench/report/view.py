@@ -432,7 +432,7 @@ def build_view(
                    for t, last in zip(data.paper, data.paper_last, strict=True)]
     task_views, diag_views = [], []
     for task in tasks:
-        main = [figure_view(placed[(k, task)], k) for k in ("errors", "curves")
+        main = [figure_view(placed[(k, task)], k) for k in ("errors", "curves", "sensitivity")
                 if (k, task) in placed]
         diag = [figure_view(placed[(k, task)], k) for k in ("pseudolabels", "per_class")
                 if (k, task) in placed]

@@ -584,7 +584,7 @@ class Trainer:
             "task": self.spec.task,
             "domain": self.meta["domain"],
             "num_labels": self.spec.num_labels,
-            "algorithm": self.composition.label,
+            "algorithm": self.spec.label,  # with a swept run's point (config.sweep has it)
             "imbalance": self.composition.imbalance,
             "seed": self.seed,
             "num_classes": self.num_classes,
