@@ -52,10 +52,15 @@ class UnreadableInput(RunError):
     """One input file cannot be decoded (a broken image, a clip libsndfile rejects, text that
     is not UTF-8): ``predict_files`` skips it when asked to instead of stopping."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+    def __init__(self, message: str, path: str | Path = "", reason: str = "") -> None:
+        super().__init__(message)
         self.path = str(path)
-        self.reason = reason
+        self.reason = reason or message
+
+    @classmethod
+    def of(cls, path: str | Path, reason: str) -> UnreadableInput:
+        """``path: reason``, keeping both for the list of skipped files."""
+        return cls(f"{path}: {reason}", path, reason)
 
 
 def _folder_suffixes(domain: str) -> frozenset[str]:
@@ -106,10 +111,10 @@ def load_image(path: str | Path, shape: Sequence[int]) -> np.ndarray:
         with Image.open(path) as image:
             return image_to_stored(image, shape, str(path))
     except UnidentifiedImageError:
-        raise UnreadableInput(path, "not a readable image (no format PIL reads)") from None
+        raise UnreadableInput.of(path, "not a readable image (no format PIL reads)") from None
     except (OSError, ValueError, SyntaxError) as err:
         # PIL decodes lazily: a truncated file fails in convert(), not in open()
-        raise UnreadableInput(path, f"not a readable image ({_reason(err)})") from None
+        raise UnreadableInput.of(path, f"not a readable image ({_reason(err)})") from None
 
 
 def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarray:
@@ -122,12 +127,12 @@ def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarr
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise UnreadableInput(path, f"cannot read ({err.strerror or err})") from None
+        raise UnreadableInput.of(path, f"cannot read ({err.strerror or err})") from None
     try:
         return ClipConverter(sample_rate=sample_rate, length=num_samples).load(data, str(path))
     except AudioDecodeError as err:
         reason = str(err).removeprefix(f"{path}:").strip()
-        raise UnreadableInput(path, reason or "not a readable audio file") from None
+        raise UnreadableInput.of(path, reason or "not a readable audio file") from None
 
 
 def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
@@ -137,7 +142,7 @@ def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise UnreadableInput(path, f"cannot read as UTF-8 text ({_reason(err)})") from None
+        raise UnreadableInput.of(path, f"cannot read as UTF-8 text ({_reason(err)})") from None
     return [(number, line.strip()) for number, line in enumerate(text.split("\n"), start=1)
             if line.strip()]
 

@@ -26,7 +26,8 @@ def add_predict(sub: Subparsers) -> None:
                        "(input, class, probability)")
     p.add_argument("--run", required=True, help="a finished run directory (has metrics.json)")
     p.add_argument("--input", required=True, nargs="+",
-                   help="files or folders: images; audio files; text files (one input a line)")
+                   help="files or folders (a folder: its files of the task's kind, recursively): "
+                   "images; audio files; text files, one input a line (in a folder: .txt, .text)")
     p.add_argument("--output", default="", help="the CSV to write (default: standard output)")
     p.add_argument("--top-k", type=_at_least_one, default=1,
                    help="classes per input, most probable first (default: 1; more than the "
