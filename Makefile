@@ -14,7 +14,8 @@ UV_COMPILE = $(BIN)/uv pip compile --universal --python-version 3.11 --generate-
 	--custom-compile-command 'make lock' --quiet
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install benchmark test test-fast coverage lint lock clean bench-deps docs readme
+.PHONY: install benchmark test test-fast coverage lint lock clean clean-runs distclean bench-deps \
+	docs readme
 
 install: $(STAMP)
 
@@ -79,5 +80,29 @@ bench-deps: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
 		--target $(SEMILEARN_DIR) semilearn==0.3.2 ruamel.yaml==0.19.1 progress==1.6.1
 
+# Three levels of clean, by what remaking costs (docs/how-to/develop.md):
+# - clean: the report, tables, figures, the docs site and coverage data; `make benchmark`
+#   remakes them from the trained runs in minutes and trains nothing.
+# - clean-runs: also the trained runs, every log, Snakemake's records (.snakemake: what each
+#   output was made with, which decides reruns) and the prepared data and splits (inputs of
+#   the runs: remade, they would retrain the runs anyway). The next benchmark retrains
+#   everything; the downloads, back-translations and Snakemake's conda environments stay.
+# - distclean: everything the pipeline made, downloads (data/raw: hours to fetch again,
+#   manual downloads by hand) and back-translations (hours of MarianMT) included.
+# clean-runs and distclean print what they remove first.
+CLEAN := reports/*/ results/*/tables results/*/figures site .coverage .coverage.*
+CLEAN_RUNS := results logs data/prepared data/splits
+
 clean:
-	rm -rf .snakemake data results reports/*/ logs
+	rm -rf $(CLEAN)
+
+clean-runs: clean
+	@echo "clean-runs: removing the trained runs, their logs and inputs:" \
+		$(or $(wildcard $(CLEAN_RUNS)) $(filter-out .snakemake/conda%,$(wildcard .snakemake/*)),nothing)
+	rm -rf $(CLEAN_RUNS)
+	test ! -d .snakemake || find .snakemake -mindepth 1 -maxdepth 1 ! -name 'conda*' -exec rm -rf {} +
+
+distclean: clean-runs
+	@echo "distclean: removing the downloads and back-translations (hours to remake):" \
+		$(or $(wildcard data/*),nothing)
+	rm -rf data .snakemake

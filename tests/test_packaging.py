@@ -23,3 +23,18 @@ def test_readme_quick_start_and_ci(repo_root):
     assert commands == ["make benchmark", "make test"]
     ci = (repo_root / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+
+
+def test_license_and_citation_agree_with_pyproject(repo_root):
+    import yaml
+
+    project = tomllib.loads((repo_root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == {"text": "MIT"}
+    license_text = (repo_root / "LICENSE").read_text()
+    assert license_text.startswith("MIT License\n\nCopyright (c) 2026 SemiBench contributors\n")
+    citation = yaml.safe_load((repo_root / "CITATION.cff").read_text())
+    assert {"cff-version", "message", "title", "authors", "version", "license"} <= set(citation)
+    assert citation["cff-version"] == "1.2.0" and citation["title"] == "SemiBench"
+    assert citation["authors"] == [{"name": "SemiBench contributors"}]
+    assert citation["license"] == "MIT"
+    assert str(citation["version"]) == project["version"]

@@ -18,6 +18,7 @@ from PIL import Image
 import semibench
 from semibench.cli import main
 from semibench.config import check_config, run_config
+from semibench.errors import SemiBenchError
 from semibench.splits import make_split, write_split
 from semibench.tasks import load_prepared
 from semibench.train.evaluate import all_logits
@@ -264,9 +265,18 @@ def test_predict_audio_files(tmp_path):
     assert row["class"] == task.classes[int(probs.argmax())]
     assert float(row["probability"]) == pytest.approx(float(probs.max()), abs=1e-6)
 
+    (tmp_path / "noise.wav").write_bytes(b"RIFF not really")  # skipped, as images are
+    assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "clip.wav"),
+                 str(tmp_path / "noise.wav"), "--output", str(tmp_path / "p.csv"),
+                 "--skip-unreadable"]) == 0
+    skipped = list(csv.DictReader((tmp_path / "p.skipped.csv").open()))
+    assert [r["input"] for r in skipped] == [str(tmp_path / "noise.wav")]
+    assert skipped[0]["reason"].startswith("not a readable audio file (")
 
-def test_predict_text_lines(tmp_path):
-    """Each non-empty line of a text file is one input, tokenised as the task's texts are."""
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """A newsgroups run directory (MiniLM, untrained head): text inputs."""
     from semibench.backbones import create_backbone
     from semibench.tasks import create_task
 
@@ -275,20 +285,73 @@ def test_predict_text_lines(tmp_path):
     settings = run_config(cfg, "newsgroups", 80, "supervised", 0)
     torch.manual_seed(0)
     model = create_backbone(settings["backbone"], task.num_classes, **settings["backbone_args"])
-    run_dir = fake_run(tmp_path / "run", "newsgroups", 80, model, {})
+    return fake_run(tmp_path_factory.mktemp("text") / "run", "newsgroups", 80, model, {})
+
+
+def test_predict_text_lines(text_run, tmp_path):
+    """Each non-empty line of a text file is one input, tokenised as the task's texts are, and
+    named by its line number in the file (empty lines counted)."""
     texts = ["The shuttle launch was delayed by the weather.",
              "Which graphics card runs this game?"]
     (tmp_path / "in.txt").write_text(f"{texts[0]}\n\n{texts[1]}\n", encoding="utf-8")
-    assert main(["predict", "--run", str(run_dir), "--input", str(tmp_path / "in.txt"),
+    assert main(["predict", "--run", str(text_run), "--input", str(tmp_path / "in.txt"),
                  "--output", str(tmp_path / "p.csv")]) == 0
     rows = list(csv.DictReader((tmp_path / "p.csv").open()))
-    assert [r["input"] for r in rows] == [f"{tmp_path / 'in.txt'}:1", f"{tmp_path / 'in.txt'}:2"]
-    run = semibench.load_run(run_dir)
+    assert [r["input"] for r in rows] == [f"{tmp_path / 'in.txt'}:1", f"{tmp_path / 'in.txt'}:3"]
+    run = semibench.load_run(text_run)
+    classes = run.classes
     with torch.no_grad():
         probs = run.model(run.preprocess(texts)).softmax(-1)
     for row, p in zip(rows, probs, strict=True):
-        assert row["class"] == task.classes[int(p.argmax())]
+        assert row["class"] == classes[int(p.argmax())]
         assert float(row["probability"]) == pytest.approx(float(p.max()), abs=1e-5)
+
+
+def test_text_line_numbers_are_the_files(tmp_path):
+    """Numbered as an editor numbers lines: CRLF endings, a form feed inside a line and a byte
+    order mark do not shift them (str.splitlines would split at the form feed)."""
+    from semibench.inference import read_text_lines
+
+    path = tmp_path / "posts.txt"
+    path.write_bytes("\ufefffirst\r\n\r\n  \nsecond\x0cpart\r\n\nthird".encode())
+    assert read_text_lines(path) == [(1, "first"), (4, "second\x0cpart"), (6, "third")]
+
+
+def test_empty_text_input_is_an_error(text_run, tmp_path, capsys):
+    empty = tmp_path / "posts.txt"
+    empty.write_text("\n  \n\n", encoding="utf-8")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(text_run), "--input", str(empty),
+                 "--output", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"semibench predict: error: nothing to predict in {empty}: no non-empty lines"
+    assert not out.exists()
+
+
+def test_a_folder_of_texts_says_what_it_ignores(text_run, tmp_path, capsys):
+    folder = tmp_path / "posts"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("one\n", encoding="utf-8")
+    (folder / "sub" / "b.text").write_text("two\n", encoding="utf-8")
+    (folder / "notes.md").write_text("# not read\n", encoding="utf-8")
+    (folder / "table.csv").write_text("text,label\n", encoding="utf-8")
+    (folder / "sub" / "more.csv").write_text("text,label\n", encoding="utf-8")
+    (folder / ".hidden.txt").write_text("editor backup\n", encoding="utf-8")
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(text_run), "--input", str(folder),
+                 "--output", str(out)]) == 0
+    assert [r["input"] for r in csv.DictReader(out.open())] == [
+        f"{folder / 'a.txt'}:1", f"{folder / 'sub' / 'b.text'}:1"]
+    err = capsys.readouterr().err
+    assert (f"{folder}: read 2 text file(s), ignored 3 other file(s) (.csv: 2, .md: 1)"
+            in err)
+
+    only_tables = tmp_path / "tables"
+    only_tables.mkdir()
+    (only_tables / "t.csv").write_text("text,label\n", encoding="utf-8")
+    assert main(["predict", "--run", str(text_run), "--input", str(only_tables)]) == 1
+    assert (f"{only_tables}: no text files (.txt, .text) in this folder; it has 1 other "
+            "file(s) (.csv: 1)") in capsys.readouterr().err
 
 
 def test_load_image_gives_the_stored_layout(tmp_path):
@@ -306,3 +369,115 @@ def test_load_image_gives_the_stored_layout(tmp_path):
     grey = load_image(tmp_path / "rgb.png", [1, 4, 6])
     assert grey.shape == (1, 4, 6)
     assert int(grey[0, 0, 0]) == round(10 * 0.299 + 20 * 0.587 + 30 * 0.114)  # PIL's "L"
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def one_line_error(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) >= 1
+    return err[-1]
+
+
+@pytest.fixture
+def mixed_folder(images, tmp_path) -> tuple[Path, list[str]]:
+    """Two good images, a file that is no image and a truncated PNG."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in ("digit0.png", "digit1.png"):
+        shutil.copy(images[0] / name, folder / name)
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    data = (images[0] / "big_rgb.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(data[: len(data) // 2])
+    return folder, [str(folder / "broken.png"), str(folder / "cut.jpg")]
+
+
+def test_an_unreadable_file_is_refused_naming_it_and_the_flag(run_dir, mixed_folder, capsys):
+    folder, bad = mixed_folder
+    assert main(["predict", "--run", str(run_dir), "--input", str(folder)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"semibench predict: error: {bad[0]}: not a readable image (")
+    assert err.endswith("; --skip-unreadable skips such files and lists them")
+
+
+def test_skip_unreadable_lists_what_it_skipped(run_dir, mixed_folder, tmp_path, capsys):
+    folder, bad = mixed_folder
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "--run", str(run_dir), "--input", str(folder), "--output", str(out),
+                 "--skip-unreadable"]) == 0
+    assert [Path(r["input"]).name for r in csv.DictReader(out.open())] == [
+        "digit0.png", "digit1.png"]
+    listed = list(csv.DictReader((tmp_path / "preds.skipped.csv").open()))
+    assert [r["input"] for r in listed] == bad
+    assert all(r["reason"].startswith("not a readable image (") for r in listed)
+    assert (f"semibench predict: skipped 2 unreadable file(s): {bad[0]}, {bad[1]}; every one "
+            f"in {tmp_path / 'preds.skipped.csv'}") in capsys.readouterr().err
+
+    # to standard output: the names on stderr only
+    assert main(["predict", "--run", str(run_dir), "--input", str(folder),
+                 "--skip-unreadable"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 3
+    assert f"skipped 2 unreadable file(s): {bad[0]}, {bad[1]}\n" in captured.err
+
+    # nothing readable: nothing to predict
+    assert main(["predict", "--run", str(run_dir), "--input", *bad, "--skip-unreadable"]) == 1
+    assert one_line_error(capsys) == (f"semibench predict: error: nothing to predict in "
+                                      f"{bad[0]}, {bad[1]}: all 2 file(s) unreadable")
+
+
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short", b"hello world" * 10])
+def test_a_corrupt_checkpoint_is_one_whole_line(run_dir, tmp_path, capsys, content):
+    copy = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    (copy / "model_best.pt").write_bytes(content)
+    assert main(["predict", "--run", str(copy), "--input", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"semibench predict: error: {copy / 'model_best.pt'}: ")
+    assert err.endswith("copy it again from where the run trained, or retrain the run (its "
+                        "other checkpoint, model_last.pt, may still load)")
+
+
+def test_top_k_below_one_is_refused(run_dir, images, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["predict", "--run", str(run_dir), "--input", str(images[0]), "--top-k", "0"])
+    assert stop.value.code == 2
+    assert "argument --top-k: 0: must be at least 1" in capsys.readouterr().err
+    run = semibench.load_run(run_dir)
+    with pytest.raises(SemiBenchError, match="top_k=0: must be at least 1"):
+        run.predict([images[0] / "digit0.png"], top_k=0)
+
+
+def test_top_k_above_the_classes_gives_all_of_them(run_dir, images, tmp_path, capsys):
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--run", str(run_dir), "--input", str(images[0] / "digit0.png"),
+                 "--output", str(out), "--top-k", "25"]) == 0
+    row = next(csv.DictReader(out.open()))
+    assert len(row) == 2 * 10 + 1 and sorted(row[k] for k in row if k.startswith("class")) == [
+        str(d) for d in range(10)]
+    assert ("--top-k 25: the model has 10 classes; giving all 10"
+            in capsys.readouterr().err)
+
+
+def test_load_run_takes_pil_images_and_arrays(run_dir, images):
+    folder, _ = images
+    run = semibench.load_run(run_dir)
+    files = [folder / "digit0.png", folder / "big_rgb.jpg"]
+    from_files = run.predict_proba(files)
+    with Image.open(files[0]) as grey, Image.open(files[1]) as rgb:
+        assert torch.equal(run.predict_proba([grey, rgb]), from_files)
+    stored = run.to_stored(files)
+    assert torch.equal(run.predict_proba(list(stored)), from_files)
+    assert run.predict([grey_image(folder)], top_k=2)[0].input == "[0]"
+    with pytest.raises(SemiBenchError,
+                       match=r"\[0\]: shape \[28, 28\], the task stores \[1, 28, 28\]"):
+        run.predict_proba([stored[0, 0]])
+    with pytest.raises(SemiBenchError, match=r"\[0\]: float pixels"):
+        run.predict_proba([stored[0] / 255.0])
+
+
+def grey_image(folder: Path) -> Image.Image:
+    with Image.open(folder / "digit1.png") as image:
+        return image.copy()

@@ -18,8 +18,10 @@ on the CPU (same code path, batch size and thread count as the trainer's evaluat
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,44 +33,88 @@ import torch
 from semibench.errors import SemiBenchError
 from semibench.metrics_file import MetricsFormatError, read_metrics
 
+logger = logging.getLogger(__name__)
+
 CHECKPOINTS = {"best": "model_best.pt", "last": "model_last.pt"}
-#: file suffixes a folder given to ``predict`` is searched for, per domain
-AUDIO_SUFFIXES = (".wav", ".au", ".flac", ".ogg", ".mp3")
-TEXT_SUFFIXES = (".txt",)
+#: file suffixes a folder given to ``predict`` is searched for, per domain (images: every
+#: suffix PIL reads; audio: what the own-data tasks read, semibench.tasks._files); a file
+#: named on its own is read whatever its suffix
+TEXT_SUFFIXES = (".txt", ".text")
+#: how many file names a one-line message lists before "..."
+SHOW = 10
 
 
 class RunError(SemiBenchError, RuntimeError):
     """A run directory, checkpoint or input cannot be used; the message names the file."""
 
 
-def _image_suffixes() -> tuple[str, ...]:
-    from PIL import Image
+class UnreadableInput(RunError):
+    """One input file cannot be decoded (a broken image, a clip libsndfile rejects, text that
+    is not UTF-8): ``predict_files`` skips it when asked to instead of stopping."""
 
-    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
-                        if fmt in Image.OPEN))
+    def __init__(self, message: str, path: str | Path = "", reason: str = "") -> None:
+        super().__init__(message)
+        self.path = str(path)
+        self.reason = reason or message
+
+    @classmethod
+    def of(cls, path: str | Path, reason: str) -> UnreadableInput:
+        """``path: reason``, keeping both for the list of skipped files."""
+        return cls(f"{path}: {reason}", path, reason)
+
+
+def _folder_suffixes(domain: str) -> frozenset[str]:
+    from semibench.tasks._files import AUDIO_SUFFIXES, image_suffixes
+
+    return {"image": image_suffixes, "audio": lambda: AUDIO_SUFFIXES,
+            "text": lambda: frozenset(TEXT_SUFFIXES)}[domain]()
+
+
+def _reason(err: BaseException) -> str:
+    """An exception as a short reason, whole words only: its first sentence when that is short
+    (torch's and PIL's messages run to paragraphs), else its type."""
+    text = " ".join(str(err).split())
+    first = text.split(". ")[0].rstrip(".")
+    return f"{type(err).__name__}: {first}" if first and len(first) <= 120 else type(err).__name__
+
+
+def shorten(names: Sequence[str], show: int = SHOW) -> str:
+    """``a, b, c`` or ``a, b, ... (N in all)``: file names for a one-line message."""
+    more = f", ... ({len(names)} in all)" if len(names) > show else ""
+    return ", ".join(names[:show]) + more
 
 
 # --------------------------------------------------------------------------- raw inputs
 
 
-def load_image(path: str | Path, shape: Sequence[int]) -> np.ndarray:
-    """An image file as the task stores images: uint8 ``[C, H, W]`` of ``shape``, grey or RGB
-    as the task's images are, resized with PIL's bilinear filter when its size differs."""
-    from PIL import Image, UnidentifiedImageError
+def image_to_stored(image: Any, shape: Sequence[int], name: str = "image") -> np.ndarray:
+    """A PIL image as the task stores images: uint8 ``[C, H, W]`` of ``shape``, grey or RGB as
+    the task's images are, resized with PIL's bilinear filter when its size differs."""
+    from PIL import Image
 
     channels, height, width = (int(n) for n in shape)
     if channels not in (1, 3):
-        raise RunError(f"{path}: the task stores {channels}-channel images; only grey (1) and "
-                       "RGB (3) files can be converted")
+        raise RunError(f"{name}: the task stores {channels}-channel images; only grey (1) and "
+                       "RGB (3) images can be converted")
+    image = image.convert("L" if channels == 1 else "RGB")
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def load_image(path: str | Path, shape: Sequence[int]) -> np.ndarray:
+    """An image file as the task stores images (:func:`image_to_stored`)."""
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise RunError(f"{path}: not a readable image ({err})") from None
-    return array[None] if channels == 1 else np.ascontiguousarray(array.transpose(2, 0, 1))
+            return image_to_stored(image, shape, str(path))
+    except UnidentifiedImageError:
+        raise UnreadableInput.of(path, "not a readable image (no format PIL reads)") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        # PIL decodes lazily: a truncated file fails in convert(), not in open()
+        raise UnreadableInput.of(path, f"not a readable image ({_reason(err)})") from None
 
 
 def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarray:
@@ -81,36 +127,63 @@ def load_audio(path: str | Path, sample_rate: int, num_samples: int) -> np.ndarr
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise RunError(f"{path}: cannot read ({err.strerror or err})") from None
+        raise UnreadableInput.of(path, f"cannot read ({err.strerror or err})") from None
     try:
         return ClipConverter(sample_rate=sample_rate, length=num_samples).load(data, str(path))
     except AudioDecodeError as err:
-        raise RunError(str(err)) from None
+        reason = str(err).removeprefix(f"{path}:").strip()
+        raise UnreadableInput.of(path, reason or "not a readable audio file") from None
 
 
-def read_text_lines(path: str | Path) -> list[str]:
-    """The non-empty lines of a text file: one input each."""
+def read_text_lines(path: str | Path) -> list[tuple[int, str]]:
+    """The non-empty lines of a text file, one input each, with their line numbers in the file
+    (1-based, empty lines counted, split at newlines only: what an editor or ``sed -n 4p``
+    shows; a UTF-8 byte order mark is dropped)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: cannot read as UTF-8 text ({err})") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+        raise UnreadableInput.of(path, f"cannot read as UTF-8 text ({_reason(err)})") from None
+    return [(number, line.strip()) for number, line in enumerate(text.split("\n"), start=1)
+            if line.strip()]
+
+
+def _folder_files(folder: Path, domain: str) -> list[Path]:
+    """The files of a folder that are read as ``domain`` inputs, sorted, recursively (hidden
+    files and folders and system litter skipped, as in own-data folders); files with another
+    suffix are counted in a note, by suffix."""
+    from semibench.tasks._files import walk_files
+
+    allowed = _folder_suffixes(domain)
+    found, ignored = [], Counter()
+    for rel in walk_files(folder):
+        suffix = Path(rel).suffix.lower()
+        if suffix in allowed:
+            found.append(folder / rel)
+        else:
+            ignored[suffix or "(no suffix)"] += 1
+    what = ", ".join(TEXT_SUFFIXES) if domain == "text" else (
+        ".wav, .flac, .ogg, .mp3 and other formats libsndfile reads" if domain == "audio"
+        else ".png, .jpg, .bmp, .tif, .webp and other formats PIL reads")
+    others = ", ".join(f"{suffix}: {n}" for suffix, n in sorted(ignored.items()))
+    if not found:
+        has = f"; it has {sum(ignored.values())} other file(s) ({others})" if ignored else ""
+        raise RunError(f"{folder}: no {domain} files ({what}) in this folder{has}")
+    if ignored:
+        logger.info("%s: read %d %s file(s), ignored %d other file(s) (%s); a folder is read "
+                    "for %s only, a file named on its own whatever its suffix", folder,
+                    len(found), domain, sum(ignored.values()), others, what)
+    return found
 
 
 def expand_inputs(inputs: Iterable[str | Path], domain: str) -> list[Path]:
-    """Files and folders -> the files, in order (a folder's matching files, sorted,
-    recursively); a name that does not exist or a folder without inputs is an error."""
-    suffixes = {"image": None, "audio": AUDIO_SUFFIXES, "text": TEXT_SUFFIXES}[domain]
+    """Files and folders -> the files, in order (a folder's files of the domain's suffixes,
+    sorted, recursively); a name that does not exist or a folder without inputs is an
+    error."""
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            allowed = suffixes if suffixes is not None else _image_suffixes()
-            found = sorted(p for p in path.rglob("*")
-                           if p.is_file() and p.suffix.lower() in allowed)
-            if not found:
-                raise RunError(f"{path}: no {domain} files ({', '.join(allowed)}) in this folder")
-            files += found
+            files += _folder_files(path, domain)
         elif path.is_file():
             files.append(path)
         else:
@@ -124,13 +197,20 @@ def expand_inputs(inputs: Iterable[str | Path], domain: str) -> list[Path]:
 def _state_dict(path: Path, keep_heads: bool = False) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise RunError(f"{path}: missing; a finished run has model_best.pt and model_last.pt")
+    other = next(name for name in CHECKPOINTS.values() if name != path.name)
+    remedy = (f"copy it again from where the run trained, or retrain the run (its other "
+              f"checkpoint, {other}, may still load)")
+    if path.stat().st_size == 0:
+        raise RunError(f"{path}: an empty file, not a checkpoint (an interrupted save or copy); "
+                       f"{remedy}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - a corrupt file is one fault, whatever torch says
-        raise RunError(f"{path}: unreadable checkpoint ({type(err).__name__}: "
-                       f"{str(err).splitlines()[0][:120]})") from None
+        raise RunError(f"{path}: not a readable checkpoint ({_reason(err)}); the file is "
+                       f"damaged or incomplete: {remedy}") from None
     if not isinstance(state, dict):
-        raise RunError(f"{path}: not a model state dict")
+        raise RunError(f"{path}: holds a {type(state).__name__}, not a model state dict; "
+                       f"{remedy}")
     # an algorithm's extra heads (projection heads etc.) are not needed to classify, unless
     # it predicts with one (keep_heads: ABC's balanced classifier)
     return {k: v for k, v in state.items() if keep_heads or not k.startswith("ssl_heads.")}
@@ -174,25 +254,43 @@ class LoadedRun:
         return int(self.metrics["config"]["train"]["eval_batch_size"])
 
     def to_stored(self, items: Sequence[Any]) -> np.ndarray:
-        """Raw inputs as the task stores samples: file paths (or, for text, strings; for
-        images and audio, arrays already in the stored format)."""
-        fmt = self.input_format
+        """Raw inputs as the task stores samples: file paths; for text, strings; for images,
+        PIL images or uint8 arrays ``[C, H, W]`` of the stored shape; for audio, float arrays
+        of the stored length."""
         if self.domain == "text":
             return np.asarray([str(t) for t in items])
+        if self.domain not in ("image", "audio"):
+            raise RunError(f"unknown domain {self.domain!r}")
+        return np.stack([self.stored_sample(x, f"[{i}]") for i, x in enumerate(items)])
+
+    def stored_sample(self, x: Any, name: str = "") -> np.ndarray:
+        """One image or audio input (a file path, a PIL image, an array) in the stored
+        format; a file that cannot be decoded raises :class:`UnreadableInput`."""
+        fmt = self.input_format
+        key = "shape" if self.domain == "image" else "sample_rate"
+        if key not in fmt and not isinstance(x, np.ndarray):
+            raise RunError(f"{self.run_dir / 'metrics.json'}: no input_format (a run from an "
+                           f"older SemiBench); give arrays in the stored format")
         if self.domain == "image":
-            if "shape" not in fmt:
-                raise RunError(f"{self.run_dir / 'metrics.json'}: no input_format.shape (a run "
-                               "from an older SemiBench); give arrays of the stored shape")
-            return np.stack([np.asarray(x, dtype=np.uint8) if isinstance(x, np.ndarray)
-                             else load_image(x, fmt["shape"]) for x in items])
-        if self.domain == "audio":
-            if "sample_rate" not in fmt:
-                raise RunError(f"{self.run_dir / 'metrics.json'}: no input_format (a run from "
-                               "an older SemiBench); give arrays of the stored length")
-            return np.stack([np.asarray(x, dtype=np.float32) if isinstance(x, np.ndarray)
-                             else load_audio(x, fmt["sample_rate"], fmt["num_samples"])
-                             for x in items])
-        raise RunError(f"unknown domain {self.domain!r}")
+            from PIL import Image
+
+            if isinstance(x, Image.Image):
+                return image_to_stored(x, fmt["shape"], name or "image")
+            if not isinstance(x, np.ndarray):
+                return load_image(x, fmt["shape"])
+            expected, dtype = tuple(fmt.get("shape", x.shape)), np.uint8
+            if x.dtype.kind == "f":
+                raise RunError(f"{name or 'array'}: float pixels; give uint8 (0-255) arrays "
+                               f"{list(expected)}, as the task stores images, or PIL images")
+        else:
+            if not isinstance(x, np.ndarray):
+                return load_audio(x, fmt["sample_rate"], fmt["num_samples"])
+            expected, dtype = ((int(fmt["num_samples"]),) if "num_samples" in fmt
+                               else x.shape), np.float32
+        if x.shape != expected:
+            raise RunError(f"{name or 'array'}: shape {list(x.shape)}, the task stores "
+                           f"{list(expected)}; give files, or arrays in the stored format")
+        return np.asarray(x, dtype=dtype)
 
     def prepare(self, stored: Any) -> torch.Tensor:
         """Stored samples -> the stored tensors the eval view takes (the trainer's step)."""
@@ -214,9 +312,12 @@ class LoadedRun:
 
     def predict(self, items: Sequence[Any], top_k: int = 1,
                 names: Sequence[str] | None = None) -> list[Prediction]:
-        """The ``top_k`` most probable classes of each input."""
+        """The ``top_k`` most probable classes of each input (every class, ranked, when
+        ``top_k`` exceeds their number)."""
+        if top_k < 1:
+            raise RunError(f"top_k={top_k}: must be at least 1")
         probs = self.predict_proba(items)
-        k = max(1, min(top_k, len(self.classes)))
+        k = min(top_k, len(self.classes))
         top = probs.topk(k, dim=-1)
         labels = names if names is not None else [str(x) if isinstance(x, str | Path)
                                                   else f"[{i}]" for i, x in enumerate(items)]
@@ -309,25 +410,59 @@ def _composed_algorithm(metrics: dict[str, Any]) -> Any:
 # --------------------------------------------------------------------------- predict
 
 
+@dataclass
+class Skipped:
+    """An input file that ``predict_files`` could not decode, and why."""
+
+    input: str
+    reason: str
+
+
+@dataclass
+class FilePredictions:
+    """What :func:`predict_files` made of its inputs: the files it found, a prediction per
+    input (per non-empty line of a text file) and the unreadable files it skipped."""
+
+    files: list[Path]
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
 def predict_files(run: LoadedRun, inputs: Iterable[str | Path], top_k: int = 1,
-                  chunk: int = 256) -> list[Prediction]:
+                  chunk: int = 256, skip_unreadable: bool = False) -> FilePredictions:
     """Predictions for files and folders (text files: one input per non-empty line, named
-    ``file:line``), ``chunk`` files at a time so that a large folder fits in memory."""
-    files = expand_inputs(inputs, run.domain)
+    ``file:line`` with the file's own line number), ``chunk`` inputs at a time so that a large
+    folder fits in memory. A file that cannot be decoded raises :class:`UnreadableInput`, or
+    with ``skip_unreadable`` is left out and listed in ``skipped``."""
+    if top_k < 1:
+        raise RunError(f"top_k={top_k}: must be at least 1")
+    out = FilePredictions(expand_inputs(inputs, run.domain))
     items: list[Any] = []
     names: list[str] = []
-    for path in files:
-        if run.domain == "text":
-            lines = read_text_lines(path)
-            items += lines
-            names += [f"{path}:{i}" for i in range(1, len(lines) + 1)]
-        else:
-            items.append(path)
-            names.append(str(path))
-    out: list[Prediction] = []
-    for start in range(0, len(items), chunk):
-        out += run.predict(items[start : start + chunk], top_k,
-                           names=names[start : start + chunk])
+
+    def flush() -> None:
+        if items:
+            out.predictions.extend(run.predict(items, top_k, names=names))
+            items.clear()
+            names.clear()
+
+    for path in out.files:
+        try:
+            if run.domain == "text":
+                loaded = [(line, f"{path}:{number}") for number, line in read_text_lines(path)]
+            else:
+                loaded = [(run.stored_sample(path, str(path)), str(path))]
+        except UnreadableInput as err:
+            if not skip_unreadable:
+                raise
+            out.skipped.append(Skipped(str(path), err.reason))
+            continue
+        for item, name in loaded:
+            items.append(item)
+            names.append(name)
+            if len(items) >= chunk:
+                flush()
+    flush()
     return out
 
 
@@ -348,6 +483,18 @@ def predictions_csv(predictions: Sequence[Prediction]) -> str:
         for name, prob in zip(p.classes, p.probabilities, strict=True):
             row += [name, f"{prob:.6f}"]
         writer.writerow(row)
+    return buffer.getvalue()
+
+
+def skipped_csv(skipped: Sequence[Skipped]) -> str:
+    """``input,reason``: the files ``predict_files`` skipped."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["input", "reason"])
+    writer.writerows([s.input, s.reason] for s in skipped)
     return buffer.getvalue()
 
 

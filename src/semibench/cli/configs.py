@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Collection
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -34,27 +35,39 @@ def list_registered(args: argparse.Namespace) -> None:
 
     def origin(registry, name: str) -> str:
         where = registry.origin(name)
-        return "" if where.startswith("semibench.") else f"  [{where}]"
+        return "" if where.startswith("semibench.") else f"[{where}]"
 
+    tasks = [create_task(name) for name in TASKS]
     print("tasks:")
-    for name in TASKS:
-        t = create_task(name)
-        print(f"  {name:<12} {t.domain:<6} {t.num_classes:>3} classes  labels {list(t.label_budgets)}"
-              f"  backbone {t.backbone}{origin(TASKS, name)}")
+    print_table([[name, t.domain, f"{t.num_classes} classes", f"labels {list(t.label_budgets)}",
+                  f"backbone {t.backbone}", origin(TASKS, name)]
+                 for name, t in zip(TASKS, tasks, strict=True)], right={2})
     print("algorithms:")
-    for name in ALGORITHMS:
-        print(f"  {name:<16} {ALGORITHMS.origin(name)}")
+    print_table([[name, ALGORITHMS.origin(name)] for name in ALGORITHMS])
     from semibench.imbalance import IMBALANCE
 
     print("imbalance methods (compose as <algorithm>_<method>, e.g. fixmatch_abc):")
+    rows = []
     for name in IMBALANCE:
         only = IMBALANCE.get(name).bases
-        note = f"  (with {', '.join(sorted(only))} only)" if only else ""
-        print(f"  {name:<16} {IMBALANCE.origin(name)}{note}")
+        rows.append([name, IMBALANCE.origin(name),
+                     f"(with {', '.join(sorted(only))} only)" if only else ""])
+    print_table(rows)
     print("backbones:")
-    for name in [*BACKBONES.names(), *BACKBONES.families()]:
-        shown = name if name in BACKBONES.names() else f"{name}/<name>"
-        print(f"  {shown:<24} {BACKBONES.origin(name)}")
+    print_table([[name if name in BACKBONES.names() else f"{name}/<name>",
+                  BACKBONES.origin(name)]
+                 for name in [*BACKBONES.names(), *BACKBONES.families()]])
+
+
+def print_table(rows: list[list[str]], right: Collection[int] = ()) -> None:
+    """Rows indented by two spaces, each column as wide as its widest cell (a long plugin name
+    widens its column instead of pushing its row out of line); ``right``: right-aligned
+    columns."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))] if rows else []
+    for row in rows:
+        cells = [cell.rjust(w) if i in right else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        print(("  " + "  ".join(cells)).rstrip())
 
 
 def add_check_config(sub: Subparsers) -> None:

@@ -11,30 +11,81 @@ logger = logging.getLogger(__name__)
 Subparsers = argparse._SubParsersAction
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be at least 1")
+    return value
+
+
 def add_predict(sub: Subparsers) -> None:
     p = sub.add_parser("predict", help="predict files with a trained run's model, as CSV "
                        "(input, class, probability)")
     p.add_argument("--run", required=True, help="a finished run directory (has metrics.json)")
     p.add_argument("--input", required=True, nargs="+",
-                   help="files or folders: images; audio files; text files (one input a line)")
+                   help="files or folders (a folder: its files of the task's kind, recursively): "
+                   "images; audio files; text files, one input a line (in a folder: .txt, .text)")
     p.add_argument("--output", default="", help="the CSV to write (default: standard output)")
-    p.add_argument("--top-k", type=int, default=1, help="classes per input (default: 1)")
+    p.add_argument("--top-k", type=_at_least_one, default=1,
+                   help="classes per input, most probable first (default: 1; more than the "
+                   "model's classes gives all of them)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="skip files that cannot be decoded instead of stopping at the first; "
+                   "they are listed on stderr and, with --output X.csv, in X.skipped.csv")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
                    help="best on validation (default) or the last evaluated weights")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.set_defaults(func=predict)
 
 
+def skipped_path(output: Path) -> Path:
+    """Where ``--skip-unreadable`` lists the skipped files beside ``--output``."""
+    return output.with_name(f"{output.stem}.skipped.csv")
+
+
 def predict(args: argparse.Namespace) -> None:
-    from semibench.inference import load_run, predict_files, predictions_csv
+    from semibench.inference import (
+        RunError,
+        UnreadableInput,
+        load_run,
+        predict_files,
+        predictions_csv,
+        shorten,
+        skipped_csv,
+    )
     from semibench.io import atomic_write_text
 
     run = load_run(args.run, args.checkpoint, args.device)
-    text = predictions_csv(predict_files(run, args.input, top_k=args.top_k))
-    if args.output:
-        atomic_write_text(Path(args.output), text)
-        logger.info("semibench predict: wrote %d predictions to %s", text.count("\n") - 1,
-                    args.output)
+    if args.top_k > len(run.classes):
+        logger.info("semibench predict: --top-k %d: the model has %d classes; giving all %d",
+                    args.top_k, len(run.classes), len(run.classes))
+    try:
+        result = predict_files(run, args.input, top_k=args.top_k,
+                               skip_unreadable=args.skip_unreadable)
+    except UnreadableInput as err:
+        raise RunError(f"{err}; --skip-unreadable skips such files and lists them") from None
+    output = Path(args.output) if args.output else None
+    skipped = [s.input for s in result.skipped]
+    if args.skip_unreadable and output is not None:  # written every time: never a stale list
+        atomic_write_text(skipped_path(output), skipped_csv(result.skipped))
+    if skipped:
+        where = (f"; every one in {skipped_path(output)}" if output is not None
+                 else "")
+        logger.warning("semibench predict: skipped %d unreadable file(s): %s%s", len(skipped),
+                       shorten(skipped) if output is not None else ", ".join(skipped), where)
+    if not result.predictions:
+        inputs = shorten([str(i) for i in args.input], 3)
+        why = (f"all {len(skipped)} file(s) unreadable" if skipped
+               else "no non-empty lines" if run.domain == "text" else "no inputs")
+        raise RunError(f"nothing to predict in {inputs}: {why}")
+    text = predictions_csv(result.predictions)
+    if output is not None:
+        atomic_write_text(output, text)
+        logger.info("semibench predict: wrote %d predictions to %s", len(result.predictions),
+                    output)
     else:
         sys.stdout.write(text)
 
