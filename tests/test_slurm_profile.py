@@ -147,8 +147,9 @@ def run_snakemake(workdir: Path, profile: Path, configfile: Path,
                   *targets: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(
-        [str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--profile",
-         str(profile), "--configfile", str(configfile), *targets],
+        # the targets first: --configfile takes every word up to the next option
+        [str(BIN / "snakemake"), *targets, "--snakefile", str(REPO / "Snakefile"), "--profile",
+         str(profile), "--configfile", str(configfile)],
         cwd=workdir, capture_output=True, text=True, env=env, timeout=1100,
     )
 
