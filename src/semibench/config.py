@@ -112,8 +112,13 @@ def algorithm_names(config: dict[str, Any], task: str | None = None) -> list[str
     return ALGORITHMS.names() if algs == "all" else list(algs)
 
 
-def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``."""
+def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *,
+                 base_dir: str | Path | None = None) -> dict[str, Any]:
+    """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``.
+
+    ``base_dir``: the folder that relative paths (``plugins:`` files, ``from_files`` folders and
+    tables) are read from, the config file's (``semibench.config_file.check_config_file``);
+    None, for a config built in Python: the working directory. The paths stay as written."""
     schema = schema or load_schema()
     config = _plain(config)
     error = jsonschema.exceptions.best_match(_Validator(schema).iter_errors(config))
@@ -123,7 +128,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         if "default" in spec:
             config.setdefault(key, json.loads(json.dumps(spec["default"])))
     try:  # plugins first: they add algorithms, tasks and backbones that the checks below see
-        config["plugins"] = load_plugins(config.get("plugins", []))
+        config["plugins"] = load_plugins(config.get("plugins", []), base_dir)
     except PluginError as err:
         raise ConfigError(str(err)) from None
 
@@ -169,7 +174,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     except ValueError as err:
         raise ConfigError(str(err)) from None
     try:  # tasks read from the user's files join the registry, checked against the files
-        declare_file_tasks(config["tasks"])
+        declare_file_tasks(config["tasks"], base_dir)
     except FileTaskError as err:
         raise ConfigError(str(err)) from None
     for name, settings in config["tasks"].items():
