@@ -5,17 +5,22 @@
         from_files: {domain: image, train: flowers/train, test: flowers/test, image_size: 32}
         num_labels: [20]
 
-``fetch`` lists the declared folders or tables, records the SHA-256 of every file it read in
-``data/raw/<task>/manifest.json`` (the files stay where they are) and refuses files that appear
-in both train (or unlabelled) and test. ``prepare`` re-reads each file once, checks its bytes
-against the manifest, decodes them (images: any PIL format, EXIF-rotated, resized on the
-shorter side and centre-cropped to ``image_size``; audio: any format libsndfile reads
-(``semibench.audio_io``), mono, resampled to ``sample_rate``, the first ``seconds``;
-text: the first ``max_chars`` characters) and writes the same prepared format as every task.
+Relative paths are read from the config file's folder (``semibench.config_file``), and
+recorded as written. ``fetch`` lists the declared folders or tables, records the SHA-256 of
+every file it read in ``data/raw/<task>/manifest.json`` (the files stay where they are) and
+applies the declaration's policies to samples of the same content (``conflicting_labels``:
+one content under two classes; ``test_duplicates``: a test sample also in train or
+unlabelled), recording the choice and what it left out. ``prepare`` re-reads each file once,
+checks its bytes against the manifest, leaves out what fetch left out, decodes the rest
+(images: any PIL format, EXIF-rotated, resized on the shorter side and centre-cropped to
+``image_size``; audio: any format libsndfile reads (``semibench.audio_io``), mono, resampled
+to ``sample_rate``, the first ``seconds``; text: the first ``max_chars`` characters) and
+writes the same prepared format as every task.
 
 The workflow declares these tasks in its own process when it checks the config, and hands the
-declarations to the ``semibench`` jobs it starts in ``$SEMIBENCH_FILE_TASKS`` (they get no
-config), which ``semibench.tasks`` reads on import.
+declarations, with the absolute folder their relative paths are read from, to the
+``semibench`` jobs it starts in ``$SEMIBENCH_FILE_TASKS`` (they get no config), which
+``semibench.tasks`` reads on import.
 """
 
 from __future__ import annotations
@@ -244,6 +249,7 @@ def _duplicates(source: FileSource, listing: Listing, content: dict[str, str]) -
     for it in listing.items:
         groups[content[f"{it.role}/{it.rel}"]].append(it)
     what = "rows" if source.domain == "text" else "files"
+    order = {f"{it.role}/{it.rel}": i for i, it in enumerate(listing.items)}
 
     conflicts = []  # the labelled training samples of each content under 2+ classes
     for group in groups.values():
@@ -266,7 +272,8 @@ def _duplicates(source: FileSource, listing: Listing, content: dict[str, str]) -
                        "conflicting_labels: %s left out %d %s", source.where, len(conflicts),
                        what, shown, policy, len(dropped), what)
     record: dict[str, Any] = {"conflicting_labels": {
-        "policy": policy, "found": len(conflicts), "dropped": sorted(dropped)}}
+        "policy": policy, "found": len(conflicts),
+        "dropped": sorted(dropped, key=order.__getitem__)}}
 
     gone = set(dropped)
     leaks: list[tuple[Item, Item]] = []  # (test sample, the training one it equals)
@@ -292,7 +299,7 @@ def _duplicates(source: FileSource, listing: Listing, content: dict[str, str]) -
     elif leaks:
         logger.warning("warning: %s; left out of test (test_duplicates: drop)", found)
     record["test_duplicates"] = {"policy": policy, "found": len(leaks),
-                                 "dropped": sorted(test_dropped)}
+                                 "dropped": sorted(test_dropped, key=order.__getitem__)}
     return record
 
 
