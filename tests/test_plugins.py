@@ -110,6 +110,7 @@ def test_module_plugin_and_entry_point_plugin_show_in_list(tmp_path) -> None:
 def test_example_config_is_valid() -> None:
     out = _cli("check-config", "examples/my_algorithm/config.yaml")
     assert out.returncode == 0, out.stderr
-    cfg = json.loads(json.dumps(check_config(
-        __import__("yaml").safe_load((REPO / "examples/my_algorithm/config.yaml").read_text()))))
+    from semibench.config_file import check_config_file
+
+    cfg = json.loads(json.dumps(check_config_file(REPO / "examples/my_algorithm/config.yaml")[0]))
     assert "confmatch" in cfg["algorithms"]

@@ -1,5 +1,6 @@
 """Tasks from the user's own files (``from_files``): the example configs on tiny data that the
-tests write, the checks before anything runs (one line each), and the pipeline end to end."""
+tests write, read as files from another working directory, the checks before anything runs
+(one line each), the policies for samples of the same content, and the pipeline end to end."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +18,16 @@ import yaml
 from PIL import Image
 
 from semibench.config import ConfigError, check_config, run_config, run_grid
+from semibench.config_file import check_config_file
 from semibench.io import sha256_file
 from semibench.tasks import TASKS, create_task, load_prepared
 from semibench.tasks import from_files as ff
 from semibench.tasks._files import FileTaskError
-from tests.helpers.own_data import COLOURS, write_images
+from tests.helpers.own_data import COLOURS, TONES, write_images, write_sounds, write_texts
 from tests.helpers.workflow import train_jobs, write
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "config" / "examples"
-TONES = {"high": 1760.0, "low": 220.0}
 
 
 @pytest.fixture(autouse=True)
@@ -39,56 +39,18 @@ def _forget_declared_tasks():
         TASKS.unregister(name)
 
 
-# --------------------------------------------------------------------------- tiny data
-
-
-def write_texts(root: Path) -> None:
-    root.mkdir(parents=True)
-    rows = [("a lovely sunny day " * 60, "pos"), ("what a great film", "pos"),
-            ("truly wonderful", "pos"), ("I loved it", "pos"), ("best ever", "pos"),
-            ("so happy with it", "pos"), ("awful and boring", "neg"), ("a terrible plot", "neg"),
-            ("I hated it", "neg"), ("worst purchase", "neg"), ("very bad", "neg"),
-            ("never again", "neg"), ("no label on this one", ""), ("nor on this one", "")]
-    lines = ["text,label"] + [f'"{t}",{label}' for t, label in rows]
-    (root / "train.csv").write_text("\n".join(lines) + "\n")
-    test = [("pretty great", "pos"), ("quite bad", "neg")]
-    (root / "test.csv").write_text("text,label\n" + "".join(f"{t},{c}\n" for t, c in test))
-
-
-def write_wav(path: Path, freq: float, rate: int, seconds: float, channels: int = 1) -> None:
-    t = np.arange(int(rate * seconds)) / rate
-    tone = 0.5 * np.sin(2 * np.pi * freq * t)
-    frames = np.repeat(tone[:, None], channels, axis=1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(channels)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes((frames * 32767).astype("<i2").tobytes())
-
-
-def write_sounds(root: Path, train: int = 6, test: int = 2) -> None:
-    """Two tones as classes at 8 and 22.05 kHz, mono and stereo, of several lengths."""
-    for role, n in (("train", train), ("test", test)):
-        for c, freq in TONES.items():
-            for i in range(n):
-                rate = 8000 if i % 2 else 22050
-                shift = 1 + 0.01 * i + (0.005 if role == "test" else 0.0)  # no duplicates
-                write_wav(root / role / c / f"{role}{i}.wav", freq * shift, rate,
-                          0.3 + 0.1 * i, channels=1 + i % 2)
-
-
 WRITERS = {"images": (write_images, "my_data/flowers"), "text": (write_texts, "my_data/reviews"),
            "audio": (write_sounds, "my_data/sounds")}
 
 
 def example(name: str) -> dict:
+    """An example as a Python dict: its relative paths are read from the working directory."""
     return yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
 
 
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
-    """The examples' relative paths resolve against the working directory."""
+    """The working directory (a config built in Python reads relative paths from it)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -110,23 +72,39 @@ def one_line(err: BaseException) -> str:
 
 
 @pytest.mark.parametrize("name", ["images", "text", "audio"])
-def test_example_config_prepares_its_domain_from_tiny_files(workdir, name):
+def test_example_config_prepares_its_domain_from_tiny_files(workdir, monkeypatch, name):
+    """The example copied next to the data, as its comment says, and read from elsewhere."""
     writer, where = WRITERS[name]
-    writer(workdir / where)
-    config = check_config(example(name))
+    project = workdir / "project"
+    writer(project / where)
+    (project / f"{name}.yaml").write_text((EXAMPLES / f"{name}.yaml").read_text())
+    (workdir / "elsewhere").mkdir()
+    monkeypatch.chdir(workdir / "elsewhere")
+    config, _ = check_config_file(Path("..") / "project" / f"{name}.yaml")
     [(task_name, settings)] = config["tasks"].items()
     assert run_grid(config) and settings["num_labels"] == [4]
     task, data = fetch_and_prepare(task_name, workdir)
     manifest = json.loads((workdir / "raw" / task_name / "manifest.json").read_text())
     assert data.meta["raw_checksums"] == {
         "manifest.json": sha256_file(workdir / "raw" / task_name / "manifest.json")}
-    roots = manifest["roots"]
+    roots = manifest["roots"]  # where the files were read: absolute, under the config's folder
+    assert all(Path(r).is_absolute() and Path(r).is_relative_to(project) for r in roots.values())
     for key, digest in manifest["files"].items():  # every file read, with its SHA-256
         role, _, rel = key.partition("/")
         path = Path(roots[role]) if name == "text" else Path(roots[role]) / rel
         assert sha256_file(path) == digest, key
-    assert data.meta["domain"] == task.domain and data.meta["from_files"]["train"].endswith(
-        "train" if name != "text" else "train.csv")
+    # the declaration is recorded as written (no checkout-dependent path), with its policies
+    assert data.meta["from_files"] == manifest["declaration"]
+    assert data.meta["from_files"]["train"] == example(name)["tasks"][task_name][
+        "from_files"]["train"]
+    default = "warn" if name == "text" else "refuse"
+    assert data.meta["from_files"]["conflicting_labels"] == "refuse"
+    assert data.meta["from_files"]["test_duplicates"] == default
+    assert manifest["duplicates"]["test_duplicates"] == {"policy": default, "found": 0,
+                                                         "dropped": []}
+    assert data.meta["duplicates"]["conflicting_labels"] == {"policy": "refuse", "found": 0,
+                                                             "dropped": 0}
+    assert data.meta["domain"] == task.domain
 
     if name == "images":
         assert task.classes == ("daisy", "rose") and len(manifest["files"]) == 12 + 4 + 3
@@ -293,6 +271,133 @@ def test_fetch_refuses_a_test_file_that_is_also_in_train(workdir):
     assert not (workdir / "raw/manifest.json").exists()
 
 
+# --------------------------------------------------------------------------- same content
+
+
+def _texts_with_copies(root: Path, **policies) -> dict:
+    """write_texts plus a training text under the other class and a test text in train."""
+    write_texts(root)
+    with open(root / "train.csv", "a") as handle:
+        handle.write("what a  great film,neg\n")  # line 16: line 3's text (spaces normalised)
+        handle.write("quite bad,neg\n")  # line 17: a test row's text
+    spec = {"domain": "text", "train": "r/train.csv", "test": "r/test.csv", "val_per_class": 1,
+            **policies}
+    return {"algorithms": ["supervised"], "tasks": {"mine": {"num_labels": [2],
+                                                             "from_files": spec}}}
+
+
+def _fetched(workdir: Path) -> tuple:
+    task, data = fetch_and_prepare("mine", workdir)
+    manifest = json.loads((workdir / "raw/mine/manifest.json").read_text())
+    return data, manifest["duplicates"]
+
+
+def test_conflicting_labels_refuse_by_default_naming_the_way_forward(workdir):
+    check_config(_texts_with_copies(workdir / "r"))
+    with pytest.raises(FileTaskError) as err:
+        create_task("mine").fetch(workdir / "raw/mine")
+    assert one_line(err.value) == (
+        "tasks.mine.from_files.train: 1 rows appear under two classes (same content): "
+        "train.csv:3 (pos) = train.csv:16 (neg); correct their labels, or set "
+        "tasks.mine.from_files.conflicting_labels: drop (leave out every copy) or first (keep "
+        "the first one's label)")
+    assert not (workdir / "raw/mine/manifest.json").exists()
+
+
+@pytest.mark.parametrize("policy, dropped, kept", [
+    ("drop", ["train/3", "train/16"], []),  # in the listing's order
+    ("first", ["train/16"], [("what a great film", 1)]),
+])
+def test_conflicting_labels_drop_or_first_are_recorded(workdir, policy, dropped, kept):
+    check_config(_texts_with_copies(workdir / "r", conflicting_labels=policy))
+    data, duplicates = _fetched(workdir)
+    assert duplicates["conflicting_labels"] == {"policy": policy, "found": 1, "dropped": dropped}
+    assert data.meta["from_files"]["conflicting_labels"] == policy
+    assert data.meta["duplicates"]["conflicting_labels"] == {"policy": policy, "found": 1,
+                                                             "dropped": len(dropped)}
+    copies = [(x, int(y)) for x, y in zip(data.train_x.tolist(), data.train_y, strict=True)
+              if " ".join(x.split()) == "what a great film"]
+    assert copies == kept
+    assert len(data.train_y) == 16 - len(dropped)
+
+
+@pytest.mark.parametrize("policy, test_texts", [("warn", ["pretty great", "quite bad"]),
+                                                ("drop", ["pretty great"])])
+def test_text_test_duplicates_warn_by_default_or_drop(workdir, caplog, policy, test_texts):
+    spec = {} if policy == "warn" else {"test_duplicates": policy}
+    check_config(_texts_with_copies(workdir / "r", conflicting_labels="first", **spec))
+    data, duplicates = _fetched(workdir)
+    assert data.test_x.tolist() == test_texts
+    assert duplicates["test_duplicates"] == {
+        "policy": policy, "found": 1, "dropped": ["test/3"] if policy == "drop" else []}
+    assert data.meta["from_files"]["test_duplicates"] == policy
+    message = ("1 test rows are also in train or unlabelled (same content): "
+               "test.csv:3 = train.csv:17")
+    assert any(message in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+def test_text_test_duplicates_refuse(workdir):
+    check_config(_texts_with_copies(workdir / "r", conflicting_labels="drop",
+                                    test_duplicates="refuse"))
+    with pytest.raises(FileTaskError) as err:
+        create_task("mine").fetch(workdir / "raw/mine")
+    assert one_line(err.value).endswith(
+        "test.csv:3 = train.csv:17; remove them from one side, or set "
+        "tasks.mine.from_files.test_duplicates: drop (leave them out of test) or warn (keep "
+        "them)")
+
+
+@pytest.mark.parametrize("policy", ["refuse", "drop", "first"])
+def test_an_image_under_two_classes(workdir, policy):
+    write_images(workdir / "d")
+    copy = workdir / "d/train/daisy/copy.png"
+    copy.write_bytes((workdir / "d/train/rose/train0.png").read_bytes())
+    check_config(_image_config(**({} if policy == "refuse" else {"conflicting_labels": policy})))
+    if policy == "refuse":
+        with pytest.raises(FileTaskError, match=r"1 files appear under two classes \(same "
+                           r"content\): train/daisy/copy.png \(daisy\) = train/rose/train0.png "
+                           r"\(rose\); correct their labels"):
+            create_task("mine").fetch(workdir / "raw/mine")
+        return
+    data, duplicates = _fetched(workdir)
+    dropped = {"drop": ["train/daisy/copy.png", "train/rose/train0.png"],
+               "first": ["train/rose/train0.png"]}[policy]  # daisy/ sorts first
+    assert duplicates["conflicting_labels"] == {"policy": policy, "found": 1, "dropped": dropped}
+    counts = data.meta["train_class_counts"]
+    assert counts == ([6, 5] if policy == "drop" else [7, 5])
+
+
+@pytest.mark.parametrize("policy, num_test", [("warn", 4), ("drop", 3)])
+def test_an_image_in_train_and_test_kept_or_dropped(workdir, caplog, policy, num_test):
+    write_images(workdir / "d")
+    (workdir / "d/test/rose/copy.png").write_bytes(
+        (workdir / "d/train/rose/train0.png").read_bytes())
+    (workdir / "d/test/rose/test1.jpg").unlink()
+    check_config(_image_config(test_duplicates=policy))
+    data, duplicates = _fetched(workdir)
+    assert len(data.test_y) == num_test
+    assert duplicates["test_duplicates"] == {
+        "policy": policy, "found": 1,
+        "dropped": ["test/rose/copy.png"] if policy == "drop" else []}
+    assert any("test/rose/copy.png = train/rose/train0.png" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_policies_are_checked_in_one_line(workdir):
+    write_images(workdir / "d")
+    with pytest.raises(ConfigError) as err:
+        check_config(_image_config(conflicting_labels="maybe"))
+    assert one_line(err.value) == ("tasks.mine.from_files.conflicting_labels='maybe': allowed "
+                                   "values: refuse, drop, first")
+    with pytest.raises(ConfigError) as err:
+        check_config(_image_config(test_duplicates="ignore"))
+    assert "test_duplicates='ignore': allowed values: warn, drop, refuse" in one_line(err.value)
+    # the jobs get no schema: the declaration checks the values itself
+    with pytest.raises(FileTaskError, match="w.test_duplicates='ignore': allowed values: warn"):
+        ff.FileSource.from_dict({"domain": "text", "train": "t.csv",
+                                 "test_duplicates": "ignore"}, "w")
+
+
 def test_prepare_names_unreadable_files_with_a_count(workdir):
     write_images(workdir / "d")
     (workdir / "d/train/rose/broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
@@ -325,24 +430,30 @@ def test_prepare_refuses_files_changed_since_fetch(workdir):
 
 
 def test_semibench_jobs_read_the_declarations_the_workflow_hands_them(workdir):
-    """`semibench fetch/prepare/split` get no config: the workflow exports the declarations."""
+    """`semibench fetch/prepare/split` get no config: the workflow exports the declarations,
+    with the absolute folder their relative paths are read from (the jobs run elsewhere)."""
     write_sounds(workdir / "my_data/sounds")
     config = check_config(example("audio"))
+    handed = json.loads(ff.file_tasks_environment(config["tasks"]))
+    assert handed["my_sounds"] == {"from_files": example("audio")["tasks"]["my_sounds"][
+        "from_files"], "base": str(workdir.resolve())}
     env = {**os.environ, ff.FILE_TASKS_ENV: ff.file_tasks_environment(config["tasks"]),
            "OMP_NUM_THREADS": "1"}
+    jobs = workdir / "jobs"
+    jobs.mkdir()
     steps = [["fetch", "--task", "my_sounds", "--raw-dir", "raw"],
              ["prepare", "--task", "my_sounds", "--raw-dir", "raw", "--out-dir", "prep"],
              ["split", "--task", "my_sounds", "--prepared", "prep", "--num-labels", "4",
               "--seed", "0", "--out", "split.json"]]
     for step in steps:
-        run = subprocess.run([sys.executable, "-m", "semibench.cli", *step], env=env,
+        run = subprocess.run([sys.executable, "-m", "semibench.cli", *step], env=env, cwd=jobs,
                              capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-2000:]
-    split = json.loads((workdir / "split.json").read_text())
+    split = json.loads((jobs / "split.json").read_text())
     assert len(split["labelled"]) == 4 and len(split["validation"]) == 4
     without = {k: v for k, v in env.items() if k != ff.FILE_TASKS_ENV}
     run = subprocess.run([sys.executable, "-m", "semibench.cli", *steps[0]], env=without,
-                         capture_output=True, text=True, timeout=300)
+                         cwd=jobs, capture_output=True, text=True, timeout=300)
     assert run.returncode != 0 and "unknown task 'my_sounds'" in run.stderr
 
 

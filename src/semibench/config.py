@@ -119,8 +119,13 @@ def _check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
         raise ConfigError(_one_line(error))
 
 
-def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *,
+                 base_dir: str | Path | None = None) -> dict[str, Any]:
     """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``.
+
+    ``base_dir``: the folder that relative paths (``plugins:`` files, ``from_files`` folders and
+    tables) are read from, the config file's (``semibench.config_file.check_config_file``);
+    None, for a config built in Python: the working directory. The paths stay as written.
 
     A list of values in ``algorithm_params`` or ``train`` is a sweep axis (semibench.sweep):
     the config is checked with each value in place, and the lists are kept in the result."""
@@ -133,7 +138,7 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
         raise ConfigError(str(err)) from None
     for other in others:  # each other swept value against the schema and its algorithm
         _check_schema(other, schema)
-    checked = _check_scalars(first, schema)
+    checked = _check_scalars(first, schema, base_dir)
     for other in others:
         _check_algorithm_params(other)
     for (where, name), values in found.items():
@@ -141,14 +146,15 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -
     return checked
 
 
-def _check_scalars(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+def _check_scalars(config: dict[str, Any], schema: dict[str, Any],
+                   base_dir: str | Path | None) -> dict[str, Any]:
     """:func:`check_config` of a config without lists."""
     _check_schema(config, schema)
     for key, spec in schema["properties"].items():
         if "default" in spec:
             config.setdefault(key, json.loads(json.dumps(spec["default"])))
     try:  # plugins first: they add algorithms, tasks and backbones that the checks below see
-        config["plugins"] = load_plugins(config.get("plugins", []))
+        config["plugins"] = load_plugins(config.get("plugins", []), base_dir)
     except PluginError as err:
         raise ConfigError(str(err)) from None
 
@@ -181,7 +187,7 @@ def _check_scalars(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, 
     except ValueError as err:
         raise ConfigError(str(err)) from None
     try:  # tasks read from the user's files join the registry, checked against the files
-        declare_file_tasks(config["tasks"])
+        declare_file_tasks(config["tasks"], base_dir)
     except FileTaskError as err:
         raise ConfigError(str(err)) from None
     for name, settings in config["tasks"].items():

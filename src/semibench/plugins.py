@@ -5,7 +5,8 @@ A plugin is a Python module that registers entries with the usual decorators
 Two ways to bring one in, without editing SemiBench:
 
 * the config key ``plugins:``, a list of importable module names (``my_lab.mymatch``) or
-  ``.py`` files (relative to the working directory, i.e. where ``snakemake`` runs);
+  ``.py`` files (relative to the config file's folder, ``semibench.config_file``; to the
+  working directory for a config built in Python);
 * the entry-point group ``semibench.plugins`` of an installed distribution, e.g. in its
   ``pyproject.toml``: ``[project.entry-points."semibench.plugins"] mymatch = "my_lab.mymatch"``.
 
@@ -43,13 +44,14 @@ def _is_path(spec: str) -> bool:
     return spec.endswith(".py") or "/" in spec or "\\" in spec
 
 
-def resolve(spec: str, where: str = "plugins") -> str:
-    """A file plugin as an absolute path (checked to exist); a module name unchanged."""
+def resolve(spec: str, where: str = "plugins", base: str | Path | None = None) -> str:
+    """A file plugin as an absolute path (checked to exist; a relative one is read from
+    ``base``, else the working directory); a module name unchanged."""
     if not isinstance(spec, str) or not spec.strip():
         raise PluginError(f"{where}: {spec!r} is not a module name or a .py file")
     if not _is_path(spec):
         return spec
-    path = Path(spec).expanduser().resolve()
+    path = (Path(base or ".") / Path(spec).expanduser()).resolve()
     if not path.is_file():
         raise PluginError(f"{where}: plugin file {spec} does not exist (looked at {path})")
     if path.suffix != ".py":
@@ -73,9 +75,10 @@ def _import_file(path: str) -> Any:
     return module
 
 
-def load(spec: str, where: str = "plugins", origin: str | None = None) -> Any:
+def load(spec: str, where: str = "plugins", origin: str | None = None,
+         base: str | Path | None = None) -> Any:
     """Import one plugin (a module name or a .py file) once per process."""
-    key = resolve(spec, where)
+    key = resolve(spec, where, base)
     if key in _LOADED:
         return _LOADED[key]
     origin = origin or f"plugin {spec}"
@@ -100,14 +103,15 @@ def load_entry_points() -> None:
              origin=f"entry point {ep.name} ({ep.value})")
 
 
-def load_plugins(specs: list[str] | None = None) -> list[str]:
-    """Entry-point plugins, then ``specs`` (the config's ``plugins:``); returns the resolved
-    specs (absolute paths for files), in order."""
+def load_plugins(specs: list[str] | None = None, base: str | Path | None = None) -> list[str]:
+    """Entry-point plugins, then ``specs`` (the config's ``plugins:``; relative files are read
+    from ``base``, the config file's folder); returns the resolved specs (absolute paths for
+    files, which each training job imports), in order."""
     load_entry_points()
     resolved = []
     for i, spec in enumerate(specs or []):
-        load(spec, where=f"plugins[{i}]")
-        resolved.append(resolve(spec, f"plugins[{i}]"))
+        load(spec, where=f"plugins[{i}]", base=base)
+        resolved.append(resolve(spec, f"plugins[{i}]", base))
     return resolved
 
 

@@ -15,6 +15,7 @@ Light on purpose (no torch): the workflow and the report import it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import re
@@ -149,3 +150,18 @@ def apply(point: Mapping[str, Any], train: dict[str, Any],
         else:
             params[key] = value
     return train, params
+
+
+@contextlib.contextmanager
+def first_values(config: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """``config`` itself with each list at its first value while the block runs (a schema
+    validator that fills defaults in place, such as Snakemake's ``validate``), then the lists
+    back."""
+    found = axes(config)
+    for (where, name), values in found.items():
+        section_at(config, where)[name] = values[0]
+    try:
+        yield config
+    finally:
+        for (where, name), values in found.items():
+            section_at(config, where)[name] = values

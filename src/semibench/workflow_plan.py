@@ -44,14 +44,16 @@ def cacheable(config: dict[str, Any]) -> bool:
         isinstance(s, dict) and "from_files" in s for s in tasks.values())
 
 
-def compute(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """The plan, from the full checks (imports the ML stack)."""
+def compute(config: dict[str, Any], schema_path: str | Path,
+            base_dir: str | Path | None = None) -> dict[str, Any]:
+    """The plan, from the full checks (imports the ML stack); relative paths are read from
+    ``base_dir``, the config file's folder."""
     from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
     from semibench.tasks import create_task
     from semibench.variants import task_settings
 
     try:
-        checked = check_config(config, load_schema(schema_path))
+        checked = check_config(config, load_schema(schema_path), base_dir=base_dir)
         grid = run_grid(checked)
         runs = {run_key(*run): run_config(checked, *run) for run in grid}
     except ConfigError as err:
@@ -66,12 +68,14 @@ def compute(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
 
 
 def workflow_plan(config: dict[str, Any], schema_path: str | Path,
-                  cache_dir: str | Path = CACHE_DIR) -> dict[str, Any]:
+                  cache_dir: str | Path = CACHE_DIR,
+                  base_dir: str | Path | None = None) -> dict[str, Any]:
     """The plan of ``config``: from the cache when SemiBench, the schema and the config are the
-    ones it was computed for, else computed (and cached). Raises :class:`ConfigInvalid`."""
+    ones it was computed for, else computed (and cached). Raises :class:`ConfigInvalid`.
+    ``base_dir`` (relative paths) is not part of the cache key: a cached config has none."""
     config = json.loads(json.dumps(config, default=str))
     if not cacheable(config):
-        return compute(config, schema_path)
+        return compute(config, schema_path, base_dir)
     key = hashlib.sha256(json.dumps(
         [PLAN_VERSION, config, source_digest(), Path(schema_path).read_text(encoding="utf-8")],
         sort_keys=True).encode()).hexdigest()

@@ -8,23 +8,30 @@ import sys
 
 from snakemake.utils import validate
 
+from semibench.config_file import ConfigFileError, for_workflow
 from semibench.sweep import LABEL_PATTERN as SWEEP_LABEL
+from semibench.sweep import first_values
 from semibench.workflow_plan import ConfigInvalid, run_key, workflow_plan
 
 SCHEMA = workflow.source_path("../schemas/config.schema.yaml")
 try:
-    PLAN = workflow_plan(config, SCHEMA)
-except ConfigInvalid as err:
+    # the config files again, as every command reads them (semibench.config_file): a key given
+    # twice is an error, the benchmark defaults to the file's name, and relative paths are
+    # read from CONFIG_DIR, the file's folder, not from the working directory
+    CONFIG_DIR = for_workflow(config, workflow.configfiles)
+    PLAN = workflow_plan(config, SCHEMA, base_dir=CONFIG_DIR)
+except (ConfigFileError, ConfigInvalid) as err:
     sys.exit(f"SemiBench config error: {err}")
 config.update(PLAN["config"])
-validate(config, SCHEMA, set_default=True)
+with first_values(config):  # a sweep's lists (semibench.sweep) are checked value by value
+    validate(config, SCHEMA, set_default=True)
 # tasks declared with `from_files`: the `semibench` jobs get no config, so they read these
 FILE_TASKS = [t for t, s in config["tasks"].items() if "from_files" in s]
 FILE_TASK_PATTERN = "|".join(FILE_TASKS) or "(?!)"  # (?!) matches nothing
 if FILE_TASKS:
     from semibench.tasks.from_files import FILE_TASKS_ENV, file_tasks_environment
 
-    os.environ[FILE_TASKS_ENV] = file_tasks_environment(config["tasks"])
+    os.environ[FILE_TASKS_ENV] = file_tasks_environment(config["tasks"], CONFIG_DIR)
 
 BENCHMARK = config["benchmark"]
 GRID = [tuple(run) for run in PLAN["grid"]]
@@ -107,9 +114,10 @@ def file_task_inputs(wildcards):
     again."""
     from semibench.tasks.from_files import file_task_sources
 
-    return file_task_sources(config["tasks"], wildcards.task)
+    return file_task_sources(config["tasks"], wildcards.task, CONFIG_DIR)
 
 
 def file_task_declaration(wildcards):
-    """A `from_files` declaration; as a param, a change to it fetches the task again."""
+    """A `from_files` declaration as written (relative paths stay relative: a checkout moved
+    with its data fetches nothing again); as a param, a change to it fetches the task again."""
     return json.dumps(config["tasks"][wildcards.task]["from_files"], sort_keys=True)

@@ -9,6 +9,8 @@ import logging
 from collections.abc import Collection
 from pathlib import Path
 
+from semibench.config_file import ConfigFileError, read_yaml
+
 logger = logging.getLogger(__name__)
 Subparsers = argparse._SubParsersAction
 
@@ -77,15 +79,20 @@ def add_check_config(sub: Subparsers) -> None:
 
 
 def check_config(args: argparse.Namespace) -> None:
-    from semibench.config import ConfigError, check_config, run_grid
+    from semibench.config import ConfigError, run_grid
+    from semibench.config_file import check_config_file
 
     prog = "semibench check-config"
     path = Path(args.configfile)
     try:
-        config = check_config(load_yaml(path, prog))
+        config, loaded = check_config_file(path)
     except ConfigError as err:
         raise SystemExit(f"{prog}: error: {path}: {err}") from None
-    print(f"{args.configfile}: valid; {len(run_grid(config))} training runs")
+    except ConfigFileError as err:
+        raise SystemExit(file_error(err, prog)) from None
+    named = " (from the file's name)" if loaded.named_by_file else ""
+    print(f"{args.configfile}: valid; {len(run_grid(config))} training runs; benchmark "
+          f"{config['benchmark']}{named}: reports/{config['benchmark']}/index.html")
 
 
 def add_plan(sub: Subparsers) -> None:
@@ -111,18 +118,21 @@ def add_plan(sub: Subparsers) -> None:
 
 
 def plan(args: argparse.Namespace) -> None:
-    from semibench.config import ConfigError, check_config
+    from semibench.config import ConfigError
+    from semibench.config_file import check_config_file
     from semibench.plan import PlanError, as_dict, format_plan, jobs_csv, make_plan
 
     prog = "semibench plan"
     path = Path(args.configfile)
     try:
-        config = check_config(load_yaml(path, prog))
+        config, _ = check_config_file(path)
         plan = make_plan(config, args.device.lower(), amp=args.amp, compile_mode=args.compile,
                          algorithms=args.algorithms, calibration=args.calibration,
                          prepared_root=Path(args.prepared_root) if args.prepared_root else None)
     except (ConfigError, PlanError) as err:
         raise SystemExit(f"{prog}: error: {path}: {err}") from None
+    except ConfigFileError as err:
+        raise SystemExit(file_error(err, prog)) from None
     print(format_plan(plan))
     if args.jobs_csv:
         jobs_csv(plan, args.jobs_csv)
@@ -151,29 +161,19 @@ def _list_params(algorithm: str) -> None:
               f"{r['allowed']:<{width['allowed']}}  {r['help']}")
 
 
-def load_yaml(path: Path, prog: str) -> object:
-    """The YAML in ``path``; an unreadable file or a syntax error is one line (the latter as
-    FILE:LINE:COL, as compilers write it), not a traceback."""
-    import yaml
+def file_error(err: ConfigFileError, prog: str) -> str:
+    """A config file's error as the command prints it: ``FILE:LINE: ...`` as compilers write it
+    (editors jump to it), else after the command's name."""
+    return str(err) if err.line is not None else f"{prog}: error: {err}"
 
+
+def load_yaml(path: Path, prog: str) -> object:
+    """The strict YAML in ``path`` (semibench.config_file: a key given twice is an error); an
+    unreadable file, a syntax error or a duplicate key is one line, not a traceback."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SystemExit(f"{prog}: error: {path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise SystemExit(f"{prog}: error: {path}: cannot read: {reason}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as err:
-        mark, start = err.problem_mark or err.context_mark, err.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = err.problem or err.context or "invalid YAML"
-        if err.context and start is not None and start is not mark:
-            problem += f" ({err.context} at {start.line + 1}:{start.column + 1})"
-        raise SystemExit(f"{where}: YAML syntax error: {' '.join(problem.split())}") from None
-    except yaml.YAMLError as err:
-        raise SystemExit(f"{path}: YAML syntax error: {' '.join(str(err).split())}") from None
+        return read_yaml(path)
+    except ConfigFileError as err:
+        raise SystemExit(file_error(err, prog)) from None
 
 
 COMMANDS = [add_list_registered, add_check_config, add_plan]

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from semibench.cli.configs import load_yaml
+from semibench.cli.configs import file_error
 
 logger = logging.getLogger(__name__)
 Subparsers = argparse._SubParsersAction
@@ -103,17 +103,20 @@ def add_report(sub: Subparsers) -> None:
 
 def report(args: argparse.Namespace) -> None:
     if args.partial:
-        from semibench.config import ConfigError, check_config
+        from semibench.config import ConfigError
+        from semibench.config_file import ConfigFileError, check_config_file
         from semibench.report.partial import partial_report
 
         prog = "semibench report --partial"
         if not args.configfile:
             raise SystemExit(f"{prog}: error: --configfile is required")
         path = Path(args.configfile)
-        try:
-            config = check_config(load_yaml(path, prog))
+        try:  # the benchmark named as the workflow names it (semibench.config_file)
+            config, _ = check_config_file(path)
         except ConfigError as err:
             raise SystemExit(f"{prog}: error: {path}: {err}") from None
+        except ConfigFileError as err:
+            raise SystemExit(file_error(err, prog)) from None
         page = partial_report(config, Path(args.directory), args.out_dir)
         logger.info("%s: wrote %s", prog, page)
         return

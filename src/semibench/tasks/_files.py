@@ -39,6 +39,13 @@ DOMAIN_KEYS = {
     "text": {"text_column", "label_column", "max_chars"},
     "audio": {"sample_rate", "seconds"},
 }
+#: what fetch does with samples of the same content (bytes; a table's whitespace-normalised
+#: text) under two classes in train, and with test samples that are also in train or
+#: unlabelled; the first value is the default (test_duplicates: per domain, TEST_DUPLICATES)
+POLICIES = {"conflicting_labels": ("refuse", "drop", "first"),
+            "test_duplicates": ("warn", "drop", "refuse")}
+#: short texts ("great!") recur in real tables; a file in both train and test is a mistake
+TEST_DUPLICATES = {"text": "warn", "image": "refuse", "audio": "refuse"}
 
 
 class FileTaskError(SemiBenchError, ValueError):
@@ -77,13 +84,21 @@ class FileSource:
     max_chars: int = 2000
     sample_rate: int = 16_000
     seconds: float = 1.0
+    conflicting_labels: str = "refuse"
+    #: None: the domain's default (TEST_DUPLICATES), filled in by from_dict
+    test_duplicates: str | None = None
     #: the config key, for error messages (not part of the declaration)
     where: str = field(default="from_files", compare=False)
+    #: the folder relative paths are read from, absolute: the config file's (None: the working
+    #: directory). Not part of the declaration, which keeps the paths as written.
+    base: str | None = None
 
     @classmethod
-    def from_dict(cls, spec: dict[str, Any], where: str) -> FileSource:
-        """Check what the schema cannot (keys of another domain, test vs test_fraction)."""
-        known = {f.name for f in fields(cls)} - {"where"}
+    def from_dict(cls, spec: dict[str, Any], where: str,
+                  base: str | Path | None = None) -> FileSource:
+        """Check what the schema cannot (keys of another domain, test vs test_fraction), and
+        what it can for the jobs, which get no schema (the policies)."""
+        known = {f.name for f in fields(cls)} - {"where", "base"}
         unknown = sorted(set(spec) - known)
         if unknown:
             raise FileTaskError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
@@ -100,14 +115,22 @@ class FileSource:
         if spec.get("test") is not None and spec.get("test_fraction") is not None:
             raise FileTaskError(f"{where}: give test (a {'table' if domain == 'text' else 'folder'})"
                                 " or test_fraction (a hold-out of train), not both")
+        for key, allowed in POLICIES.items():
+            if spec.get(key) is not None and spec[key] not in allowed:
+                raise FileTaskError(f"{where}.{key}={spec[key]!r}: allowed values: "
+                                    f"{', '.join(allowed)}")
         values = dict(spec)
+        values.setdefault("conflicting_labels", POLICIES["conflicting_labels"][0])
+        if values.get("test_duplicates") is None:
+            values["test_duplicates"] = TEST_DUPLICATES[domain]
         if values.get("classes") is not None:
             values["classes"] = tuple(str(c) for c in values["classes"])
             if len(set(values["classes"])) != len(values["classes"]):
                 raise FileTaskError(f"{where}.classes: names a class twice")
         if values.get("test") is None and values.get("test_fraction") is None:
             values["test_fraction"] = 0.2
-        source = cls(**values, where=where)
+        source = cls(**values, where=where,
+                     base=None if base is None else str(Path(base).expanduser().resolve()))
         if source.test_fraction is not None and not 0.0 < source.test_fraction < 1.0:
             raise FileTaskError(f"{where}.test_fraction={source.test_fraction}: must be in (0, 1)")
         return source
@@ -116,6 +139,7 @@ class FileSource:
         """The declaration as JSON (what the fetch rule tracks and the manifest records)."""
         out = asdict(self)
         out.pop("where")
+        out.pop("base")
         for other, keys in DOMAIN_KEYS.items():  # another domain's keys mean nothing here
             if other != self.domain:
                 for key in keys:
@@ -124,8 +148,11 @@ class FileSource:
         return out
 
     def path(self, role: str) -> Path | None:
+        """Where a role's folder or table is: a relative path joined to ``base``."""
         value = getattr(self, role)
-        return None if value is None else Path(value).expanduser().resolve()
+        if value is None:
+            return None
+        return (Path(self.base or ".") / Path(value).expanduser()).resolve()
 
 
 # --------------------------------------------------------------------------- listing
@@ -349,8 +376,8 @@ def _classes(source: FileSource, items: list[Item]) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=64)
 def _cached_listing(declaration: str, stamp: tuple[tuple[str, int], ...],
-                    where: str) -> Listing:
-    return list_files(FileSource(**{**_from_json(declaration), "where": where}))
+                    where: str, base: str | None) -> Listing:
+    return list_files(FileSource(**{**_from_json(declaration), "where": where, "base": base}))
 
 
 def _from_json(declaration: str) -> dict[str, Any]:
@@ -367,11 +394,11 @@ def cached_listing(source: FileSource) -> Listing:
     for role in ("train", "test", "unlabelled"):
         path = source.path(role)
         try:
-            stamp.append((role, path.stat().st_mtime_ns if path else 0))
+            stamp.append((str(path), path.stat().st_mtime_ns if path else 0))
         except OSError:
-            stamp.append((role, -1))
+            stamp.append((str(path), -1))
     return _cached_listing(json.dumps(source.declaration(), sort_keys=True), tuple(stamp),
-                           source.where)
+                           source.where, source.base)
 
 
 # --------------------------------------------------------------------------- checks

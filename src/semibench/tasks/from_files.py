@@ -5,17 +5,22 @@
         from_files: {domain: image, train: flowers/train, test: flowers/test, image_size: 32}
         num_labels: [20]
 
-``fetch`` lists the declared folders or tables, records the SHA-256 of every file it read in
-``data/raw/<task>/manifest.json`` (the files stay where they are) and refuses files that appear
-in both train (or unlabelled) and test. ``prepare`` re-reads each file once, checks its bytes
-against the manifest, decodes them (images: any PIL format, EXIF-rotated, resized on the
-shorter side and centre-cropped to ``image_size``; audio: any format libsndfile reads
-(``semibench.audio_io``), mono, resampled to ``sample_rate``, the first ``seconds``;
-text: the first ``max_chars`` characters) and writes the same prepared format as every task.
+Relative paths are read from the config file's folder (``semibench.config_file``), and
+recorded as written. ``fetch`` lists the declared folders or tables, records the SHA-256 of
+every file it read in ``data/raw/<task>/manifest.json`` (the files stay where they are) and
+applies the declaration's policies to samples of the same content (``conflicting_labels``:
+one content under two classes; ``test_duplicates``: a test sample also in train or
+unlabelled), recording the choice and what it left out. ``prepare`` re-reads each file once,
+checks its bytes against the manifest, leaves out what fetch left out, decodes the rest
+(images: any PIL format, EXIF-rotated, resized on the shorter side and centre-cropped to
+``image_size``; audio: any format libsndfile reads (``semibench.audio_io``), mono, resampled
+to ``sample_rate``, the first ``seconds``; text: the first ``max_chars`` characters) and
+writes the same prepared format as every task.
 
 The workflow declares these tasks in its own process when it checks the config, and hands the
-declarations to the ``semibench`` jobs it starts in ``$SEMIBENCH_FILE_TASKS`` (they get no
-config), which ``semibench.tasks`` reads on import.
+declarations, with the absolute folder their relative paths are read from, to the
+``semibench`` jobs it starts in ``$SEMIBENCH_FILE_TASKS`` (they get no config), which
+``semibench.tasks`` reads on import.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from semibench.audio_io import ClipConverter
 from semibench.io import atomic_write_json, read_json, sha256_file
 from semibench.registry import registering_from
 from semibench.tasks._files import (
+    SHOW,
+    TEST_DUPLICATES,
     FileSource,
     FileTaskError,
     Item,
@@ -126,7 +133,7 @@ class FileTask(Task):
     def fetch(self, raw_dir: Path) -> None:
         listing = list_files(self.spec)
         files, content = _hash_sources(self.spec, listing)
-        _refuse_duplicates(self.spec, listing, content)
+        duplicates = _duplicates(self.spec, listing, content)
         if listing.ignored:
             logger.warning("%s: ignored %d file(s) that are not %s by their suffix: %s%s",
                            self.name, len(listing.ignored), self.domain,
@@ -136,7 +143,7 @@ class FileTask(Task):
         atomic_write_json(raw_dir / "manifest.json", {
             "task": self.name, "source": self.source, "declaration": self.spec.declaration(),
             "roots": listing.roots, "classes": list(listing.classes), "files": files,
-            "ignored": listing.ignored,
+            "ignored": listing.ignored, "duplicates": duplicates,
         })
 
     # ------------------------------------------------------------------ prepare
@@ -157,6 +164,9 @@ class FileTask(Task):
             raise FileTaskError(f"{where}: the files changed since fetch ({len(added)} added, "
                                 f"{len(gone)} removed: {', '.join((added + gone)[:3])}); "
                                 f"{refetch}")
+        files_read = len(listing.items) if self.domain != "text" else len(manifest["files"])
+        duplicates = manifest.get("duplicates", {})
+        listing = _without(listing, {k for d in duplicates.values() for k in d["dropped"]})
         x, bad = _decode_all(self.spec, listing, manifest["files"], refetch)
         if bad:
             reasons = "; ".join(f"{key} ({why})" for key, why in bad[:3])
@@ -171,10 +181,13 @@ class FileTask(Task):
             is_test[labelled[stratified_holdout(y[labelled], self.spec.test_fraction,
                                                 HOLDOUT_SEED)]] = True
         stacked = _stack(self.spec, x)
-        extra: dict[str, Any] = {"from_files": self.spec.declaration(),
-                                 "files_read": len(listing.items) if self.domain != "text"
-                                 else len(manifest["files"]),
-                                 "files_ignored": len(listing.ignored)}
+        extra: dict[str, Any] = {
+            "from_files": self.spec.declaration(), "files_read": files_read,
+            "files_ignored": len(listing.ignored),
+            # the policies' choices, part of the data's provenance (dropped: a count here,
+            # the keys in the manifest)
+            "duplicates": {key: {**d, "dropped": len(d["dropped"])}
+                           for key, d in duplicates.items()}}
         if self.domain == "audio":
             extra.update(sample_rate=self.spec.sample_rate, clip_seconds=self.spec.seconds)
         if self.domain == "image":
@@ -216,34 +229,86 @@ def _hash_sources(source: FileSource, listing: Listing) -> tuple[dict[str, str],
     return files, files
 
 
-def _refuse_duplicates(source: FileSource, listing: Listing, content: dict[str, str]) -> None:
-    """A test sample that is also a training sample inflates accuracy; two classes for one
-    file are a labelling error. Both stop the fetch (duplicate texts only warn: short texts
-    such as "great!" recur in real data)."""
-    seen: dict[str, list[Item]] = defaultdict(list)
+def _show(listing: Listing, item: Item) -> str:
+    """A sample as a message names it: role/path of a file, table:line of a row."""
+    if item.text is not None:
+        return f"{Path(listing.roots[item.role]).name}:{item.rel}"
+    return f"{item.role}/{item.rel}"
+
+
+def _shown(pairs: list[str]) -> str:
+    return ", ".join(pairs[:SHOW]) + (" ..." if len(pairs) > SHOW else "")
+
+
+def _duplicates(source: FileSource, listing: Listing, content: dict[str, str]) -> dict[str, Any]:
+    """Apply the declaration's policies to samples of the same content (bytes; a row's
+    whitespace-normalised text). Two classes for one sample are a labelling error; a test
+    sample that is also a training (or unlabelled) sample inflates accuracy. Returns what the
+    manifest records: per policy, the choice, how many were found and the keys dropped."""
+    groups: dict[str, list[Item]] = defaultdict(list)
     for it in listing.items:
-        seen[content[f"{it.role}/{it.rel}"]].append(it)
-    leaks, clashes = [], []
-    for group in seen.values():
-        roles = {it.role for it in group}
-        if "test" in roles and roles - {"test"}:
-            test = next(it for it in group if it.role == "test")
-            other = next(it for it in group if it.role != "test")
-            leaks.append(f"{test.role}/{test.rel} = {other.role}/{other.rel}")
-        labels = {it.label for it in group if it.role == "train" and it.label is not None}
-        if len(labels) > 1:
-            clashes.append(" = ".join(f"{it.role}/{it.rel}" for it in group[:2]))
+        groups[content[f"{it.role}/{it.rel}"]].append(it)
     what = "rows" if source.domain == "text" else "files"
-    if leaks and source.domain == "text":
-        logger.warning("warning: %s: %d test rows have the same text as a training row (%s)",
-                       source.where, len(leaks), ", ".join(leaks[:3]))
+    order = {f"{it.role}/{it.rel}": i for i, it in enumerate(listing.items)}
+
+    conflicts = []  # the labelled training samples of each content under 2+ classes
+    for group in groups.values():
+        labelled = [it for it in group if it.role == "train" and it.label is not None]
+        if len({it.label for it in labelled}) > 1:
+            conflicts.append(labelled)
+    policy = source.conflicting_labels
+    shown = _shown([f"{_show(listing, g[0])} ({g[0].label}) = {_show(listing, other)} "
+                    f"({other.label})" for g in conflicts
+                    for other in [next(it for it in g if it.label != g[0].label)]])
+    if conflicts and policy == "refuse":
+        raise FileTaskError(
+            f"{source.where}.train: {len(conflicts)} {what} appear under two classes (same "
+            f"content): {shown}; correct their labels, or set {source.where}.conflicting_labels:"
+            " drop (leave out every copy) or first (keep the first one's label)")
+    dropped = [f"{it.role}/{it.rel}" for g in conflicts for it in g
+               if policy == "drop" or it.label != g[0].label]
+    if conflicts:
+        logger.warning("warning: %s.train: %d %s appear under two classes (%s); "
+                       "conflicting_labels: %s left out %d %s", source.where, len(conflicts),
+                       what, shown, policy, len(dropped), what)
+    record: dict[str, Any] = {"conflicting_labels": {
+        "policy": policy, "found": len(conflicts),
+        "dropped": sorted(dropped, key=order.__getitem__)}}
+
+    gone = set(dropped)
+    leaks: list[tuple[Item, Item]] = []  # (test sample, the training one it equals)
+    for group in groups.values():
+        kept = [it for it in group if f"{it.role}/{it.rel}" not in gone]
+        other = next((it for it in kept if it.role != "test"), None)
+        if other is not None:
+            leaks += [(it, other) for it in kept if it.role == "test"]
+    policy = source.test_duplicates or TEST_DUPLICATES[source.domain]
+    shown = _shown([f"{_show(listing, t)} = {_show(listing, o)}" for t, o in leaks])
+    found = (f"{source.where}: {len(leaks)} test {what} are also in train or unlabelled "
+             f"(same content): {shown}")
+    if leaks and policy == "refuse":
+        raise FileTaskError(f"{found}; remove them from one side, or set {source.where}."
+                            "test_duplicates: drop (leave them out of test) or warn (keep them)")
+    test_dropped = [f"{t.role}/{t.rel}" for t, _ in leaks] if policy == "drop" else []
+    if leaks and len(test_dropped) == len(listing.of("test")):
+        raise FileTaskError(f"{found}; every test sample is one, so test_duplicates: drop "
+                            "leaves no test set")
+    if leaks and policy == "warn":
+        logger.warning("warning: %s; kept (test_duplicates: warn); test_duplicates: drop leaves "
+                       "them out of test", found)
     elif leaks:
-        raise FileTaskError(f"{source.where}: {len(leaks)} test {what} are also in train or "
-                            f"unlabelled (same content): {', '.join(leaks[:3])}"
-                            f"{' ...' if len(leaks) > 3 else ''}; remove them from one side")
-    if clashes:
-        raise FileTaskError(f"{source.where}.train: {len(clashes)} {what} appear under two "
-                            f"classes (same content): {', '.join(clashes[:3])}")
+        logger.warning("warning: %s; left out of test (test_duplicates: drop)", found)
+    record["test_duplicates"] = {"policy": policy, "found": len(leaks),
+                                 "dropped": sorted(test_dropped, key=order.__getitem__)}
+    return record
+
+
+def _without(listing: Listing, dropped: set[str]) -> Listing:
+    """The listing less the samples that fetch left out (manifest ``duplicates``)."""
+    if not dropped:
+        return listing
+    items = [it for it in listing.items if f"{it.role}/{it.rel}" not in dropped]
+    return Listing(listing.classes, items, listing.ignored, listing.roots)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -336,26 +401,35 @@ def declare(name: str, source: FileSource) -> None:
     _DECLARED[name] = source
 
 
-def declare_file_tasks(tasks: Mapping[str, Mapping[str, Any]]) -> None:
+def declare_file_tasks(tasks: Mapping[str, Mapping[str, Any]],
+                       base_dir: str | Path | None = None) -> None:
     """Declare a config's ``from_files`` tasks and check them against their files (paths,
-    layout, classes, label budgets); raises ``FileTaskError``. Runs in the config check."""
+    layout, classes, label budgets); raises ``FileTaskError``. Runs in the config check.
+    Relative paths are read from ``base_dir`` (the config file's folder; None: the working
+    directory)."""
     for name, settings in tasks.items():
         if "from_files" not in settings:
             if name in _DECLARED:
                 raise FileTaskError(f"tasks.{name}: not a built-in task; declare its data with "
                                     "from_files")
             continue
-        source = FileSource.from_dict(dict(settings["from_files"]), f"tasks.{name}.from_files")
+        source = FileSource.from_dict(dict(settings["from_files"]), f"tasks.{name}.from_files",
+                                      base_dir)
         declare(name, source)
         task = create_task(name)
         check_budgets(source, cached_listing(source),
                       list(settings.get("num_labels", task.label_budgets)), f"tasks.{name}")
 
 
-def file_tasks_environment(tasks: Mapping[str, Mapping[str, Any]]) -> str:
-    """The value of ``$SEMIBENCH_FILE_TASKS`` for a checked config: name -> declaration."""
-    return json.dumps({name: dict(settings["from_files"]) for name, settings in tasks.items()
-                       if "from_files" in settings}, sort_keys=True)
+def file_tasks_environment(tasks: Mapping[str, Mapping[str, Any]],
+                           base_dir: str | Path | None = None) -> str:
+    """The value of ``$SEMIBENCH_FILE_TASKS`` for a checked config: name -> the declaration as
+    written and the absolute folder its relative paths are read from (``base_dir``, else this
+    process's working directory: a job may run elsewhere)."""
+    base = str(Path(base_dir or ".").expanduser().resolve())
+    return json.dumps({name: {"from_files": dict(settings["from_files"]), "base": base}
+                       for name, settings in tasks.items() if "from_files" in settings},
+                      sort_keys=True)
 
 
 def declare_from_environment(environ: Mapping[str, str] = os.environ) -> None:
@@ -363,13 +437,15 @@ def declare_from_environment(environ: Mapping[str, str] = os.environ) -> None:
     value = environ.get(FILE_TASKS_ENV)
     if not value:
         return
-    for name, spec in json.loads(value).items():
-        declare(name, FileSource.from_dict(spec, f"tasks.{name}.from_files"))
+    for name, handed in json.loads(value).items():
+        declare(name, FileSource.from_dict(handed["from_files"], f"tasks.{name}.from_files",
+                                           handed["base"]))
 
 
-def file_task_sources(tasks: Mapping[str, Mapping[str, Any]], name: str) -> list[str]:
-    """The folders and tables a workflow's fetch of ``name`` watches."""
-    return source_paths(FileSource.from_dict(dict(tasks[name]["from_files"]), name))
+def file_task_sources(tasks: Mapping[str, Mapping[str, Any]], name: str,
+                      base_dir: str | Path | None = None) -> list[str]:
+    """The folders and tables a workflow's fetch of ``name`` watches (absolute)."""
+    return source_paths(FileSource.from_dict(dict(tasks[name]["from_files"]), name, base_dir))
 
 
 __all__ = ["FILE_TASKS_ENV", "FileSource", "FileTask", "FileTaskError", "declare",
