@@ -104,17 +104,20 @@ def test_run_command_config_takes_the_task_one_algorithm_and_the_overrides(tmp_p
                                 "train": {"iterations": 600}},
                       "mine": {"from_files": {"domain": "text", "train": "data/t.csv"}}}}
     sets = parse_sets(["train.iterations=200", "algorithm_params.fixmatch.p_cutoff=[0.9,0.95]"])
-    cfg = derived_config(rebased(base, tmp_path), "mnist", "fixmatch", [3], None, sets, "run")
+    cfg = derived_config(base, "mnist", "fixmatch", [3], None, sets, "run")
     assert cfg["benchmark"] == "run" and cfg["seeds"] == [3] and cfg["algorithms"] == ["fixmatch"]
     # --set train.x and algorithm_params.x go on the task, where they win over its settings
     assert cfg["tasks"] == {"mnist": {
         "num_labels": [40], "train": {"iterations": 200},
         "algorithm_params": {"fixmatch": {"p_cutoff": [0.9, 0.95]}}}}
     assert "train" not in cfg and "algorithm_params" not in cfg
-    assert cfg["plugins"] == [str(tmp_path / "lab/x.py"), "my_lab.module"]
-    other = derived_config(rebased(base, tmp_path), "mine", "fixmatch", [0], [10], [], "run")
-    assert other["tasks"]["mine"]["from_files"]["train"] == str(tmp_path / "data/t.csv")
+    assert cfg["plugins"] == ["lab/x.py", "my_lab.module"]  # as written: read from its folder
+    other = derived_config(base, "mine", "fixmatch", [0], [10], [], "run")
     assert other["tasks"]["mine"]["num_labels"] == [10]
+    # written elsewhere (a read-only config folder), its paths are made absolute
+    moved = rebased(other, tmp_path)
+    assert moved["plugins"] == [str(tmp_path / "lab/x.py"), "my_lab.module"]
+    assert moved["tasks"]["mine"]["from_files"]["train"] == str(tmp_path / "data/t.csv")
 
 
 @pytest.mark.parametrize("item", ["train.iterations", "=3", "train..lr=1", "a=[1,"])

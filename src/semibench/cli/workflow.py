@@ -21,7 +21,7 @@ from semibench.errors import SemiBenchError
 Subparsers = argparse._SubParsersAction
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"
-#: where the derived configs go (in the working directory, beside Snakemake's own state)
+#: where a derived config goes when the base config's folder is read-only
 RUN_CONFIGS = Path(".snakemake") / "semibench" / "run"
 
 
@@ -144,37 +144,52 @@ def derived_config(base: dict[str, Any], task: str, algorithm: str, seeds: list[
     return config
 
 
-def run(args: argparse.Namespace) -> None:
+def write_derived(config: dict[str, Any], base_dir: Path, benchmark: str, command: str,
+                  source: Path) -> Path:
+    """Write the derived config beside the config it comes from (``.semibench-run.<benchmark>
+    .yaml``), so that its relative paths read the same files and are recorded as written;
+    where that folder is read-only, under ``.snakemake/semibench/run/`` with the paths made
+    absolute."""
     import json
 
     import yaml
 
-    from semibench.cli.configs import load_yaml
+    header = f"# {command}\n# derived from {source}\n"
+    for path, data in ((base_dir / f".semibench-run.{benchmark}.yaml", config),
+                       (RUN_CONFIGS / f"{benchmark}.yaml", rebased(config, base_dir))):
+        text = header + yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    raise RunCommandError(f"cannot write the derived config in {base_dir} or {RUN_CONFIGS}")
+
+
+def run(args: argparse.Namespace) -> None:
+    import json
+
     from semibench.config import ConfigError, check_config, run_grid
+    from semibench.config_file import load_config_file
     from semibench.report.layout import REPORT_HTML, RUN_DIR
 
     prog = "semibench run"
-    path = Path(args.config)
-    base = load_yaml(path, prog)
-    if not isinstance(base, dict):
-        raise RunCommandError(f"{path}: not a config (a mapping of keys)")
-    config = derived_config(rebased(base, path.resolve().parent), args.task, args.algorithm, args.seed, args.num_labels,
+    loaded = load_config_file(args.config)
+    config = derived_config(loaded.data, args.task, args.algorithm, args.seed, args.num_labels,
                             parse_sets(args.sets), args.benchmark)
     try:
-        checked = check_config(config)
+        checked = check_config(config, base_dir=loaded.base_dir)
     except ConfigError as err:
-        raise RunCommandError(f"{path} with {args.task} {args.algorithm}: {err}") from None
+        raise RunCommandError(f"{loaded.path} with {args.task} {args.algorithm}: {err}") from None
     if args.num_labels is None:  # the task's first budget, where the config gave none
         budgets = checked["tasks"][args.task]["num_labels"]
         config["tasks"][args.task]["num_labels"] = budgets[:1]
         checked["tasks"][args.task]["num_labels"] = budgets[:1]
     grid = run_grid(checked)
-    configfile = RUN_CONFIGS / f"{args.benchmark}.yaml"
-    configfile.parent.mkdir(parents=True, exist_ok=True)
-    configfile.write_text(f"# semibench run {' '.join(map(shlex.quote, sys.argv[2:]))}\n"
-                          f"# derived from {path}\n"
-                          + yaml.safe_dump(json.loads(json.dumps(config)), sort_keys=False),
-                          encoding="utf-8")
+    configfile = write_derived(config, loaded.base_dir, args.benchmark,
+                               f"semibench run {' '.join(map(shlex.quote, sys.argv[2:]))}",
+                               loaded.path)
     metrics = [f"{RUN_DIR.format(benchmark=args.benchmark, task=t, num_labels=n, algorithm=a, seed=s)}"
                "/metrics.json" for t, n, a, s in grid]
     targets = [*metrics, *([REPORT_HTML.format(benchmark=args.benchmark)] if args.report else [])]
