@@ -317,6 +317,7 @@ def test_run_settings_parse_once_into_a_frozen_spec_and_back():
     cfg = check_config({"algorithms": ["fixmatch", "fixmatch_crest"], "seeds": [0],
                         "tasks": {"mnist": {"num_labels": [40], "train": {"iterations": 12}},
                                   "mnist_lt": {"variant_of": "mnist", "num_labels": [40],
+                                               "train": {"iterations": 12},  # 6 generations
                                                "long_tailed": {"lb_gamma": 2, "ulb_gamma": 2,
                                                                "ulb_head": 100}}}})
     for task, algorithm in [("mnist", "fixmatch"), ("mnist", "fixmatch_crest"),
