@@ -83,8 +83,9 @@ def test_config_checks_family_names_before_anything_runs(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"tasks\.mnist\.backbone='timm/resnet_nope'.*"
                                           r"timm has no model"):
         check_config(_config("timm/resnet_nope"))
-    with pytest.raises(ConfigError, match="has no config.json"):
-        check_config(_config(f"hf/{tmp_path}"))
+    with pytest.raises(ConfigError, match=f"hf/{tmp_path}.*config.json, model.safetensors or "
+                                          f".* not in {tmp_path}"):
+        check_config(_config(f"hf/{tmp_path}"), weights="error")
     with pytest.raises(ConfigError, match="unknown key.*colour"):
         check_config(_config("timm/resnet18", weights="none", colour=1))
     cfg = check_config(_config("timm/resnet18", weights="none"))

@@ -317,6 +317,7 @@ def test_run_settings_parse_once_into_a_frozen_spec_and_back():
     cfg = check_config({"algorithms": ["fixmatch", "fixmatch_crest"], "seeds": [0],
                         "tasks": {"mnist": {"num_labels": [40], "train": {"iterations": 12}},
                                   "mnist_lt": {"variant_of": "mnist", "num_labels": [40],
+                                               "train": {"iterations": 12},  # 6 generations
                                                "long_tailed": {"lb_gamma": 2, "ulb_gamma": 2,
                                                                "ulb_head": 100}}}})
     for task, algorithm in [("mnist", "fixmatch"), ("mnist", "fixmatch_crest"),
@@ -336,3 +337,32 @@ def test_run_settings_parse_once_into_a_frozen_spec_and_back():
         crest.algorithm_params["p_cutoff"] = 0.5  # type: ignore[index]
     with pytest.raises(ValueError, match="unknown key"):
         RunSpec.from_settings({**run, "bogus": 1})
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"train": {"eval_every": 500, "iterations": 200}},
+     "train.eval_every=500 is larger than train.iterations=200 (task mnist, supervised)"),
+    ({"train": {"eval_every": 150},
+      "tasks": {"mnist": {"num_labels": [40], "train": {"iterations": 100}}}},
+     "train.eval_every=150 is larger than tasks.mnist.train.iterations=100 (task mnist, "),
+    ({"train": {"iterations": 200}, "algorithm_train": {"fixmatch": {"eval_every": 300}}},
+     "algorithm_train.fixmatch.eval_every=300 is larger than train.iterations=200 (task mnist, "
+     "fixmatch)"),
+    ({"tasks": {"mnist": {"num_labels": [40],
+                          "algorithm_train": {"fixmatch": {"eval_every": 10**7}}}}},
+     "tasks.mnist.algorithm_train.fixmatch.eval_every=10000000 is larger than the default "
+     "iterations="),
+])
+def test_eval_every_above_iterations_names_both_settings(overrides, message):
+    """Resolved per run, as run_config merges train, tasks.<t>.train and algorithm_train."""
+    with pytest.raises(ConfigError) as err:
+        check_config(base(**overrides))
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert "set eval_every <= iterations" in str(err.value)
+
+
+def test_a_default_eval_every_above_a_short_run_is_fine():
+    """Only what the config sets is refused: a short run evaluates at its end anyway."""
+    cfg = check_config(base(train={"iterations": 50}))
+    assert run_config(cfg, "mnist", 40, "fixmatch", 0)["train"]["eval_every"] > 50
+    check_config(base(train={"iterations": 50, "eval_every": 50}))

@@ -314,3 +314,28 @@ def test_a_job_is_costed_with_its_backbones_declared_family(calibration):
                         plan.read_calibration(calibration))
     assert job.family == "plan_test_mlp"
     assert job.rate.source == "calibrated on test" and job.rate.calibrated
+
+
+def test_a_grey_scale_task_of_ones_own_images_is_planned(tmp_path, monkeypatch):
+    """``channels: 1``: the backbone is fed the channels it takes (its first convolution's)
+    at the declared image size, not RGB at 32 px."""
+    from tests.helpers.own_data import write_images
+
+    monkeypatch.chdir(tmp_path)
+    write_images(tmp_path / "d")
+    config = check_config({"algorithms": ["supervised", "fixmatch"], "seeds": [0], "tasks": {
+        "mine": {"num_labels": [4], "train": {"iterations": 10, "eval_every": 5},
+                 "from_files": {"domain": "image", "train": "d/train", "test": "d/test",
+                                "image_size": 24, "channels": 1, "val_per_class": 1}}}})
+    run = run_config(config, "mine", 4, "fixmatch", 0)
+    model, _ = plan.build_backbone(run["backbone"], run["backbone_args"])
+    assert plan.sample_shape(run, model) == ((1, 24, 24), torch.float32)
+    result = plan.make_plan(config, "cpu")
+    assert len(result.jobs) == 2 and all(j.step_flops > 0 for j in result.jobs)
+    assert "| mine | cnn_small | 2 |" in plan.format_plan(result)
+
+
+def test_timm_cache_weights_are_counted_without_the_file():
+    """timm/<model> with the default ``weights: cache`` builds with ``weights: none``."""
+    model, how = plan.build_backbone("timm/resnet18", {"weights": "cache"})
+    assert how == "random weights" and model.num_features == 512

@@ -79,3 +79,23 @@ def test_source_digest_follows_the_package_files(tmp_path) -> None:
     assert changed != before
     (tmp_path / "notes.txt").write_text("ignored")
     assert source_digest(tmp_path) == changed  # a file that is not source leaves it as it was
+
+
+def test_missing_weights_warn_on_every_call_and_never_stay_in_the_cache(tmp_path, monkeypatch,
+                                                                        capsys) -> None:
+    """A dry run cannot be told from a real one here: one warning line per missing set, looked
+    for again on every call (the cached plan keeps the list, not the answer)."""
+    monkeypatch.setenv("SEMIBENCH_WEIGHTS", str(tmp_path / "weights"))
+    config = _default_config()
+    config["tasks"]["stl10"] = {"num_labels": [40]}  # ViT-B/16 with USB's MAE weights
+    first = workflow_plan(config, SCHEMA, tmp_path / "cache")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "SemiBench warning: missing pretrained weights: vit_base_patch16_96 (tasks stl10): "
+        f"mae_pretrain_vit_base.pth not in {tmp_path / 'weights'}")
+    assert workflow_plan(config, SCHEMA, tmp_path / "cache") == first  # cached: warns again
+    assert capsys.readouterr().err.count("missing pretrained weights") == 1
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "mae_pretrain_vit_base.pth").write_bytes(b"")
+    assert workflow_plan(config, SCHEMA, tmp_path / "cache") == first
+    assert capsys.readouterr().err == ""

@@ -8,6 +8,7 @@ import functools
 import importlib
 import inspect
 import json
+import logging
 import math
 import typing
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import semibench.compose as compose
 import semibench.sweep as sweep
 from semibench.algorithms import ALGORITHMS, make_params
 from semibench.backbones import BACKBONES
+from semibench.backbones.base import required_weights
 from semibench.errors import SemiBenchError
 from semibench.imbalance import IMBALANCE
 from semibench.plugins import PluginError, fingerprint, load_plugins, used_by
@@ -29,6 +31,16 @@ from semibench.tasks import TASKS, Task, create_task
 from semibench.tasks.from_files import FileTaskError, declare_file_tasks
 from semibench.train.config import TrainConfig
 from semibench.variants import base_task, check_variants
+from semibench.weights import (
+    HF_WEIGHT_FILES,
+    WEIGHT_MODES,
+    Weights,
+    merge,
+    missing_entries,
+    missing_message,
+)
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -120,8 +132,12 @@ def _check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
 
 
 def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *,
-                 base_dir: str | Path | None = None) -> dict[str, Any]:
+                 base_dir: str | Path | None = None, weights: str = "warn") -> dict[str, Any]:
     """Validate ``config``; return a copy with defaults filled in. Raises ``ConfigError``.
+
+    ``weights``: what missing pretrained weights do (:func:`check_weights`): ``error`` (the
+    ``check-config`` command, a machine that will train), ``warn`` (one log line each: a plan,
+    a look at a config elsewhere) or ``skip``.
 
     ``base_dir``: the folder that relative paths (``plugins:`` files, ``from_files`` folders and
     tables) are read from, the config file's (``semibench.config_file.check_config_file``);
@@ -129,6 +145,8 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *
 
     A list of values in ``algorithm_params`` or ``train`` is a sweep axis (semibench.sweep):
     the config is checked with each value in place, and the lists are kept in the result."""
+    if weights not in WEIGHT_MODES:
+        raise ValueError(f"weights={weights!r}: allowed: {', '.join(WEIGHT_MODES)}")
     schema = schema or load_schema()
     config = _plain(config)
     try:
@@ -143,6 +161,8 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *
         _check_algorithm_params(other)
     for (where, name), values in found.items():
         sweep.section_at(checked, where)[name] = values
+    check_train_settings(checked)  # every run, every point of a sweep
+    check_weights(checked, weights)
     return checked
 
 
@@ -217,6 +237,112 @@ def _check_scalars(config: dict[str, Any], schema: dict[str, Any],
         _check_backbone(name, task, settings)
         _check_augment(name, task, settings)
     return config
+
+
+def check_train_settings(config: dict[str, Any]) -> None:
+    """The resolved ``train`` settings of every (task, algorithm) of the grid, as
+    :func:`run_config` merges them: an ``eval_every`` that the config sets must not exceed
+    ``iterations`` (the run would evaluate only at its end and select its model on that one
+    point, which is not what the number asks for). A default ``eval_every`` above a short
+    run's ``iterations`` is fine: the trainer always evaluates at the last iteration."""
+    seen: set[tuple[Any, ...]] = set()
+    for run in run_grid(config):
+        key = tuple(v for i, v in enumerate(run) if i not in (1, 3))  # not labels or seed
+        if key in seen:
+            continue
+        seen.add(key)
+        task, algorithm = run[0], run[2]
+        train = run_config(config, *run)["train"]
+        if train["eval_every"] <= train["iterations"]:
+            continue
+        where = {k: _train_source(config, task, algorithm, k)
+                 for k in ("eval_every", "iterations")}
+        if where["eval_every"] is not None:
+            raise ConfigError(
+                f"{where['eval_every']}.eval_every={train['eval_every']} is larger than "
+                + (f"{where['iterations']}.iterations" if where["iterations"]
+                   else "the default iterations") + f"={train['iterations']} "
+                f"(task {task}, {algorithm}): the run would evaluate only at its end; set "
+                "eval_every <= iterations")
+
+
+def _train_source(config: dict[str, Any], task: str, algorithm: str, key: str) -> str | None:
+    """Which section of the config sets train ``key`` for (task, algorithm), most specific
+    first, as :func:`run_config` merges them; None where a default does."""
+    settings = config["tasks"][task]
+    composition = compose.parse_label(sweep.unswept(algorithm))
+    names = [composition.label] + ([composition.algorithm]
+                                   if composition.algorithm != composition.label else [])
+    sections = []
+    for n in names:
+        sections += [(f"tasks.{task}.algorithm_train.{n}",
+                      settings.get("algorithm_train", {}).get(n, {})),
+                     (f"algorithm_train.{n}", config["algorithm_train"].get(n, {}))]
+    sections += [(f"tasks.{task}.train", settings.get("train", {})), ("train", config["train"])]
+    for where, section in sections:
+        if key in section:
+            return where
+    return None
+
+
+def weights_needed(config: dict[str, Any]) -> list[tuple[Weights, list[str]]]:
+    """Every set of pretrained files the config's runs read (each task's backbone with its
+    resolved ``backbone_args``, and the back-translation models where they cannot download),
+    once, with the tasks that read it. Declared by the backbones; nothing is built."""
+    needed: list[tuple[Weights, str]] = []
+    for name, settings in config["tasks"].items():
+        task = create_task(base_task(config, name))
+        backbone = settings.get("backbone", task.backbone)
+        args = resolved_backbone_args(task, settings)
+        needed += [(w, name) for w in required_weights(backbone, args)]
+    needed += _translator_weights(config)
+    return merge(needed)
+
+
+def _translator_weights(config: dict[str, Any]) -> list[tuple[Weights, str]]:
+    """The MarianMT models of back-translation, for the text tasks that use it, where the
+    ``backtranslate`` job cannot download them: a ``weights_dir`` is named, or the hub is
+    offline (``HF_HUB_OFFLINE``). With ``fallback: token-edit`` a missing model is no error."""
+    from semibench.backtranslate import MODELS, Settings, is_offline
+
+    section = config.get("backtranslation") or {}
+    if not section.get("enabled", True) or section.get("fallback", "none") != "none":
+        return []
+    folder = section.get("weights_dir") or ""
+    if not folder and not is_offline():
+        return []
+    tasks = [t for t in config["tasks"] if create_task(base_task(config, t)).backtranslation]
+    out = []
+    for lang in Settings().languages:
+        for model in MODELS[lang]:
+            fix = (f"download it with `hf download {model}" + (
+                f" --local-dir {Path(folder) / model}`" if folder else "` (the hub is offline "
+                "here: HF_HUB_OFFLINE)") + ", or set backtranslation.fallback: token-edit")
+            weights = Weights(f"back-translation {model}", (("config.json",), HF_WEIGHT_FILES),
+                              directory=str(Path(folder) / model) if folder else None,
+                              repos=() if folder else (model,), fix=fix)
+            out += [(weights, t) for t in tasks]
+    return out
+
+
+def check_weights(config: dict[str, Any], mode: str = "error"
+                  ) -> list[tuple[Weights, list[str]]]:
+    """Look for every pretrained file of :func:`weights_needed` (a few ``stat`` calls; no
+    model is built, nothing downloads) and return the missing ones with their tasks. ``error``
+    raises one ``ConfigError`` listing them all and where each goes; ``warn`` logs one line
+    each; ``skip`` does not look."""
+    if mode not in WEIGHT_MODES:
+        raise ValueError(f"weights={mode!r}: allowed: {', '.join(WEIGHT_MODES)}")
+    if mode == "skip":
+        return []
+    missing = missing_entries(weights_needed(config))
+    if missing and mode == "error":
+        raise ConfigError(f"{missing_message(missing)} (on a machine that will not train: "
+                          "`semibench check-config --weights warn`)")
+    for weights, tasks in missing:
+        logger.warning(f"warning: missing pretrained weights: {weights.describe(tasks)} (train "
+                       "jobs of these tasks would fail on it)")
+    return missing
 
 
 def _check_algorithm_params(config: dict[str, Any]) -> None:

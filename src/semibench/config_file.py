@@ -177,13 +177,15 @@ def load_config_file(path: str | Path) -> ConfigFile:
     return ConfigFile(path, data, path.expanduser().resolve().parent, named_by_file)
 
 
-def check_config_file(path: str | Path) -> tuple[dict[str, Any], ConfigFile]:
+def check_config_file(path: str | Path, weights: str = "warn"
+                      ) -> tuple[dict[str, Any], ConfigFile]:
     """:func:`load_config_file`, then ``semibench.config.check_config`` with its relative paths
-    read from the file's folder: the checked config, and the file as read."""
+    read from the file's folder (``weights``: what missing pretrained weights do): the checked
+    config, and the file as read."""
     from semibench.config import check_config
 
     loaded = load_config_file(path)
-    return check_config(loaded.data, base_dir=loaded.base_dir), loaded
+    return check_config(loaded.data, base_dir=loaded.base_dir, weights=weights), loaded
 
 
 def for_workflow(config: dict[str, Any], configfiles: Sequence[str | Path]) -> Path:

@@ -9,6 +9,12 @@ variant names: :mod:`semibench.variants`) and its ``long_tailed`` setting) is co
 module imports nothing heavy; it hashes the package's files (a few milliseconds, the one
 digest of :func:`semibench.train.provenance.source_digest`) to know when SemiBench changed.
 
+Pretrained weights are not part of the cached answer: the plan keeps the list of files the
+config's backbones read (:func:`semibench.config.weights_needed`), and every call looks for
+them again (a few ``stat`` calls) and prints one warning line per missing set on stderr. A dry
+run (``-n``) cannot be told apart from a real run here, so neither fails: a real run's train
+job fails on the same line, before it builds anything.
+
 Not cached: a config with ``plugins`` or ``from_files`` tasks. Their files live outside the
 package and can change without SemiBench changing, so they are checked afresh on every call.
 """
@@ -27,7 +33,7 @@ __all__ = ["ConfigInvalid", "compute", "run_key", "source_digest", "workflow_pla
 
 CACHE_DIR = Path(".snakemake") / "semibench"
 #: bump when the plan's layout changes
-PLAN_VERSION = 2
+PLAN_VERSION = 3
 
 
 class ConfigInvalid(SemiBenchError, ValueError):
@@ -48,14 +54,24 @@ def compute(config: dict[str, Any], schema_path: str | Path,
             base_dir: str | Path | None = None) -> dict[str, Any]:
     """The plan, from the full checks (imports the ML stack); relative paths are read from
     ``base_dir``, the config file's folder."""
-    from semibench.config import ConfigError, check_config, load_schema, run_config, run_grid
+    from semibench.config import (
+        ConfigError,
+        check_config,
+        load_schema,
+        run_config,
+        run_grid,
+        weights_needed,
+    )
     from semibench.tasks import create_task
     from semibench.variants import task_settings
 
     try:
-        checked = check_config(config, load_schema(schema_path), base_dir=base_dir)
+        checked = check_config(config, load_schema(schema_path), base_dir=base_dir,
+                               weights="skip")
         grid = run_grid(checked)
         runs = {run_key(*run): run_config(checked, *run) for run in grid}
+        weights = [{"weights": w.as_dict(), "tasks": tasks}
+                   for w, tasks in weights_needed(checked)]
     except ConfigError as err:
         raise ConfigInvalid(str(err)) from None
     tasks = {}
@@ -64,15 +80,25 @@ def compute(config: dict[str, Any], schema_path: str | Path,
         tasks[name] = {"domain": task.domain, "backtranslation": bool(task.backtranslation),
                        **settings}
     return {"version": PLAN_VERSION, "config": checked, "grid": [list(r) for r in grid],
-            "runs": runs, "tasks": tasks}
+            "runs": runs, "tasks": tasks, "weights": weights}
 
 
 def workflow_plan(config: dict[str, Any], schema_path: str | Path,
                   cache_dir: str | Path = CACHE_DIR,
                   base_dir: str | Path | None = None) -> dict[str, Any]:
     """The plan of ``config``: from the cache when SemiBench, the schema and the config are the
-    ones it was computed for, else computed (and cached). Raises :class:`ConfigInvalid`.
+    ones it was computed for, else computed (and cached); missing pretrained weights are
+    looked for on every call and warned about on stderr. Raises :class:`ConfigInvalid`.
     ``base_dir`` (relative paths) is not part of the cache key: a cached config has none."""
+    from semibench.weights import warn_missing
+
+    plan = _workflow_plan(config, schema_path, cache_dir, base_dir)
+    warn_missing(plan.get("weights", []))
+    return plan
+
+
+def _workflow_plan(config: dict[str, Any], schema_path: str | Path,
+                   cache_dir: str | Path, base_dir: str | Path | None) -> dict[str, Any]:
     config = json.loads(json.dumps(config, default=str))
     if not cacheable(config):
         return compute(config, schema_path, base_dir)

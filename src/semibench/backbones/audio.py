@@ -40,7 +40,12 @@ from semibench.backbones._hf import (
     mlp_head,
     resolve_model_dir,
 )
-from semibench.backbones.base import BACKBONES, Backbone, planner_family
+from semibench.backbones.base import BACKBONES, Backbone, declare_weights, planner_family
+from semibench.weights import HF_WEIGHT_FILES, Weights, hf_model
+
+#: each registered speech encoder's Hugging Face repository
+REPO_IDS = {"hubert_base": ("facebook/hubert-base-ls960",),
+            "wav2vec2_base": ("facebook/wav2vec2-base-960h",)}
 
 
 class SpeechEncoder(Backbone):
@@ -146,21 +151,35 @@ class SpeechEncoder(Backbone):
         return torch.as_tensor(np.asarray(raw, dtype=np.float32))
 
 
+def speech_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """What ``SpeechEncoder`` reads: the checkpoint from ``pretrained_dir`` or the hub cache
+    (only its config with ``pretrained: false`` and a ``pretrained_dir``; nothing without)."""
+    pretrained = args.get("pretrained", True)
+    source_dir = args.get("pretrained_dir")
+    if not pretrained and source_dir is None:
+        return []
+    files = (("config.json",), HF_WEIGHT_FILES) if pretrained else (("config.json",),)
+    return [hf_model(name, files, source_dir, REPO_IDS[name], args.get("cache_dir"),
+                     "backbone_args.pretrained: false")]
+
+
 @BACKBONES.register("hubert_base")
 @planner_family("speech")
+@declare_weights(speech_weights)
 def hubert_base(num_classes: int, **kwargs: Any) -> SpeechEncoder:
     from transformers import HubertConfig, HubertModel
 
-    repo_ids = ("facebook/hubert-base-ls960",)
+    repo_ids = REPO_IDS["hubert_base"]
     return SpeechEncoder(num_classes, HubertModel, HubertConfig, repo_ids, "hubert_base", **kwargs)
 
 
 @BACKBONES.register("wav2vec2_base")
 @planner_family("speech")
+@declare_weights(speech_weights)
 def wav2vec2_base(num_classes: int, **kwargs: Any) -> SpeechEncoder:
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    repo_ids = ("facebook/wav2vec2-base-960h",)
+    repo_ids = REPO_IDS["wav2vec2_base"]
     return SpeechEncoder(
         num_classes, Wav2Vec2Model, Wav2Vec2Config, repo_ids, "wav2vec2_base", **kwargs
     )

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from semibench.registry import Registry, UnknownNameError
+from semibench.weights import MissingWeightsError, Weights, missing_entries, missing_message
 
 BACKBONES: Registry[Any] = Registry("backbone")
 B = TypeVar("B")
@@ -70,9 +71,41 @@ class Backbone(nn.Module):
 
 
 def create_backbone(name: str, num_classes: int, **kwargs: Any) -> Backbone:
-    """The only constructor of backbones; ``None`` kwargs mean "use the default"."""
+    """The only constructor of backbones; ``None`` kwargs mean "use the default". Missing
+    pretrained weights fail here with the config check's line (:func:`required_weights`),
+    before anything is built."""
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    missing = missing_entries((w, []) for w in required_weights(name, kwargs))
+    if missing:
+        raise MissingWeightsError(missing_message(missing))
     return BACKBONES.get(name)(num_classes=num_classes, **kwargs)
+
+
+def declare_weights(declare: Callable[[str, dict[str, Any]], list[Weights]]
+                    ) -> Callable[[B], B]:
+    """Declare the pretrained files a backbone builder reads: ``declare(name, backbone_args)``
+    returns them as :class:`semibench.weights.Weights` (none for random weights). The config
+    check, ``semibench plan``, the workflow and :func:`create_backbone` look for them on the
+    file system only, so a missing file is one line before any job runs. A builder that
+    declares nothing is taken to need no file."""
+
+    def decorator(builder: B) -> B:
+        builder.weights_needed = declare  # type: ignore[attr-defined]
+        return builder
+
+    return decorator
+
+
+def required_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """The files backbone ``name`` reads with ``args`` (its ``backbone_args``), as its builder
+    declares them (:func:`declare_weights`)."""
+    builder = BACKBONES.get(name)
+    if isinstance(builder, functools.partial):  # a family's factory, bound to the rest
+        builder = builder.func
+    declare = getattr(builder, "weights_needed", None)
+    if declare is None:
+        return []
+    return list(declare(name, {k: v for k, v in args.items() if v is not None}))
 
 
 def planner_family(family: str | Callable[[str], str]) -> Callable[[B], B]:

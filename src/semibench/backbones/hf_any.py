@@ -24,8 +24,9 @@ from torch import nn
 
 from semibench.backbones._hf import resolve_model_dir
 from semibench.backbones.audio import SpeechEncoder
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, declare_weights
 from semibench.backbones.text import PretrainedTextBackbone
+from semibench.weights import HF_WEIGHT_FILES, Weights
 
 
 def model_dir(name: str, cache_dir: str | Path | None = None) -> Path:
@@ -92,7 +93,33 @@ def is_speech(config: Any) -> bool:
     return hasattr(config, "conv_dim") and hasattr(config, "mask_time_prob")
 
 
+def is_local(model: str) -> bool:
+    """Whether ``hf/<model>`` names a directory (an existing one, or a path: ``/``, ``.``,
+    ``~``) rather than a model id of the hub cache (``org/name``)."""
+    return Path(model).expanduser().is_dir() or model.startswith(("/", ".", "~"))
+
+
+def hf_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """The model's files: its config always (it decides the architecture), its weights when
+    pretrained; from its directory, or the hub cache."""
+    model = name.partition("/")[2]
+    files: tuple[tuple[str, ...], ...] = (("config.json",),)
+    if args.get("pretrained", True):
+        files += (HF_WEIGHT_FILES,)
+    random = "backbone_args.pretrained: false for random weights (the config is still read)"
+    if is_local(model):
+        return [Weights(name, files, directory=str(Path(model).expanduser()),
+                        fix="put a Hugging Face checkpoint there (save_pretrained's output, or "
+                            f"`hf download <model id> --local-dir {model}`), or {random}")]
+    cache = args.get("cache_dir")
+    return [Weights(name, files, repos=(model,), cache_dir=None if cache is None else str(cache),
+                    fix=f"get it with `hf download {model}` (on a machine with internet access, "
+                        f"then copy the cache), or name a local directory (hf/./my_model), or "
+                        f"{random}")]
+
+
 @BACKBONES.register_family("hf")
+@declare_weights(hf_weights)
 def hf_backbone(model: str, num_classes: int, *, pretrained: bool = True,
                 cache_dir: str | None = None, max_length: int = 128, drop: float = 0.1,
                 pool: str = "masked", trainable_layers: int | None = None,
@@ -114,14 +141,6 @@ def hf_backbone(model: str, num_classes: int, *, pretrained: bool = True,
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
     return HFText(num_classes, encoder, tokenizer, max_length=max_length, drop=drop, pool=pool,
                   trainable_layers=trainable_layers, trim_multiple=trim_multiple)
-
-
-def check_name(model: str) -> None:
-    """Before anything runs: the model's files are there (no download later)."""
-    model_dir(model)
-
-
-hf_backbone.check_name = check_name  # type: ignore[attr-defined]
 
 
 def planner_family(model: str) -> str:

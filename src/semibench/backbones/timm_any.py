@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from semibench.backbones.base import BACKBONES, Backbone
+from semibench.backbones.base import BACKBONES, Backbone, declare_weights
+from semibench.weights import Weights
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
@@ -139,7 +140,38 @@ class TimmBackbone(Backbone):
         return {"stem": _prefixed(matcher["stem"]), "blocks": out}
 
 
+def timm_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """What ``weights`` reads: nothing (``none``), that file, or the model's pretrained tag in
+    the hub cache (``cache``; from timm's pretrained config, without building the model)."""
+    from timm.models import get_pretrained_cfg
+
+    weights = str(args.get("weights", "cache"))
+    if weights == "none":
+        return []
+    random = "or to none for random weights"
+    if weights != "cache":
+        path = Path(weights).expanduser()
+        return [Weights(name, ((path.name,),), directory=str(path.parent),
+                        fix=f"set backbone_args.weights to an existing checkpoint file, {random}")]
+    try:
+        cfg = get_pretrained_cfg(name.partition("/")[2])
+    except (RuntimeError, KeyError, ValueError):
+        return []  # an unknown model: its name check says so
+    repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    if not repo:
+        return [Weights(name, (WEIGHT_FILES,),
+                        fix="timm names no Hugging Face repository for its pretrained weights: "
+                            f"set backbone_args.weights to a checkpoint file, {random}")]
+    cache = args.get("cache_dir")
+    return [Weights(name, (WEIGHT_FILES,), repos=(repo,),
+                    cache_dir=None if cache is None else str(cache),
+                    fix=f"fetch them once on a machine with internet (`hf download {repo}`) and "
+                        f"copy the cache, or set backbone_args.weights to a checkpoint file, "
+                        f"{random}")]
+
+
 @BACKBONES.register_family("timm")
+@declare_weights(timm_weights)
 def timm_backbone(model_name: str, num_classes: int, *, weights: str = "cache",
                   img_size: int | None = None, cache_dir: str | None = None,
                   model_args: dict[str, Any] | None = None) -> TimmBackbone:

@@ -34,13 +34,21 @@ from typing import Any
 import torch
 from torch import nn
 
-from semibench.backbones.base import BACKBONES, Backbone, planner_family
+from semibench.backbones.base import BACKBONES, Backbone, declare_weights, planner_family
+from semibench.weights import Weights
 
 WEIGHTS_URL = "https://github.com/microsoft/Semi-supervised-learning/releases/download/v.0.0.0"
 WEIGHTS_ENV = "SEMIBENCH_WEIGHTS"
 DEFAULT_WEIGHTS_DIR = "data/weights"
 #: top-level key prefixes of the pre-training heads, dropped on loading (as USB does)
 HEAD_PREFIXES = ("head", "fc", "classifier", "mlp")
+#: each registered ViT's file of USB's release
+WEIGHT_FILES = {
+    "vit_tiny_patch2_32": "vit_tiny_patch2_32_mlp_im_1k_32.pth",
+    "vit_small_patch2_32": "vit_small_patch2_32_mlp_im_1k_32.pth",
+    "vit_small_patch16_224": "vit_small_patch16_224_mlp_im_1k_224.pth",
+    "vit_base_patch16_96": "mae_pretrain_vit_base.pth",
+}
 
 
 def default_weights_dir() -> Path:
@@ -165,8 +173,22 @@ def _vit(num_classes: int, model_args: dict[str, Any], kwargs: dict[str, Any]) -
     return ViT(num_classes, **{**model_args, **kwargs})
 
 
+def vit_weights(name: str, args: dict[str, Any]) -> list[Weights]:
+    """The ``.pth`` file a ViT loads (none with ``pretrained: false``): where ``ViT`` looks."""
+    if not args.get("pretrained", True):
+        return []
+    file = args.get("weights_file", WEIGHT_FILES[name])
+    given = args.get("weights_dir")
+    fix = (f"download {WEIGHTS_URL}/{file} (USB's release v.0.0.0) into that directory, or set "
+           f"backbone_args.weights_dir (or ${WEIGHTS_ENV}) to where it is, or "
+           "backbone_args.pretrained: false for random weights")
+    return [Weights(name, ((file,),), directory=str(given or DEFAULT_WEIGHTS_DIR),
+                    env=None if given else WEIGHTS_ENV, fix=fix)]
+
+
 @BACKBONES.register("vit_tiny_patch2_32")
 @planner_family("vit")
+@declare_weights(vit_weights)
 def vit_tiny_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-Ti/2 at 32 px (TissueMNIST)."""
     args = dict(
@@ -176,13 +198,14 @@ def vit_tiny_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
         depth=12,
         num_heads=3,
         drop_path_rate=0.1,
-        weights_file="vit_tiny_patch2_32_mlp_im_1k_32.pth",
+        weights_file=WEIGHT_FILES["vit_tiny_patch2_32"],
     )
     return _vit(num_classes, args, kwargs)
 
 
 @BACKBONES.register("vit_small_patch2_32")
 @planner_family("vit")
+@declare_weights(vit_weights)
 def vit_small_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-S/2 at 32 px (CIFAR-100, EuroSAT)."""
     args = dict(
@@ -192,13 +215,14 @@ def vit_small_patch2_32(num_classes: int, **kwargs: Any) -> ViT:
         depth=12,
         num_heads=6,
         drop_path_rate=0.2,
-        weights_file="vit_small_patch2_32_mlp_im_1k_32.pth",
+        weights_file=WEIGHT_FILES["vit_small_patch2_32"],
     )
     return _vit(num_classes, args, kwargs)
 
 
 @BACKBONES.register("vit_small_patch16_224")
 @planner_family("vit")
+@declare_weights(vit_weights)
 def vit_small_patch16_224(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-S/16 at 224 px (Semi-Aves)."""
     args = dict(
@@ -208,13 +232,14 @@ def vit_small_patch16_224(num_classes: int, **kwargs: Any) -> ViT:
         depth=12,
         num_heads=6,
         drop_path_rate=0.2,
-        weights_file="vit_small_patch16_224_mlp_im_1k_224.pth",
+        weights_file=WEIGHT_FILES["vit_small_patch16_224"],
     )
     return _vit(num_classes, args, kwargs)
 
 
 @BACKBONES.register("vit_base_patch16_96")
 @planner_family("vit")
+@declare_weights(vit_weights)
 def vit_base_patch16_96(num_classes: int, **kwargs: Any) -> ViT:
     """ViT-B/16 at 96 px from MAE's ImageNet pre-training (STL-10)."""
     args = dict(
@@ -224,6 +249,6 @@ def vit_base_patch16_96(num_classes: int, **kwargs: Any) -> ViT:
         depth=12,
         num_heads=12,
         drop_path_rate=0.2,
-        weights_file="mae_pretrain_vit_base.pth",
+        weights_file=WEIGHT_FILES["vit_base_patch16_96"],
     )
     return _vit(num_classes, args, kwargs)

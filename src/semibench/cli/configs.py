@@ -75,7 +75,17 @@ def print_table(rows: list[list[str]], right: Collection[int] = ()) -> None:
 def add_check_config(sub: Subparsers) -> None:
     p = sub.add_parser("check-config", help="validate a benchmark config file")
     p.add_argument("configfile")
+    _add_weights_option(p, "error", "on a machine that will not train, `--weights warn`")
     p.set_defaults(func=check_config)
+
+
+def _add_weights_option(p: argparse.ArgumentParser, default: str, hint: str) -> None:
+    from semibench.weights import WEIGHT_MODES
+
+    p.add_argument("--weights", choices=WEIGHT_MODES, default=default,
+                   help=f"missing pretrained weights (looked up on disk, never downloaded): "
+                   f"error (one line listing every file and where it goes), warn (a line each) "
+                   f"or skip (default: {default}; {hint})")
 
 
 def check_config(args: argparse.Namespace) -> None:
@@ -85,7 +95,7 @@ def check_config(args: argparse.Namespace) -> None:
     prog = "semibench check-config"
     path = Path(args.configfile)
     try:
-        config, loaded = check_config_file(path)
+        config, loaded = check_config_file(path, weights=args.weights)
     except ConfigError as err:
         raise SystemExit(f"{prog}: error: {path}: {err}") from None
     except ConfigFileError as err:
@@ -114,6 +124,7 @@ def add_plan(sub: Subparsers) -> None:
                    "the texts' token lengths")
     p.add_argument("--jobs-csv", default=None, help="write one row per job here")
     p.add_argument("--json", default=None, help="write the whole plan as JSON here")
+    _add_weights_option(p, "warn", "a plan is often made where nothing trains")
     p.set_defaults(func=plan)
 
 
@@ -125,7 +136,7 @@ def plan(args: argparse.Namespace) -> None:
     prog = "semibench plan"
     path = Path(args.configfile)
     try:
-        config, _ = check_config_file(path)
+        config, _ = check_config_file(path, weights=args.weights)
         plan = make_plan(config, args.device.lower(), amp=args.amp, compile_mode=args.compile,
                          algorithms=args.algorithms, calibration=args.calibration,
                          prepared_root=Path(args.prepared_root) if args.prepared_root else None)

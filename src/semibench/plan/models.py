@@ -32,6 +32,8 @@ def _offline_args(name: str, args: dict[str, Any]) -> dict[str, Any]:
            if k not in ("pretrained", "pretrained_dir", "weights_dir", "cache_dir")}
     if allowed is None or "pretrained" in allowed:
         out["pretrained"] = False
+    if allowed is not None and "weights" in allowed:  # timm/<model>: weights none, cache or a file
+        out["weights"] = "none"
     if name == "bert_base_uncased" and "tokenizer_dir" not in out:
         from semibench.backbones.minilm import bundled_minilm_dir
 

@@ -41,9 +41,12 @@ def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...]
     task = create_task(run_base_task(run))
     aug = run["augment"]
     if task.domain == "image":
-        side = aug.get("crop_size") or aug.get("resize") or IMAGE_SIDES.get(task.name, 32)
-        chans = 3 if aug.get("as_rgb") else IMAGE_CHANNELS.get(task.name, 3)
-        return (chans, int(side), int(side)), torch.float32
+        side = (aug.get("crop_size") or aug.get("resize") or _declared(task, "image_size")
+                or IMAGE_SIDES.get(task.name, 32))
+        chans = 3 if aug.get("as_rgb") else (
+            input_channels(model) or _declared(task, "channels")
+            or IMAGE_CHANNELS.get(task.name, 3))
+        return (int(chans), int(side), int(side)), torch.float32
     if task.domain == "text":
         return (int(getattr(model, "max_length", 512)),), torch.long
     from semibench.augment import build_views
@@ -54,6 +57,25 @@ def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...]
         return tuple(wave.shape[1:]), torch.float32
     view = build_views("audio", aug)["eval"]
     return tuple(view(wave, torch.Generator().manual_seed(0)).shape[1:]), torch.float32
+
+
+def input_channels(model: nn.Module) -> int | None:
+    """The channels the backbone takes: its first convolution's (None without one). What the
+    views feed it must match them (``in_chans``), so the planner feeds the same."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            return int(module.in_channels)
+    return None
+
+
+def _declared(task: Any, name: str) -> Any:
+    """An image setting a task declares (``channels``, ``image_size``) on itself or in its
+    ``from_files`` declaration (``task.spec``); None when it declares none."""
+    for holder in (task, getattr(task, "spec", None)):
+        value = getattr(holder, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
 
 
 def trimmed_text_length(model: nn.Module, task_name: str, prepared_root: Path, batch: int,
