@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> None:
     config = derived_config(loaded.data, args.task, args.algorithm, args.seed, args.num_labels,
                             parse_sets(args.sets), args.benchmark)
     try:
-        checked = check_config(config, base_dir=loaded.base_dir)
+        checked = check_config(config, base_dir=loaded.base_dir, weights="error")
     except ConfigError as err:
         raise RunCommandError(f"{loaded.path} with {args.task} {args.algorithm}: {err}") from None
     if args.num_labels is None:  # the task's first budget, where the config gave none
