@@ -133,7 +133,7 @@ def test_snakemake_killed_by_sigkill_resumes_after_unlock(tmp_path):
     cfg = tiny_config()
     cfg.update(benchmark="killed", seeds=[0], algorithms=["supervised"],
                tasks={"mnist": {"num_labels": [20], "train": {
-                   **TINY_TRAIN, "iterations": 400, "eval_every": 40, "batch_size": 16}}})
+                   **TINY_TRAIN, "iterations": 160, "eval_every": 40, "batch_size": 16}}})
     path = write(tmp_path / "killed.yaml", cfg)
     run_dir = tmp_path / "results/killed/runs/mnist/20/supervised/seed0"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
