@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from semibench.plan.calibration import (  # noqa: F401
     AMPS,
+    BASES,
     CALIBRATION_COLUMNS,
     CALIBRATION_KEY,
     COMPILES,
@@ -45,6 +46,7 @@ from semibench.plan.calibration import (  # noqa: F401
     FALLBACK_EFFICIENCY,
     Rate,
     check_device,
+    cpu_model,
     lookup_rate,
     read_calibration,
 )
@@ -76,6 +78,7 @@ from semibench.plan.shapes import (  # noqa: F401
 
 __all__ = [
     "AMPS",
+    "BASES",
     "CALIBRATION_COLUMNS",
     "CALIBRATION_KEY",
     "COMPILES",
@@ -101,6 +104,7 @@ __all__ = [
     "backbone_family",
     "build_backbone",
     "check_device",
+    "cpu_model",
     "eval_sizes",
     "evaluated_text_length",
     "format_plan",
