@@ -91,9 +91,9 @@ def _assumptions(plan: Plan) -> list[str]:
         out.append(f"assumes: the machine that measured its calibration rows ({where}; "
                    f"{threads or '?'} thread(s) per job; measured {dates or '?'})")
     else:
-        out.append(f"assumes: a {plan.device} reaching the stated fraction of its datasheet "
-                   "peak (no calibration row)")
-    if plan.machine:
+        out.append(f"assumes: {plan.device} at the stated fraction of its datasheet peak "
+                   "(no calibration row)")
+    if plan.machine and plan.device == "cpu":
         out.append(f"planned on: {plan.machine}")
     if plan.device == "cpu" and plan.threads is not None:
         line = f"the config runs each job on {plan.threads} CPU thread(s) (`threads`)"
@@ -131,7 +131,7 @@ def _amount(x: float) -> str:
 def _duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
-    if seconds < 7200:
+    if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:,.1f} h"
 
