@@ -220,9 +220,12 @@ def test_shipped_cpu_calibration_is_found():
     family = plan.lookup_rate(rows, "cpu", "vit", "none", "none", "vit_base_patch16_96")
     assert family.calibrated and family.source.startswith("calibrated on vit_s2_32")
     other = plan.lookup_rate(rows, "cpu", "speech", "none", "none")
-    assert other.calibrated and "applied to speech" in other.source
+    assert other.calibrated and "borrowed for speech (no cpu row of speech)" in other.source
+    assert (rate.basis, family.basis, other.basis) == ("measured", "family", "borrowed")
+    assert rate.threads == "2"
     gpu = plan.lookup_rate(rows, "h200", "vit", "bf16", "reduce-overhead")
     assert not gpu.calibrated and gpu.train == pytest.approx(989e12 * 0.15)
+    assert gpu.basis == "datasheet"
 
 
 def test_pretrained_backbones_build_offline_for_counting():
@@ -339,3 +342,54 @@ def test_timm_cache_weights_are_counted_without_the_file():
     """timm/<model> with the default ``weights: cache`` builds with ``weights: none``."""
     model, how = plan.build_backbone("timm/resnet18", {"weights": "cache"})
     assert how == "random weights" and model.num_features == 512
+
+
+def test_cpu_plan_says_what_it_assumes_and_how_far_each_job_may_be_off(capsys):
+    """The calibration's machine and threads, this machine, the config's threads per job, and
+    per task the basis of its rate, with a footnote for each basis used."""
+    config = check_config({"algorithms": ["fixmatch"], "seeds": [0], "threads": 1, "tasks": {
+        "mnist": {"num_labels": [40], "train": {"iterations": 10, "eval_every": 5}},
+        "cifar100": {"num_labels": [200], "backbone": "vit_small_patch2_32",
+                     "backbone_args": {"pretrained": False},
+                     "train": {"iterations": 10, "eval_every": 5}}}}, weights="skip")
+    result = plan.make_plan(config, "cpu")
+    text = plan.format_plan(result)
+    assert "assumes: the machine that measured its calibration rows (CPU not recorded in " \
+           "them; 2 thread(s) per job; measured 2026-12-01)" in text
+    assert f"planned on: {plan.cpu_model()}, " in text and plan.cpu_model()
+    assert "the config runs each job on 1 CPU thread(s) (`threads`); the calibration used 2: " \
+           "expect jobs to take longer than planned, up to 2x" in text
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in text.splitlines()
+            if line.startswith("| mnist |") or line.startswith("| cifar100 |")}
+    assert rows["mnist"][8] == "borrowed" and "borrowed for cnn" in rows["mnist"][9]
+    assert rows["cifar100"][8] == "measured"
+    assert "basis borrowed: UNCALIBRATED FOR THIS FAMILY" in text
+    assert "basis measured: this backbone's own calibration row: expect the time within " \
+           "about 30 %" in text
+    assert "basis family" not in text and "not counted: each job's start-up" in text
+
+
+def test_finished_runs_are_set_next_to_the_plan(tmp_path, calibration):
+    """metrics.json's loop time and Snakemake's whole-job time, per task and in all."""
+    from semibench.plan.measured import attach_measured, benchmark_file, run_dir
+
+    config = mnist_config(["fixmatch", "supervised"])
+    result = plan.make_plan(config, "cpu", calibration=calibration)
+    job = next(j for j in result.jobs if j.algorithm == "fixmatch" and j.seed == 0)
+    planned = job.hours * 3600
+    metrics = run_dir(tmp_path / "results", config["benchmark"], job) / "metrics.json"
+    metrics.parent.mkdir(parents=True)
+    metrics.write_text(json.dumps({"wall_time_s": 3 * planned, "device": "cpu"}))
+    tsv = benchmark_file(tmp_path / "logs", config["benchmark"], job)
+    tsv.parent.mkdir(parents=True)
+    tsv.write_text(f"s\th:m:s\tmax_rss\n{4 * planned:.6f}\t0:00:01\t100\n")
+    other = next(j for j in result.jobs if j.algorithm == "supervised")  # on another device
+    gpu = run_dir(tmp_path / "results", config["benchmark"], other) / "metrics.json"
+    gpu.parent.mkdir(parents=True)
+    gpu.write_text(json.dumps({"wall_time_s": 1.0, "device": "NVIDIA H100 80GB HBM3"}))
+    assert attach_measured(result, config["benchmark"], tmp_path / "results") == 1
+    assert job.measured_s == pytest.approx(3 * planned) and job.job_s is not None
+    text = plan.format_plan(result)
+    assert "| measured/planned |" in text and "| 3.0x (n 1) |" in text
+    assert "measured: 1 finished run(s) of these jobs on cpu: training loops took 3.0x (n 1) " \
+           "the planned time (metrics.json wall_time_s), whole jobs 4.0x (n 1)" in text

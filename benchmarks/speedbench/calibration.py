@@ -36,8 +36,9 @@ def step_gflops(s: Setting) -> tuple[float, float]:
 def calibration_rows(rows: list[dict[str, Any]], device_name: str,
                      threads: int) -> list[dict[str, Any]]:
     """Achieved FLOP/s of SemiBench's full step per (device, family, amp, compile)."""
-    from semibench.plan import backbone_family
+    from semibench.plan import backbone_family, cpu_model
 
+    cpu = cpu_model() if device_name == "cpu" else ""  # the plan says which CPU it assumes
     out = []
     for r in rows:
         if r["side"] != "SemiBench" or math.isnan(r["achieved_tflops"]):
@@ -51,7 +52,8 @@ def calibration_rows(rows: list[dict[str, Any]], device_name: str,
                     "eval_tflops": f"{eval_tf:.4f}", "setting": r["batch"],
                     "step_ms": f"{r['ms_per_it']:.1f}",
                     "step_gflops": f"{r['gflops_per_step']:.1f}", "threads": threads,
-                    "torch": torch.__version__, "measured": time.strftime("%Y-%m-%d")})
+                    "torch": torch.__version__, "measured": time.strftime("%Y-%m-%d"),
+                    "cpu": cpu})
     return out
 
 

@@ -122,6 +122,9 @@ def add_plan(sub: Subparsers) -> None:
     p.add_argument("--prepared-root", default="data/prepared",
                    help="where prepared data give the evaluation set sizes (meta.json) and "
                    "the texts' token lengths")
+    p.add_argument("--results", default="results",
+                   help="finished runs of the config here (and Snakemake's benchmark files in "
+                   "logs/ beside it) are set next to the plan: measured / planned time")
     p.add_argument("--jobs-csv", default=None, help="write one row per job here")
     p.add_argument("--json", default=None, help="write the whole plan as JSON here")
     _add_weights_option(p, "warn", "a plan is often made where nothing trains")
@@ -132,6 +135,7 @@ def plan(args: argparse.Namespace) -> None:
     from semibench.config import ConfigError
     from semibench.config_file import check_config_file
     from semibench.plan import PlanError, as_dict, format_plan, jobs_csv, make_plan
+    from semibench.plan.measured import attach_measured
 
     prog = "semibench plan"
     path = Path(args.configfile)
@@ -144,6 +148,8 @@ def plan(args: argparse.Namespace) -> None:
         raise SystemExit(f"{prog}: error: {path}: {err}") from None
     except ConfigFileError as err:
         raise SystemExit(file_error(err, prog)) from None
+    if args.results:
+        attach_measured(plan, config["benchmark"], Path(args.results))
     print(format_plan(plan))
     if args.jobs_csv:
         jobs_csv(plan, args.jobs_csv)

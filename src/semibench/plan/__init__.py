@@ -27,16 +27,23 @@ For every training job of a config's grid:
   compile). A device without a row for that family uses another family's row on the same
   device (said in the output); a device without any row is **uncalibrated**: peak FLOP/s of its
   datasheet x a stated efficiency (:data:`FALLBACK_EFFICIENCY`), marked as such.
+* **Trust**: each job's rate has a *basis* (:data:`BASES`: its backbone's own row, its family's,
+  another family's, a datasheet) that the output names per task, with how far it may be off;
+  the output also says what the times assume (the calibration rows' machine and threads, the
+  machine planned on, the config's threads per job) and what they leave out (job start-up).
+  Finished runs of the config (``measured``) are set next to the plan.
 
 The package, by responsibility: ``models`` (the backbones counted, their families), ``shapes``
 (inputs, text lengths, set sizes), ``counting`` (FLOPs of passes, the passes of a step),
-``calibration`` (achieved FLOP/s), ``job`` (the plan of a grid), ``format`` (its text, CSV, JSON).
+``calibration`` (achieved FLOP/s, bases), ``job`` (the plan of a grid), ``measured`` (finished
+runs), ``format`` (its text, CSV, JSON).
 """
 
 from __future__ import annotations
 
 from semibench.plan.calibration import (  # noqa: F401
     AMPS,
+    BASES,
     CALIBRATION_COLUMNS,
     CALIBRATION_KEY,
     COMPILES,
@@ -45,6 +52,7 @@ from semibench.plan.calibration import (  # noqa: F401
     FALLBACK_EFFICIENCY,
     Rate,
     check_device,
+    cpu_model,
     lookup_rate,
     read_calibration,
 )
@@ -76,6 +84,7 @@ from semibench.plan.shapes import (  # noqa: F401
 
 __all__ = [
     "AMPS",
+    "BASES",
     "CALIBRATION_COLUMNS",
     "CALIBRATION_KEY",
     "COMPILES",
@@ -101,6 +110,7 @@ __all__ = [
     "backbone_family",
     "build_backbone",
     "check_device",
+    "cpu_model",
     "eval_sizes",
     "evaluated_text_length",
     "format_plan",

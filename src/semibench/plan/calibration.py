@@ -15,7 +15,7 @@ from semibench.plan.errors import PlanError
 DEFAULT_CALIBRATION = "calibration.csv"
 CALIBRATION_COLUMNS = [
     "device", "family", "backbone", "amp", "compile", "train_tflops", "eval_tflops", "setting",
-    "step_ms", "step_gflops", "threads", "torch", "measured",
+    "step_ms", "step_gflops", "threads", "torch", "measured", "cpu",
 ]  # fmt: skip
 #: one calibration row per these columns (a newer measurement replaces an older one)
 CALIBRATION_KEY = ("device", "backbone", "amp", "compile")
@@ -43,14 +43,38 @@ FALLBACK_EFFICIENCY: dict[tuple[str, str], float] = {
 }
 
 
+#: how a job's rate was found, best first, and how far its time may be off. Not measured for
+#: every backbone: "measured" is the calibration's own claim (its rows time the real step of
+#: that backbone); "borrowed" cites what the offline benchmark showed (issue 19: its small-CNN
+#: and MiniLM jobs took 1.5-4.4x the planned time on the 2-core machine that calibrated it).
+BASES: dict[str, str] = {
+    "measured": "this backbone's own calibration row: expect the time within about 30 % on "
+                "the machine and thread count that measured it, for steps of the measured size",
+    "family": "another backbone of the same family: FLOP/s change with model and batch size; "
+              "may be off by up to 2x",
+    "borrowed": "UNCALIBRATED FOR THIS FAMILY: other families' FLOP/s; may be off by 2-4x, "
+                "mostly too low for small models (their steps are spent in views and Python, "
+                "not FLOPs: the offline benchmark's CNN and MiniLM jobs took 1.5-4.4x the "
+                "planned time)",
+    "datasheet": "uncalibrated device: datasheet peak x an assumed efficiency; may be off by "
+                 "2-4x",
+}
+
+
 @dataclass(frozen=True)
 class Rate:
-    """Achieved FLOP/s used for one job, and where it came from."""
+    """Achieved FLOP/s used for one job, and where it came from: ``basis`` is a key of
+    :data:`BASES`; ``threads``, ``cpu`` and ``measured`` describe the calibration rows used
+    (empty where they do not say, or for a datasheet rate)."""
 
     train: float
     eval: float
     source: str
     calibrated: bool
+    basis: str = "measured"
+    threads: str = ""
+    cpu: str = ""
+    measured: str = ""
 
 
 def read_calibration(path: str | Path | None = None) -> list[dict[str, str]]:
@@ -88,19 +112,43 @@ def lookup_rate(rows: list[dict[str, str]], device: str, family: str, amp: str,
     if exact:
         r = exact[-1]
         return Rate(float(r["train_tflops"]) * 1e12, float(r["eval_tflops"]) * 1e12,
-                    f"calibrated ({r['setting']}, {r['measured']})", True)
+                    f"calibrated ({r['setting']}, {r['measured']})", True, "measured",
+                    **_described([r]))
     family_rows = [r for r in same if r["family"] == family]
     for group, what in ((family_rows, None), (same, family)):
         if group:
             train = statistics.median(float(r["train_tflops"]) for r in group)
             evals = statistics.median(float(r["eval_tflops"]) for r in group)
             names = ", ".join(sorted({r["setting"] for r in group}))
-            where = f"calibrated on {names}" + (f", applied to {what}" if what else "")
-            return Rate(train * 1e12, evals * 1e12, where, True)
+            where = f"calibrated on {names}" + (
+                f", borrowed for {what} (no {device} row of {what})" if what else "")
+            return Rate(train * 1e12, evals * 1e12, where, True,
+                        "borrowed" if what else "family", **_described(group))
     peak = DEVICE_PEAKS[device][amp]
     if peak <= 0:
         raise PlanError(f"device {device} is not calibrated for amp={amp} compile={compile_mode} "
                         "and has no datasheet peak: run benchmarks/speed.py --write-calibration")
     eff = FALLBACK_EFFICIENCY[(amp, compile_mode)]
     return Rate(peak * eff, peak * eff,
-                f"uncalibrated: {peak / 1e12:.0f} TFLOP/s peak x {eff:.3f}", False)
+                f"uncalibrated: {peak / 1e12:.0f} TFLOP/s peak x {eff:.3f}", False, "datasheet")
+
+
+def _described(rows: list[dict[str, str]]) -> dict[str, str]:
+    """Threads, CPU and dates of calibration rows, each as its distinct values."""
+    def values(key: str) -> str:
+        return ", ".join(sorted({str(r.get(key) or "").strip() for r in rows} - {""}))
+
+    return {"threads": values("threads"), "cpu": values("cpu"), "measured": values("measured")}
+
+
+def cpu_model() -> str:
+    """This machine's CPU, as ``/proc/cpuinfo`` names it (else the platform's name for it)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"

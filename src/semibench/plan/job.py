@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,13 @@ from typing import Any
 
 import torch
 
-from semibench.plan.calibration import Rate, check_device, lookup_rate, read_calibration
+from semibench.plan.calibration import (
+    Rate,
+    check_device,
+    cpu_model,
+    lookup_rate,
+    read_calibration,
+)
 from semibench.plan.counting import _head_json, per_sample_flops, step_shape
 from semibench.plan.models import backbone_family, build_backbone
 from semibench.plan.shapes import (
@@ -38,6 +45,11 @@ class JobPlan:
     hours: float
     rate: Rate
     notes: list[str] = field(default_factory=list)
+    #: a finished run of this job on the planned device (``semibench.plan.measured``): its
+    #: training loop's wall time (metrics.json) and the whole job's (Snakemake's benchmark
+    #: file: start-up included), in seconds; None where there is none
+    measured_s: float | None = None
+    job_s: float | None = None
 
     @property
     def total_flops(self) -> float:
@@ -114,6 +126,10 @@ class Plan:
     compile: str
     jobs: list[JobPlan]
     seconds: float  # how long planning took
+    #: CPU threads the config gives each training job (``threads``)
+    threads: int | None = None
+    #: the machine the plan was made on: CPU model and logical CPUs
+    machine: str = ""
 
     @property
     def total_hours(self) -> float:
@@ -155,4 +171,5 @@ def _make_plan(config: dict[str, Any], device: str, amp: str | None, compile_mod
             for job in run_grid(config)]
     return Plan(device, "none" if device == "cpu" else (amp or "per config"),
                 "none" if device == "cpu" else (compile_mode or "per config"), jobs,
-                time.perf_counter() - started)
+                time.perf_counter() - started, threads=config.get("threads"),
+                machine=f"{cpu_model()}, {os.cpu_count() or '?'} logical CPUs")

@@ -59,10 +59,11 @@ def sample_shape(run: dict[str, Any], model: nn.Module) -> tuple[tuple[int, ...]
     return tuple(view(wave, torch.Generator().manual_seed(0)).shape[1:]), torch.float32
 
 
-def input_channels(model: nn.Module) -> int | None:
-    """The channels the backbone takes: its first convolution's (None without one). What the
-    views feed it must match them (``in_chans``), so the planner feeds the same."""
-    for module in model.modules():
+def input_channels(model: nn.Module | None) -> int | None:
+    """The channels the backbone takes: its first convolution's (None without one, or without
+    a model). What the views feed it must match them (``in_chans``), so the planner feeds the
+    same."""
+    for module in model.modules() if model is not None else ():
         if isinstance(module, nn.Conv2d):
             return int(module.in_channels)
     return None
