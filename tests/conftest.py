@@ -41,6 +41,21 @@ def _restore_registries():
     plugins._ORIGINS.update(origins)
 
 
+@pytest.fixture(autouse=True)
+def _restore_semibench_logger():
+    """A test that runs the CLI in-process (``semibench.cli.main`` calls ``log.configure``,
+    which stops the ``semibench`` loggers' records from reaching the root) leaves the logger
+    as it found it, so that a later test's ``caplog`` still sees them."""
+    import logging
+
+    logger = logging.getLogger("semibench")
+    state = (list(logger.handlers), logger.level, logger.propagate)
+    yield
+    logger.handlers[:] = state[0]
+    logger.setLevel(state[1])
+    logger.propagate = state[2]
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

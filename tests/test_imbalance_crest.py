@@ -123,9 +123,14 @@ def test_crestplus_replaces_remixmatch_alignment_and_crest_does_not():
 def test_iterations_not_a_multiple_of_generations_is_a_config_error():
     from semibench.config import ConfigError, check_config, run_config
 
-    cfg = check_config({"algorithms": ["fixmatch_crest"], "seeds": [0],
-                        "tasks": {"mnist": {"num_labels": [40],
-                                            "train": {"iterations": 100}}}})
+    cfg = {"algorithms": ["fixmatch_crest"], "seeds": [0],
+           "tasks": {"mnist": {"num_labels": [40], "train": {"iterations": 100}}}}
+    # the config check resolves every run (check_train_settings), so it stops there already
     with pytest.raises(ConfigError, match=r"train.iterations=100 is not a multiple of 6") as err:
-        run_config(cfg, "mnist", 40, "fixmatch_crest", 0)
+        check_config(cfg)
     assert "\n" not in str(err.value) and "imbalance_params.crest.num_gens" in str(err.value)
+    checked = check_config({**cfg, "tasks": {"mnist": {"num_labels": [40],
+                                                       "train": {"iterations": 96}}}})
+    checked["tasks"]["mnist"]["train"]["iterations"] = 100  # and run_config on its own
+    with pytest.raises(ConfigError, match=r"train.iterations=100 is not a multiple of 6"):
+        run_config(checked, "mnist", 40, "fixmatch_crest", 0)
