@@ -67,3 +67,23 @@ def test_list_columns_fit_a_long_plugin_name(capsys):
     tasks = out.split("tasks:\n", 1)[1].split("\nalgorithms:", 1)[0].splitlines()
     assert len({line.index(" classes") for line in tasks}) == 1
     assert len({line.index("backbone ") for line in tasks}) == 1
+
+
+def test_data_steps_do_not_import_torch(tmp_path):
+    """fetch, prepare and split run once per task and seed in every pipeline: each start that
+    imports torch (about 3 s of CPU) for nothing adds up over a sweep."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from semibench.cli import main\n"
+            f"for argv in (['fetch', '--task', 'mnist', '--raw-dir', r'{tmp_path}/raw'],\n"
+            f"             ['prepare', '--task', 'mnist', '--raw-dir', r'{tmp_path}/raw',\n"
+            f"              '--out-dir', r'{tmp_path}/prep'],\n"
+            f"             ['split', '--task', 'mnist', '--prepared', r'{tmp_path}/prep',\n"
+            f"              '--num-labels', '40', '--seed', '0', '--out', r'{tmp_path}/s.json']):\n"
+            "    assert main(argv) == 0, argv\n"
+            "heavy = sorted(m for m in ('torch', 'timm', 'transformers') if m in sys.modules)\n"
+            "assert not heavy, heavy\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -12,3 +12,10 @@ from __future__ import annotations
 
 class SemiBenchError(Exception):
     """A failure of the inputs or the machine, not of the code: printed as one line."""
+
+
+class TrainingStopped(RuntimeError):
+    """SIGTERM arrived: the state at the last finished step is checkpointed, no metrics. Not a
+    failure: ``semibench train`` exits as if killed by SIGTERM so that a scheduler retries, and
+    the retry resumes. Here, not in the trainer, so that the command catches it without
+    importing torch."""

@@ -79,9 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, lambda signum, _frame: args.early_signals.append(signum))
     import errno
 
-    from semibench.errors import SemiBenchError
+    from semibench.errors import SemiBenchError, TrainingStopped
     from semibench.log import configure
-    from semibench.train.loop import TrainingStopped
 
     configure()
     try:

@@ -39,6 +39,7 @@ from semibench.algorithms import Algorithm, Batch
 from semibench.algorithms.base import DataInfo, base_view
 from semibench.augment import build_views
 from semibench.backbones import create_backbone
+from semibench.errors import TrainingStopped
 from semibench.io import atomic_write_text
 from semibench.metrics_file import input_format, write_metrics
 from semibench.spec import RunSpec
@@ -77,10 +78,6 @@ STREAM_LB, STREAM_ULB, STREAM_VIEWS, STREAM_TORCH, STREAM_GENERATION = 1, 2, 3, 
 CHECK_EVERY = 50
 
 
-
-
-class TrainingStopped(RuntimeError):
-    """SIGTERM arrived: the state at the last finished step is checkpointed, no metrics."""
 
 
 @dataclass
