@@ -142,7 +142,7 @@ def test_snakemake_killed_by_sigkill_resumes_after_unlock(tmp_path):
          str(tmp_path), "--cores", "2", "--configfile", str(path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoint.json").exists():
+    while not (run_dir / "checkpoint.pt").exists():  # its record is written before it
         assert proc.poll() is None and time.monotonic() < deadline, "training never started"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)

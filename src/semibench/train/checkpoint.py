@@ -1,11 +1,22 @@
 """Checkpoints that a crash, a full disk or a bad sector cannot turn into a wrong result.
 
 Every checkpoint is written atomically (a temporary file, fsync'd, then renamed), read with
-``weights_only=True`` (no pickle of code), and carries a SHA-256 recorded next to it in a small
-JSON file written after the rename. Two generations are kept (``checkpoint.pt`` and
-``checkpoint.prev.pt``): if the newest is truncated, empty or corrupt (its SHA-256 differs from
-the record, or torch cannot read it), the run continues from the previous one, saying so; if
-neither is usable it starts afresh, saying so. Nobody has to delete a file by hand.
+``weights_only=True`` (no pickle of code), and is resumed only when its bytes are verified:
+its SHA-256 is in a small JSON record (``checkpoint.json``) that is written *before* the file
+is renamed into place. Two generations are kept (``checkpoint.pt`` and ``checkpoint.prev.pt``,
+with ``checkpoint.json`` and ``checkpoint.prev.json``); the files and their records move in
+an order that keeps every checkpoint on disk covered by one of the two records at every
+instant, so a kill at any point leaves nothing unverifiable behind.
+
+A generation whose SHA-256 is in no readable record (a flipped bit, a truncated copy, a record
+deleted or damaged), which is empty, or which torch cannot read is never resumed: the run
+continues from the previous generation, or starts afresh, and says why in ``history.log``.
+torch itself does not check the bytes of a tensor: a checkpoint with flipped bytes inside a
+weight loads without complaint, so the record is the only line of defence. Nobody has to
+delete a file by hand.
+
+The record also says how far the run got (``next_iteration`` of ``iterations``, ``elapsed_s``):
+``semibench status`` reads it instead of the checkpoint itself.
 """
 
 from __future__ import annotations
@@ -79,6 +90,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> str:
         return write_torch(tmp, state)
 
 
+def _fsync(path: Path) -> None:
+    """The file's data on the disk before its record says it exists."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -104,34 +121,65 @@ class CheckpointStore:
         return path.with_suffix(".json")
 
     def save(self, state: dict[str, Any]) -> None:
-        """New generation: the old current becomes previous, then the new one is current."""
+        """New generation: the old current becomes previous, then the new one is current.
+
+        The order keeps every checkpoint on disk covered by a record: (1) the new state goes
+        to a temporary file (fsync'd) and its SHA-256 is known; (2) ``checkpoint.pt`` becomes
+        ``checkpoint.prev.pt`` (still covered by ``checkpoint.json``); (3) ``checkpoint.json``
+        becomes ``checkpoint.prev.json``; (4) the new record is written; (5) the temporary
+        file is renamed to ``checkpoint.pt``."""
         self.directory.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.current) as tmp:
             digest = write_torch(tmp, state)
+            _fsync(tmp)
             if self.current.exists():
-                self.record(self.previous).unlink(missing_ok=True)
                 os.replace(self.current, self.previous)
-                if self.record(self.current).exists():
-                    os.replace(self.record(self.current), self.record(self.previous))
-        atomic_write_json(self.record(self.current), {
-            "file": self.current.name, "sha256": digest,
-            "next_iteration": state.get("next_iteration"),
-        })
+            if self.record(self.current).exists():
+                os.replace(self.record(self.current), self.record(self.previous))
+            config = state.get("config") if isinstance(state.get("config"), dict) else {}
+            atomic_write_json(self.record(self.current), {
+                "file": self.current.name, "sha256": digest,
+                "next_iteration": state.get("next_iteration"),
+                "iterations": (config.get("train") or {}).get("iterations"),
+                "elapsed_s": state.get("elapsed_s"),
+            })
 
-    def _verified(self, path: Path) -> tuple[dict[str, Any] | None, str]:
-        """The state in ``path`` and "" if it is sound, else None and why not."""
+    def _records(self) -> tuple[dict[Path, str], dict[Path, str]]:
+        """The SHA-256 of each readable record, and why each other record is not usable."""
+        digests: dict[Path, str] = {}
+        faults: dict[Path, str] = {}
+        for path in (self.current, self.previous):
+            record = self.record(path)
+            if not record.exists():
+                faults[record] = "missing"
+                continue
+            try:
+                digest = read_json(record)["sha256"]
+                if not isinstance(digest, str) or len(digest) != 64:
+                    raise ValueError("no SHA-256 in it")
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                faults[record] = f"unreadable ({type(err).__name__})"
+                continue
+            digests[record] = digest
+        return digests, faults
+
+    def _verified(self, path: Path, digests: dict[Path, str],
+                  faults: dict[Path, str]) -> tuple[dict[str, Any] | None, str]:
+        """The state in ``path`` and "" if its bytes are verified and it loads, else None and
+        why not. Verified: its SHA-256 is in a readable record (its own, or the other one
+        during the moment of a save when the files and records move)."""
         if not path.exists():
             return None, "missing"
         if path.stat().st_size == 0:
             return None, "empty"
-        record = self.record(path)
-        if record.exists():
-            try:
-                expected = read_json(record)["sha256"]
-            except (OSError, ValueError, KeyError, TypeError):
-                expected = None
-            if expected is not None and sha256_file(path) != expected:
-                return None, "SHA-256 differs from its record: truncated or corrupt"
+        own = self.record(path)
+        actual = sha256_file(path)
+        if actual not in digests.values():
+            if own in digests:
+                return None, (f"corrupt or truncated: its SHA-256 differs from the one "
+                              f"recorded in {own.name}")
+            return None, (f"not verifiable: its SHA-256 record {own.name} is "
+                          f"{faults.get(own, 'missing')}, so its bytes cannot be checked")
         try:
             state = load_checkpoint(path)
         except Exception as err:  # noqa: BLE001 - any unreadable file is the same fault
@@ -141,9 +189,10 @@ class CheckpointStore:
         return state, ""
 
     def load(self, log: Any) -> Loaded | None:
-        """The newest sound generation, or None. ``log`` receives one line per fault."""
+        """The newest verified generation, or None. ``log`` receives one line per fault."""
+        digests, faults = self._records()
         for path in (self.current, self.previous):
-            state, why = self._verified(path)
+            state, why = self._verified(path, digests, faults)
             if state is not None:
                 return Loaded(state, path)
             if why != "missing":
@@ -151,7 +200,9 @@ class CheckpointStore:
         return None
 
     def clear(self) -> None:
-        """Remove every generation and record (the run starts afresh or has finished)."""
+        """Remove every generation and record (the run starts afresh or has finished): the
+        checkpoints first, so that no checkpoint is ever left without its record."""
         for path in (self.current, self.previous):
             path.unlink(missing_ok=True)
+        for path in (self.current, self.previous):
             self.record(path).unlink(missing_ok=True)
