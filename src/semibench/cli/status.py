@@ -11,7 +11,8 @@ SLURM login node, or after everything stopped):
   cluster job that is queued or starting counts here too.
 * **interrupted**: started, then stopped without a result or an error: marked started by a
   Snakemake that is gone, a job log ending with "stopped by signal" (a time limit,
-  pre-emption), or a checkpoint or history without any of the above. The next
+  pre-emption, Snakemake stopping its jobs) or ``KeyboardInterrupt`` (Ctrl-C), or a
+  checkpoint or history without any of the above. The next
   ``snakemake`` run resumes it from its checkpoint.
 * **failed**: the job's log (``logs/train/<benchmark>/...``) exists and ends otherwise: its
   last line is shown.
@@ -40,21 +41,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semibench.errors import SemiBenchError
-
 Subparsers = argparse._SubParsersAction
 STATES = ("done", "running", "interrupted", "failed", "not started")
 #: the train rule's log (workflow/rules/train.smk)
 TRAIN_LOG = "logs/train/{benchmark}/{task}/{num_labels}/{algorithm}/seed{seed}.log"
 #: how much of the end of a log is read for its last line
 TAIL_BYTES = 8192
-#: how a stopped (not failed) job's log ends: semibench.train.trainer.TrainingStopped
-STOPPED = "stopped by signal"
+#: how the log of a stopped (not failed) job ends: SIGTERM (a time limit, pre-emption,
+#: Snakemake stopping its jobs: semibench.train.trainer.TrainingStopped) or Ctrl-C
+STOPPED = ("stopped by signal", "KeyboardInterrupt")
 BY = {"task-algorithm": ("task", "algorithm"), "task": ("task",), "algorithm": ("algorithm",)}
-
-
-class StatusError(SemiBenchError):
-    """``semibench status`` cannot say anything (e.g. no planner estimate for the device)."""
 
 
 @dataclass
@@ -260,7 +256,7 @@ def run_status(root: str, benchmark: str, job: tuple[str, int, str, int],
         status.state = "interrupted"
         status.last_line = log or ""
     elif log is not None:
-        status.state = "interrupted" if STOPPED in log else "failed"
+        status.state = "interrupted" if any(s in log for s in STOPPED) else "failed"
         status.last_line = log
     elif status.progress is not None or any(
             os.path.exists(os.path.join(run_dir, name))
