@@ -274,10 +274,33 @@ def test_a_kill_at_any_moment_of_a_save_leaves_only_verified_checkpoints(tmp_pat
         store.save({"next_iteration": 9, "model": {"w": torch.ones(8) * 3}})
     monkeypatch.undo()
     lines: list[str] = []
-    loaded = CheckpointStore(tmp_path).load(lines.append)
+    store = CheckpointStore(tmp_path)  # the rerun
+    loaded = store.load(lines.append)
     assert loaded is not None, lines
     assert loaded.state["next_iteration"] in (6, 9)
     assert not any("not verifiable" in line or "corrupt" in line for line in lines), lines
+    # the rerun's next checkpoint keeps a verified fallback: the generation it resumed
+    store.save({"next_iteration": 12, "model": {"w": torch.ones(8) * 4}})
+    flip_a_byte_in_a_tensor(store.current)
+    lines.clear()
+    fallback = CheckpointStore(tmp_path).load(lines.append)
+    assert fallback is not None and fallback.path == store.previous, lines
+    assert fallback.state["next_iteration"] == loaded.state["next_iteration"]
+
+
+def test_a_corrupt_checkpoint_is_never_kept_as_the_fallback(tmp_path):
+    """Resumed from the previous generation because the current one is corrupt, the next
+    save deletes the corrupt one instead of keeping it as the fallback."""
+    store = CheckpointStore(tmp_path)
+    store.save({"next_iteration": 3, "model": {"w": torch.ones(8)}})
+    store.save({"next_iteration": 6, "model": {"w": torch.ones(8) * 2}})
+    flip_a_byte_in_a_tensor(store.current)
+    rerun = CheckpointStore(tmp_path)
+    assert rerun.load(lambda line: None).state["next_iteration"] == 3
+    rerun.save({"next_iteration": 6, "model": {"w": torch.ones(8) * 2}})
+    flip_a_byte_in_a_tensor(rerun.current)
+    again = CheckpointStore(tmp_path).load(lambda line: None)
+    assert again is not None and again.state["next_iteration"] == 3
 
 
 @pytest.mark.parametrize("records", ["kept", "its own deleted", "all deleted"])
