@@ -12,8 +12,8 @@ SLURM login node, or after everything stopped):
 * **interrupted**: started, then stopped without a result or an error: marked started by a
   Snakemake that is gone, a job log ending with "stopped by signal" (a time limit,
   pre-emption, Snakemake stopping its jobs) or ``KeyboardInterrupt`` (Ctrl-C), or a
-  checkpoint or history without any of the above. The next
-  ``snakemake`` run resumes it from its checkpoint.
+  checkpoint or history without any of the above. The next ``snakemake`` run resumes it from
+  its checkpoint.
 * **failed**: the job's log (``logs/train/<benchmark>/...``) exists and ends otherwise: its
   last line is shown.
 * **not started**: none of these files.
