@@ -20,7 +20,7 @@ from semibench.config import check_config, run_config
 from semibench.splits import make_split, write_split
 from semibench.tasks import create_task, load_prepared
 from semibench.tasks.base import write_prepared
-from semibench.train.checkpoint import load_checkpoint, save_checkpoint
+from semibench.train.checkpoint import load_checkpoint
 from semibench.train.loop import Trainer, train_run
 from tests.helpers.runs import states_equal
 from tests.helpers.sync import SyncRecorder
@@ -134,7 +134,7 @@ def test_contract_sync_free_steps_checkpoint_round_trip_and_exact_resume(algorit
         with recorder:
             first.train_step(step, batch)
         assert recorder.ops == [], f"{algorithm} step {step} synchronises: {recorder.ops}"
-    save_checkpoint(tmp_path / "checkpoint.pt", first._state(5, 0.0))
+    first.checkpoints.save(first._state(5, 0.0))  # with its SHA-256 record
     # what is on disk loads without pickle and equals the live state
     on_disk = load_checkpoint(tmp_path / "checkpoint.pt")["algorithm"]
     assert states_equal(on_disk, first.algorithm.state_dict())

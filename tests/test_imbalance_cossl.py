@@ -19,7 +19,6 @@ from semibench.imbalance.cossl import (
     tfe_features,
     train_classifier,
 )
-from semibench.train.checkpoint import save_checkpoint
 from semibench.train.loop import Trainer
 from tests.alg_helpers import ce
 from tests.helpers.imbalance import LONG_TAILED, TINY
@@ -253,7 +252,7 @@ def test_resume_at_and_after_the_warmup_is_exact(lt_data, tmp_path):
     assert first.milestones == [6]
     for step in range(6):
         first.train_step(step)
-    save_checkpoint(tmp_path / "checkpoint.pt", first._state(6, 0.0))
+    first.checkpoints.save(first._state(6, 0.0))  # with its SHA-256 record
     # a run resumed just before the milestone repeats the warm-up exactly
     second = Trainer(run, prepared, split, tmp_path)
     assert second.start_iteration == 6 and not second.algorithm.method.warmed
@@ -262,7 +261,7 @@ def test_resume_at_and_after_the_warmup_is_exact(lt_data, tmp_path):
     assert states_equal(first.model.state_dict(), second.model.state_dict())
     assert states_equal(first.ema.model.state_dict(), second.ema.model.state_dict())
     first.train_step(6)
-    save_checkpoint(tmp_path / "checkpoint.pt", first._state(7, 0.0))
+    first.checkpoints.save(first._state(7, 0.0))  # with its SHA-256 record
     # a run resumed after the milestone gets no milestone call: it reads the checkpointed
     # flag and reaches the data through attach's DataInfo
     third = Trainer(run, prepared, split, tmp_path)

@@ -12,7 +12,6 @@ import yaml
 from semibench.config import check_config, run_config
 from semibench.imbalance import IMBALANCE
 from semibench.inference import evaluate_run
-from semibench.train.checkpoint import save_checkpoint
 from semibench.train.loop import Trainer, train_run
 from tests.helpers.imbalance import lt_settings
 from tests.helpers.runs import states_equal
@@ -62,7 +61,7 @@ def test_checkpoint_round_trip_next_loss(algorithm, lt_data, tmp_path):
     first = Trainer(run, prepared, split, tmp_path)
     for step in range(5):
         first.train_step(step)
-    save_checkpoint(tmp_path / "checkpoint.pt", first._state(5, 0.0))
+    first.checkpoints.save(first._state(5, 0.0))  # with its SHA-256 record
     second = Trainer(run, prepared, split, tmp_path)  # resumes from checkpoint.pt
     assert second.start_iteration == 5
     assert states_equal(second.algorithm.state_dict(), first.algorithm.state_dict())

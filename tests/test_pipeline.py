@@ -142,18 +142,32 @@ def test_snakemake_killed_by_sigkill_resumes_after_unlock(tmp_path):
          str(tmp_path), "--cores", "2", "--configfile", str(path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoint.json").exists():
+    while not (run_dir / "checkpoint.pt").exists():  # its record is written before it
         assert proc.poll() is None and time.monotonic() < deadline, "training never started"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # semibench status reads what the real Snakemake left: the job marked started, the lock
+    # of a Snakemake that no longer runs (it cannot tell a stale lock: it says since when)
+    assert _state(path, tmp_path) == "running"
 
     locked = snakemake(tmp_path, "--configfile", str(path))
     assert locked.returncode != 0
     assert "--unlock" in locked.stdout + locked.stderr
     unlock = snakemake(tmp_path, "--configfile", str(path), "--unlock")
     assert unlock.returncode == 0, unlock.stderr[-2000:]
+    assert _state(path, tmp_path) == "interrupted"  # started, no Snakemake holds it
     rerun = snakemake(tmp_path, "--configfile", str(path), "--rerun-incomplete")
     assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
     assert "resumed from iteration" in (run_dir / "history.log").read_text()
     assert (tmp_path / "reports/killed/index.html").exists()
+
+
+def _state(configfile, directory) -> str:
+    """The one run's state as ``semibench status`` reads it."""
+    from semibench.cli.status import sweep_status
+    from semibench.config_file import check_config_file
+
+    config, _ = check_config_file(configfile, weights="skip")
+    (run,) = sweep_status(config, str(configfile), directory).runs
+    return run.state

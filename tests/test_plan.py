@@ -185,6 +185,28 @@ def test_plan_totals_are_the_sum_of_the_jobs(calibration):
     assert "UNCALIBRATED" not in text
 
 
+@pytest.mark.parametrize(("keep", "files"), [("best", 1), ("both", 2), ("none", 0)])
+def test_plan_reports_the_disk_the_sweep_keeps(calibration, keep, files):
+    """Weights: parameters and buffers x 4 bytes, what the trainer's weight file holds; a
+    checkpoint adds the optimiser's momentum (SGD) and, with EMA, a second model."""
+    import io
+
+    result = plan.make_plan(mnist_config(["fixmatch"], keep_weights=keep, ema_m=0.999), "cpu",
+                            calibration=calibration)
+    model = _Mlp(CLASSES)
+    values = sum(t.numel() for t in model.state_dict().values())
+    for job in result.jobs:
+        assert job.weight_bytes == 4 * values and job.kept_files == files
+        assert job.checkpoint_bytes == 4 * values * 2 + 4 * values  # model, EMA, momentum
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)  # the file: the values plus a little zip and pickle
+    assert 4 * values <= len(buffer.getvalue()) <= 4 * values + 4096
+    assert result.kept_bytes == 2 * files * 4 * values  # two seeds
+    text = plan.format_plan(result)
+    assert f"({2 * files} files, train.keep_weights {keep}" in text
+    assert "each training job holds up to" in text and "disk counts parameters" in text
+
+
 def test_cli_plan_prints_a_table_and_marks_an_uncalibrated_device(tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("algorithms: [fixmatch]\nseeds: [0]\ntasks:\n  mnist: {num_labels: [40]}\n")
@@ -195,6 +217,10 @@ def test_cli_plan_prints_a_table_and_marks_an_uncalibrated_device(tmp_path, caps
     assert "| mnist | cnn_small | 1 |" in out and "h200-hours" in out
     assert "uncalibrated: 989 TFLOP/s peak x 0.150" in out and "UNCALIBRATED" in out
     assert len(jobs.read_text().splitlines()) == 2
+    row = next(csv.DictReader(jobs.open()))
+    assert float(row["weight_mb"]) > 0 and row["kept_files"] == "1"
+    assert "disk: " in out and "of weights kept at the end (1 file, train.keep_weights best" \
+        in out
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -25,7 +25,7 @@ from semibench.train.evaluate import all_logits
 from semibench.train.loop import train_run
 from tests.helpers.runs import train
 
-TRAIN = train(eval_batch_size=64)
+TRAIN = train(eval_batch_size=64, keep_weights="both")  # both checkpoints to compare
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +172,62 @@ def test_bad_inputs_are_one_line_errors(run_dir, tmp_path, capsys):
     (no_weights / "model_best.pt").unlink()
     assert main(["predict", "--run", str(no_weights), "--input", str(broken)]) == 1
     assert f"{no_weights / 'model_best.pt'}: missing" in capsys.readouterr().err
+
+
+def _kept_only(run_dir: Path, where: Path, keep: str | None) -> Path:
+    """A copy of ``run_dir`` as a run with ``train.keep_weights: keep`` leaves it (None: a run
+    from before the setting, which kept both)."""
+    from semibench.train.config import KEEP_WEIGHTS
+
+    copy = Path(shutil.copytree(run_dir, where))
+    metrics = metrics_of(copy)
+    if keep is None:
+        del metrics["keep_weights"]
+    else:
+        metrics["keep_weights"] = keep
+        for name in {"best", "last"} - set(KEEP_WEIGHTS[keep]):
+            (copy / f"model_{name}.pt").unlink()
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    return copy
+
+
+def test_weights_a_run_did_not_keep_are_one_line(run_dir, prepared_mnist, images, tmp_path,
+                                                 capsys):
+    folder, _ = images
+    best = _kept_only(run_dir, tmp_path / "best", "best")
+    assert main(["predict", "--run", str(best), "--input", str(folder), "--checkpoint",
+                 "last"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"semibench predict: error: {best / 'model_last.pt'}: not kept: the run was trained "
+        "with train.keep_weights=best, which keeps model_best.pt; use --checkpoint best, or "
+        "set train.keep_weights: both and retrain the run")
+    assert main(["predict", "--run", str(best), "--input", str(folder)]) == 0
+    capsys.readouterr()
+    # evaluate checks what the run kept, unless told otherwise
+    assert main(["evaluate", "--run", str(best), "--data", str(prepared_mnist)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("best: ") and "last:" not in out and "reproduces" in out
+    assert main(["evaluate", "--run", str(best), "--data", str(prepared_mnist),
+                 "--checkpoint", "best", "last"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"semibench evaluate: error: {best / 'model_last.pt'}: not kept")
+    assert "\n" not in err
+
+    none = _kept_only(run_dir, tmp_path / "none", "none")
+    assert main(["predict", "--run", str(none), "--input", str(folder)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"semibench predict: error: {none / 'model_best.pt'}: not kept: the run was trained "
+        "with train.keep_weights=none, which keeps no weights; set train.keep_weights: best "
+        "and retrain the run")
+    assert main(["evaluate", "--run", str(none), "--data", str(prepared_mnist)]) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"semibench evaluate: error: {none}: the run kept no weights (train.keep_weights="
+        "none): nothing to evaluate; set train.keep_weights: best and retrain it")
+
+    older = _kept_only(run_dir, tmp_path / "older", None)  # kept both, says nothing
+    assert main(["evaluate", "--run", str(older), "--data", str(prepared_mnist)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("best: ") and "\nlast: " in out
 
 
 def test_import_semibench_stays_light():

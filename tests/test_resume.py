@@ -191,6 +191,149 @@ def test_damaged_checkpoint_falls_back_to_the_previous_generation(
     assert outcome(resumed) == outcome(reference)
 
 
+def flip_a_byte_in_a_tensor(path: Path) -> None:
+    """Flip one byte in the middle of the largest weight of a checkpoint, as a bad sector or a
+    faulty copy would: torch still loads the file, with a different weight in it."""
+    state = torch.load(path, weights_only=True)
+    name, weight = max(state["model"].items(), key=lambda item: item[1].numel())
+    raw = bytes(weight.untyped_storage().tolist())  # as stored (e.g. channels-last)
+    content = bytearray(path.read_bytes())
+    at = content.find(raw)
+    assert at > 0 and content.find(raw, at + 1) == -1
+    content[at + len(raw) // 2] ^= 0x40
+    path.write_bytes(bytes(content))
+    damaged = torch.load(path, weights_only=True)  # nothing in torch notices
+    assert not torch.equal(damaged["model"][name], weight)
+
+
+def test_flipped_byte_in_a_tensor_is_never_resumed_silently(tmp_path):
+    store = CheckpointStore(tmp_path)
+    first = {"next_iteration": 3, "model": {"w": torch.arange(4096, dtype=torch.float32)}}
+    second = {"next_iteration": 6, "model": {"w": torch.arange(4096, dtype=torch.float32) * 2}}
+    store.save(first)
+    store.save(second)
+    flip_a_byte_in_a_tensor(store.current)
+    lines: list[str] = []
+    loaded = store.load(lines.append)
+    assert loaded is not None and loaded.path == store.previous
+    assert torch.equal(loaded.state["model"]["w"], first["model"]["w"])
+    assert lines == [f"{store.current} is corrupt or truncated: its SHA-256 differs from the "
+                     "one recorded in checkpoint.json; ignoring it"]
+    # without its record, the damaged file cannot be verified: it is not resumed either
+    store.record(store.current).unlink()
+    lines.clear()
+    loaded = store.load(lines.append)
+    assert loaded is not None and loaded.path == store.previous
+    assert lines == [f"{store.current} is not verifiable: its SHA-256 record checkpoint.json "
+                     "is missing, so its bytes cannot be checked; ignoring it"]
+    # an unreadable record is no record; with neither, nothing is resumed
+    store.record(store.current).write_text("{not json")
+    store.record(store.previous).unlink()
+    lines.clear()
+    assert store.load(lines.append) is None
+    assert "checkpoint.json is unreadable (JSONDecodeError)" in lines[0]
+    assert "checkpoint.prev.json is missing" in lines[1]
+
+
+def test_an_intact_checkpoint_without_its_record_is_not_resumed(tmp_path):
+    """The fault of issue 21: a checkpoint with no record was trusted. Intact or not, bytes
+    that cannot be checked are not resumed."""
+    store = CheckpointStore(tmp_path)
+    store.save({"next_iteration": 3, "model": {"w": torch.ones(8)}})
+    store.record(store.current).unlink()
+    lines: list[str] = []
+    assert store.load(lines.append) is None
+    assert "not verifiable" in lines[0]
+
+
+@pytest.mark.parametrize("crash_at", range(1, 6))
+def test_a_kill_at_any_moment_of_a_save_leaves_only_verified_checkpoints(tmp_path, monkeypatch,
+                                                                        crash_at):
+    """Killed between any two file operations of a save, the store still resumes a verified
+    generation: the new one once it is in place, else the one before."""
+    from semibench.train import checkpoint
+
+    store = CheckpointStore(tmp_path)
+    store.save({"next_iteration": 3, "model": {"w": torch.ones(8)}})
+    store.save({"next_iteration": 6, "model": {"w": torch.ones(8) * 2}})
+    calls = {"n": 0}
+
+    def step(real):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == crash_at:
+                raise KeyboardInterrupt("killed")
+            return real(*args, **kwargs)
+        return wrapped
+
+    # the file operations of a save, in order: replace(current -> prev), replace(record ->
+    # prev record), write the new record, replace(tmp -> current)
+    monkeypatch.setattr(checkpoint.os, "replace", step(os.replace))
+    monkeypatch.setattr(checkpoint, "atomic_write_json", step(checkpoint.atomic_write_json))
+    with pytest.raises(KeyboardInterrupt):
+        store.save({"next_iteration": 9, "model": {"w": torch.ones(8) * 3}})
+    monkeypatch.undo()
+    lines: list[str] = []
+    store = CheckpointStore(tmp_path)  # the rerun
+    loaded = store.load(lines.append)
+    assert loaded is not None, lines
+    assert loaded.state["next_iteration"] in (6, 9)
+    assert not any("not verifiable" in line or "corrupt" in line for line in lines), lines
+    # the rerun's next checkpoint keeps a verified fallback: the generation it resumed
+    store.save({"next_iteration": 12, "model": {"w": torch.ones(8) * 4}})
+    flip_a_byte_in_a_tensor(store.current)
+    lines.clear()
+    fallback = CheckpointStore(tmp_path).load(lines.append)
+    assert fallback is not None and fallback.path == store.previous, lines
+    assert fallback.state["next_iteration"] == loaded.state["next_iteration"]
+
+
+def test_a_corrupt_checkpoint_is_never_kept_as_the_fallback(tmp_path):
+    """Resumed from the previous generation because the current one is corrupt, the next
+    save deletes the corrupt one instead of keeping it as the fallback."""
+    store = CheckpointStore(tmp_path)
+    store.save({"next_iteration": 3, "model": {"w": torch.ones(8)}})
+    store.save({"next_iteration": 6, "model": {"w": torch.ones(8) * 2}})
+    flip_a_byte_in_a_tensor(store.current)
+    rerun = CheckpointStore(tmp_path)
+    assert rerun.load(lambda line: None).state["next_iteration"] == 3
+    rerun.save({"next_iteration": 6, "model": {"w": torch.ones(8) * 2}})
+    flip_a_byte_in_a_tensor(rerun.current)
+    again = CheckpointStore(tmp_path).load(lambda line: None)
+    assert again is not None and again.state["next_iteration"] == 3
+
+
+@pytest.mark.parametrize("records", ["kept", "its own deleted", "all deleted"])
+def test_flipped_byte_in_a_resumed_run(prepared, split, tmp_path, monkeypatch, capsys, records):
+    """A checkpoint with one flipped byte in a weight, with and without its record: the run
+    goes back to the verified previous generation (or starts afresh when nothing can be
+    verified), says why in history.log, and ends with the uninterrupted run's numbers."""
+    run = settings(iterations=9)
+    reference = train_run(run, prepared, split, tmp_path / "ref")
+    out = tmp_path / "run"
+    interrupted_run(monkeypatch, run, prepared, split, out, step=7)  # checkpoints at 3 and 6
+    flip_a_byte_in_a_tensor(out / "checkpoint.pt")
+    if records != "kept":
+        (out / "checkpoint.json").unlink()
+    if records == "all deleted":
+        (out / "checkpoint.prev.json").unlink()
+    capsys.readouterr()
+    resumed = train_run(run, prepared, split, out)
+    history = (out / "history.log").read_text()
+    why = {"kept": "corrupt or truncated: its SHA-256 differs from the one recorded in "
+                   "checkpoint.json",
+           "its own deleted": "not verifiable: its SHA-256 record checkpoint.json is missing",
+           "all deleted": "not verifiable: its SHA-256 record checkpoint.json is missing"}[records]
+    assert f"checkpoint.pt is {why}" in history
+    if records == "all deleted":
+        assert "checkpoint.prev.pt is not verifiable" in history
+        assert "no usable checkpoint; starting afresh" in history
+        assert "resumed from" not in history
+    else:
+        assert "resumed from iteration 3 (checkpoint.prev.pt" in history
+    assert outcome(resumed) == outcome(reference)
+
+
 def test_no_usable_checkpoint_starts_afresh(prepared, split, tmp_path, monkeypatch, capsys):
     run = settings()
     reference = train_run(run, prepared, split, tmp_path / "ref")

@@ -34,10 +34,48 @@ def test_outputs(prepared_mnist, split_path, tmp_path):
     assert float(best_row["test_error"]) == pytest.approx(on_disk["best"]["test_error"])
     # a finished run keeps its weights but no checkpoint: it is never resumed
     assert not list(tmp_path.glob("checkpoint*"))
-    for name in ("model_best.pt", "model_last.pt"):
-        assert "head.weight" in torch.load(tmp_path / name, weights_only=True)
+    # train.keep_weights' default: the best-on-validation weights only
+    assert "head.weight" in torch.load(tmp_path / "model_best.pt", weights_only=True)
+    assert not (tmp_path / "model_last.pt").exists() and on_disk["keep_weights"] == "best"
+    assert "keep_weights" not in on_disk["config"]["train"]  # the default: settings as before
     assert on_disk["inputs"]["data_sha256"] == json.loads(
         (prepared_mnist / "meta.json").read_text())["data_sha256"]
+
+
+KEPT = {"best": ["model_best.pt"], "last": ["model_last.pt"],
+        "both": ["model_best.pt", "model_last.pt"], "none": []}
+
+
+@pytest.mark.parametrize("keep", ["last", "both", "none"])
+def test_keep_weights_keeps_those_files_and_the_same_numbers(prepared_mnist, split_path,
+                                                             tmp_path, keep):
+    """train.keep_weights decides which weight files a finished run keeps (the others are
+    never written), is recorded in metrics.json, and changes no number."""
+    default = train_run(settings("fixmatch"), prepared_mnist, split_path, tmp_path / "default")
+    out = tmp_path / keep
+    metrics = train_run(settings("fixmatch", keep_weights=keep), prepared_mnist, split_path,
+                        out)
+    assert sorted(p.name for p in out.glob("*.pt")) == KEPT[keep]
+    assert metrics["keep_weights"] == keep and metrics["config"]["train"]["keep_weights"] == keep
+    assert (metrics["best"], metrics["last"]) == (default["best"], default["last"])
+    rows = [r.rsplit(",", 1)[0] for r in (out / "curve.csv").read_text().splitlines()]
+    assert rows == [r.rsplit(",", 1)[0]
+                    for r in (tmp_path / "default/curve.csv").read_text().splitlines()]
+    if keep == "both":
+        best = torch.load(out / "model_best.pt", weights_only=True)
+        assert all(torch.equal(v, best[k]) for k, v in torch.load(
+            tmp_path / "default/model_best.pt", weights_only=True).items())
+
+
+def test_keep_weights_is_one_value(tmp_path):
+    from semibench.config import ConfigError
+
+    for value, message in (("all", "train.keep_weights='all': allowed values: best, last, "
+                                   "both, none"),
+                           (["best", "both"], "not a sweep axis")):
+        with pytest.raises(ConfigError, match=message):
+            check_config({"algorithms": ["fixmatch"], "seeds": [0],
+                          "tasks": {"mnist": {"num_labels": [40], "train": {"keep_weights": value}}}})
 
 
 def test_supervised_has_no_pseudo_label_columns(prepared_mnist, split_path, tmp_path):

@@ -554,7 +554,7 @@ def run_config(config: dict[str, Any], task_name: str, num_labels: int, algorith
         "backbone": settings.get("backbone", task.backbone),
         "backbone_args": resolved_backbone_args(task, settings),
         "augment": {**task.augment, **settings.get("augment", {})},
-        "train": dataclasses.asdict(TrainConfig.from_dict(train)),
+        "train": TrainConfig.from_dict(train).to_settings(),  # optional keys where set
         "algorithm_params": dataclasses.asdict(params),
     }
     if composition.imbalance is not None:  # only a composition's: other runs' stay as they were

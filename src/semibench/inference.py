@@ -3,7 +3,8 @@
 A finished run directory holds everything needed: ``metrics.json`` (the resolved settings:
 task, backbone and its arguments, view settings; the class names; ``input_format``, what one
 stored sample looks like) and the weights the trainer evaluated (``model_best.pt``, the model
-with the lowest validation error, or ``model_last.pt``; the EMA weights when the run used EMA).
+with the lowest validation error, or ``model_last.pt``; the EMA weights when the run used EMA),
+those of them that ``train.keep_weights`` kept (default: ``model_best.pt`` only).
 
 A raw input goes through exactly what a test sample went through during training:
 
@@ -194,12 +195,38 @@ def expand_inputs(inputs: Iterable[str | Path], domain: str) -> list[Path]:
 # --------------------------------------------------------------------------- the model
 
 
-def _state_dict(path: Path, keep_heads: bool = False) -> dict[str, torch.Tensor]:
+def kept_checkpoints(metrics: dict[str, Any]) -> tuple[str, ...]:
+    """The checkpoints ("best", "last") whose weights a finished run kept
+    (``train.keep_weights``, recorded in metrics.json; a run from before the setting kept
+    both)."""
+    from semibench.train.config import KEEP_WEIGHTS
+
+    return KEEP_WEIGHTS.get(str(metrics.get("keep_weights", "both")), ("best", "last"))
+
+
+def check_kept(run_dir: Path, metrics: dict[str, Any], checkpoint: str) -> None:
+    """One line when the run did not keep ``checkpoint``'s weights (``train.keep_weights``)."""
+    kept = kept_checkpoints(metrics)
+    if checkpoint in kept:
+        return
+    setting = f"train.keep_weights={metrics.get('keep_weights')}"
+    instead = (f"use --checkpoint {kept[0]}, or " if kept else "")
+    wanted = "both" if kept else checkpoint
+    raise RunError(f"{run_dir / CHECKPOINTS[checkpoint]}: not kept: the run was trained with "
+                   f"{setting}, which keeps "
+                   f"{' and '.join(CHECKPOINTS[k] for k in kept) or 'no weights'}; {instead}"
+                   f"set train.keep_weights: {wanted} and retrain the run")
+
+
+def _state_dict(path: Path, keep_heads: bool = False,
+                kept: tuple[str, ...] = ("best", "last")) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise RunError(f"{path}: missing; a finished run has model_best.pt and model_last.pt")
-    other = next(name for name in CHECKPOINTS.values() if name != path.name)
-    remedy = (f"copy it again from where the run trained, or retrain the run (its other "
-              f"checkpoint, {other}, may still load)")
+        files = " and ".join(CHECKPOINTS[k] for k in kept)
+        raise RunError(f"{path}: missing; the run kept {files}: copy it again from where the "
+                       "run trained, or retrain the run")
+    others = [name for key, name in CHECKPOINTS.items() if name != path.name and key in kept]
+    remedy = "copy it again from where the run trained, or retrain the run" + (
+        f" (its other checkpoint, {others[0]}, may still load)" if others else "")
     if path.stat().st_size == 0:
         raise RunError(f"{path}: an empty file, not a checkpoint (an interrupted save or copy); "
                        f"{remedy}")
@@ -366,8 +393,10 @@ def load_run(path: str | Path, checkpoint: str = "best",
         load_plugins(list(config.get("plugins") or {}))
     except PluginError as err:
         raise RunError(f"{run_dir / 'metrics.json'}: {err}") from None
+    check_kept(run_dir, metrics, checkpoint)
     algorithm = _composed_algorithm(metrics)
-    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None)
+    state = _state_dict(run_dir / CHECKPOINTS[checkpoint], keep_heads=algorithm is not None,
+                        kept=kept_checkpoints(metrics))
     try:
         model = create_backbone(config["backbone"], len(metrics["classes"]),
                                 **config.get("backbone_args", {}))
@@ -521,18 +550,26 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def evaluate_run(run_dir: str | Path, prepared_dir: str | Path, task: str | None = None,
-                 checkpoints: Sequence[str] = ("best", "last"),
+                 checkpoints: Sequence[str] | None = None,
                  device: str = "cpu") -> tuple[list[Evaluation], str]:
-    """Re-evaluate ``run_dir``'s checkpoints on the test set in ``prepared_dir`` with the
-    trainer's own evaluation (same batch size). Returns the evaluations and a note: why the
-    numbers cannot be compared with metrics.json ("" when they can: same task, same prepared
-    data, the run evaluated on the CPU)."""
+    """Re-evaluate ``run_dir``'s checkpoints (default: every one the run kept,
+    ``train.keep_weights``) on the test set in ``prepared_dir`` with the trainer's own
+    evaluation (same batch size). Returns the evaluations and a note: why the numbers cannot
+    be compared with metrics.json ("" when they can: same task, same prepared data, the run
+    evaluated on the CPU)."""
     from semibench.metrics_file import json_safe
     from semibench.tasks import load_prepared, verify_prepared
     from semibench.train.evaluate import evaluate, record_fields
 
     run_dir = Path(run_dir)
     metrics = read_run_metrics(run_dir)
+    if checkpoints is None:
+        checkpoints = kept_checkpoints(metrics)
+        if not checkpoints:
+            raise RunError(f"{run_dir}: the run kept no weights (train.keep_weights=none): "
+                           "nothing to evaluate; set train.keep_weights: best and retrain it")
+    for name in checkpoints:  # before any data is read
+        check_kept(run_dir, metrics, name)
     trained_on = trained_task(metrics)
     task = task or trained_on
     data_sha = verify_prepared(prepared_dir)

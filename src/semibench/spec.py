@@ -5,7 +5,7 @@ import it."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -145,7 +145,7 @@ class RunSpec:
             "task": self.task, "num_labels": self.num_labels, "algorithm": self.algorithm,
             "seed": self.seed, "backbone": self.backbone,
             "backbone_args": _plain(self.backbone_args), "augment": _plain(self.augment),
-            "train": asdict(self.train), "algorithm_params": _plain(self.algorithm_params)}
+            "train": self.train.to_settings(), "algorithm_params": _plain(self.algorithm_params)}
         optional = {"imbalance": self.imbalance, "imbalance_params": self.imbalance_params,
                     "long_tailed": self.long_tailed, "split_tag": self.split_tag,
                     "base_task": self.base_task, "plugins": self.plugins, "sweep": self.sweep}

@@ -27,6 +27,9 @@ from typing import Any
 TRAIN = "train."
 #: what a value may look like in a label (a directory name, a Snakemake wildcard)
 _VALUE = re.compile(r"[A-Za-z0-9_.+-]+")
+#: trainer settings that are not a sweep axis, and why: they change what a run keeps on
+#: disk, not its result (runs differing only there would be the same run twice)
+NOT_SWEPT = {"keep_weights": "it decides which weight files a run keeps, not its result"}
 #: a run label with a point: Snakemake's wildcard constraint of ``algorithm``
 LABEL_PATTERN = r"[a-z0-9_]+(,[a-z0-9_.]+=[A-Za-z0-9_.+-]+)*"
 
@@ -98,6 +101,10 @@ def axes(config: Mapping[str, Any]) -> dict[tuple[str, str], list[Any]]:
             continue
         for name, value in section.items():
             if isinstance(value, list):
+                trainer = "algorithm_params" not in where  # train or algorithm_train
+                if trainer and name in NOT_SWEPT:
+                    raise SweepError(f"{where}.{name}={value!r}: not a sweep axis "
+                                     f"({NOT_SWEPT[name]}); give one value")
                 check_values(f"{where}.{name}", value)
                 found[(where, name)] = value
     return found

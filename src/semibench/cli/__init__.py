@@ -1,5 +1,5 @@
-"""The ``semibench`` command: the commands a user runs (check a config, plan it, list what is
-registered, predict and evaluate with a trained run) and the pipeline steps the Snakemake rules
+"""The ``semibench`` command: the commands a user runs (check a config, plan it, run it, watch
+its sweep, list what is registered, predict and evaluate with a trained run) and the pipeline steps the Snakemake rules
 call, one job each.
 
 Each module holds a group of subcommands, every one as its arguments (``add_<command>``) next
@@ -14,13 +14,13 @@ import argparse
 import sys
 import textwrap
 
-from semibench.cli import configs, data, report, runs, train, workflow
+from semibench.cli import configs, data, report, runs, status, train, workflow
 
 DESCRIPTION = ("SemiBench: a reproducible semi-supervised learning benchmark (vision, language, "
                "audio), run as a Snakemake pipeline.")
 #: the commands for a user, in the order the help lists them (one not registered is left
 #: out); every other command is a pipeline step, called by a Snakemake rule
-USER_COMMANDS = ("check-config", "plan", "run", "list", "predict", "evaluate")
+USER_COMMANDS = ("check-config", "plan", "run", "status", "list", "predict", "evaluate")
 WIDTH = 79
 
 
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     # listed in the description below, grouped, instead of argparse's one flat list
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>",
                                 help=argparse.SUPPRESS, prog="semibench")
-    for module in (data, train, report, runs, configs, workflow):
+    for module in (data, train, report, runs, configs, workflow, status):
         for add in module.COMMANDS:
             add(sub)
     helps = {action.dest: action.help or "" for action in sub._choices_actions}
@@ -82,10 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     from semibench.errors import SemiBenchError, TrainingStopped
     from semibench.log import configure
 
+    # only ``train`` stops on a signal; other commands need not import the trainer (seconds:
+    # torch.compile's and torchvision's modules), so that e.g. ``status`` answers quickly
+    stopped: tuple[type[BaseException], ...] = ()
+    if args.command == "train":
+        from semibench.train.loop import TrainingStopped
+
+        stopped = (TrainingStopped,)
     configure()
     try:
         args.func(args)
-    except TrainingStopped as err:
+    except stopped as err:
         print(f"semibench {args.command}: {err}", file=sys.stderr)
         return 128 + 15  # as if killed by SIGTERM: the scheduler retries, the retry resumes
     except SemiBenchError as err:

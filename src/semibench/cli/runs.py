@@ -36,7 +36,8 @@ def add_predict(sub: Subparsers) -> None:
                    help="skip files that cannot be decoded instead of stopping at the first; "
                    "they are listed on stderr and, with --output X.csv, in X.skipped.csv")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best",
-                   help="best on validation (default) or the last evaluated weights")
+                   help="best on validation (default) or the last evaluated weights (where "
+                   "the run kept them: train.keep_weights)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.set_defaults(func=predict)
 
@@ -98,8 +99,9 @@ def add_evaluate(sub: Subparsers) -> None:
                    "run's; a variant's run: its registered task)")
     p.add_argument("--data", default="",
                    help="its prepared directory (default: data/prepared/<task>)")
-    p.add_argument("--checkpoint", nargs="+", choices=["best", "last"],
-                   default=["best", "last"])
+    p.add_argument("--checkpoint", nargs="+", choices=["best", "last"], default=None,
+                   help="best on validation, last, or both (default: the weights the run "
+                   "kept, train.keep_weights)")
     p.add_argument("--output", default="", help="also write the results here, as JSON")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu; the "
                    "numbers reproduce exactly on the CPU)")

@@ -1,4 +1,5 @@
-"""The plan as text (``semibench plan``'s table), a per-job CSV and JSON-ready data."""
+"""The plan as text (``semibench plan``'s table, its device-hours and the disk it needs), a
+per-job CSV and JSON-ready data."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def format_plan(plan: Plan) -> str:
     evals = sum(j.eval_flops for j in plan.jobs)
     lines.append(f"FLOPs: {train / 1e18:,.1f} EFLOP training + {evals / 1e18:,.1f} EFLOP "
                  f"evaluation ({100 * evals / max(train + evals, 1):.0f} % evaluation)")
+    lines += _disk_lines(plan)
     if plan.jobs and {j.algorithm for j in plan.jobs} == {"fixmatch"}:
         lines.append(f"reference: USB reports {USB_FIXMATCH_V100_DAYS:g} V100-days "
                      f"({USB_FIXMATCH_V100_DAYS * 24:,.0f} V100-hours) to evaluate FixMatch on "
@@ -75,6 +77,39 @@ NOT_COUNTED = ("not counted: each job's start-up (a fresh process imports torch,
                "prepared data, builds the model and, for text, tokenises every text: seconds "
                "per job; Snakemake's logs/benchmarks/train/ files include it, metrics.json's "
                "wall_time_s does not)")
+
+
+#: how the disk line counts (semibench.plan.job.disk_bytes)
+DISK_BASIS = ("disk counts parameters and buffers x 4 bytes per weight file (decimal units: "
+              "1 GB = 10^9 bytes); a job's checkpoints are up to three generations at once "
+              "(current, previous, one being written) of the model, its EMA copy where ema_m "
+              "> 0 and the optimiser's moments (SGD with momentum 1, AdamW 2 per trained "
+              "parameter), and model_best.pt where kept; not counted: an algorithm's own state (e.g. SimMatch's and "
+              "CoMatch's memory banks) and the small files (metrics, curves, logs)")
+
+
+def _disk_lines(plan: Plan) -> list[str]:
+    """What the sweep leaves on disk (the weights ``train.keep_weights`` keeps) and what a
+    training job holds until it finishes (its checkpoints)."""
+    if not plan.jobs:
+        return []
+    keeps = sorted({j.keep_weights for j in plan.jobs})
+    files = sum(j.kept_files for j in plan.jobs)
+    both = sum(2 * j.weight_bytes for j in plan.jobs)
+    other = "" if keeps == ["both"] else f"; both: {_bytes(both)}"
+    peak = max(j.training_bytes for j in plan.jobs)
+    return [f"disk: {_bytes(plan.kept_bytes)} of weights kept at the end ({files:,} file{'' if files == 1 else 's'}, "
+            f"train.keep_weights {', '.join(keeps)}{other}); each training job holds up to "
+            f"{_bytes(peak)} more until it finishes (its checkpoints)",
+            DISK_BASIS]
+
+
+def _bytes(amount: float) -> str:
+    """``812 MB``, ``1.2 GB``, ``0.9 TB``: decimal units, two significant digits below 10."""
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if amount >= size:
+            return f"{_amount(amount / size)} {unit}"
+    return f"{amount:.0f} B"
 
 
 def _assumptions(plan: Plan) -> list[str]:
@@ -142,13 +177,15 @@ def jobs_csv(plan: Plan, path: str | Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["task", "num_labels", "algorithm", "seed", "backbone", "family",
                          "iterations", "step_gflops", "eval_tflops", "hours", "rate_source",
-                         "basis", "calibration_threads", "measured_s", "job_s"])
+                         "basis", "calibration_threads", "measured_s", "job_s", "weight_mb",
+                         "kept_files", "checkpoint_mb"])
         for j in plan.jobs:
             writer.writerow([j.task, j.num_labels, j.algorithm, j.seed, j.backbone, j.family,
                              j.iterations, f"{j.step_flops / 1e9:.3f}",
                              f"{j.eval_flops / 1e12:.3f}", f"{j.hours:.4f}", j.rate.source,
                              j.rate.basis, j.rate.threads, _optional(j.measured_s),
-                             _optional(j.job_s)])
+                             _optional(j.job_s), f"{j.weight_bytes / 1e6:.1f}", j.kept_files,
+                             f"{j.checkpoint_bytes / 1e6:.1f}"])
 
 
 def _optional(seconds: float | None) -> str:
@@ -159,6 +196,7 @@ def as_dict(plan: Plan) -> dict[str, Any]:
     """The plan as JSON-ready data."""
     return {"device": plan.device, "amp": plan.amp, "compile": plan.compile,
             "total_hours": plan.total_hours, "calibrated": plan.calibrated,
+            "kept_bytes": plan.kept_bytes,
             "threads": plan.threads, "machine": plan.machine,
             "jobs": [{**{k: v for k, v in dataclasses.asdict(j).items() if k != "rate"},
                       "rate": dataclasses.asdict(j.rate)} for j in plan.jobs]}

@@ -50,10 +50,62 @@ class JobPlan:
     #: file: start-up included), in seconds; None where there is none
     measured_s: float | None = None
     job_s: float | None = None
+    #: bytes of one weight file (model_best.pt or model_last.pt): parameters and buffers x 4
+    weight_bytes: float = 0.0
+    #: ``train.keep_weights`` and how many weight files a finished run keeps
+    keep_weights: str = "best"
+    kept_files: int = 1
+    #: bytes of one checkpoint generation (the model, its EMA copy, the optimiser's moments)
+    checkpoint_bytes: float = 0.0
 
     @property
     def total_flops(self) -> float:
         return self.step_flops * self.iterations + self.eval_flops
+
+    @property
+    def kept_bytes(self) -> float:
+        """The weights the finished run keeps."""
+        return self.weight_bytes * self.kept_files
+
+    @property
+    def training_bytes(self) -> float:
+        """The most the run directory holds while the job trains, besides its small files:
+        two checkpoint generations and one being written, and model_best.pt where kept."""
+        best = self.weight_bytes if self.keep_weights in ("best", "both") else 0.0
+        return CHECKPOINTS_AT_ONCE * self.checkpoint_bytes + best
+
+
+#: checkpoint generations on disk at once while a job trains: the current and the previous
+#: one (semibench.train.checkpoint) and the one being written
+CHECKPOINTS_AT_ONCE = 3
+#: bytes per stored value: weights, EMA and optimiser moments are float32 (amp autocasts the
+#: computation, not the stored weights)
+BYTES_PER_VALUE = 4
+
+
+def weight_values(model: torch.nn.Module, num_classes: int) -> tuple[int, int]:
+    """Values in the model's state dict (parameters and buffers: what a weight file holds)
+    with a ``num_classes`` classifier, and how many of them are trainable parameters (what
+    the optimiser keeps moments of). The planner builds its models with two classes: every
+    linear layer with two outputs is counted at ``num_classes``."""
+    extra = sum((num_classes - 2) * (m.in_features + (m.bias is not None))
+                for m in model.modules()
+                if isinstance(m, torch.nn.Linear) and m.out_features == 2)
+    state = sum(t.numel() for t in model.state_dict().values()) + extra
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad) + extra
+    return state, trainable
+
+
+def disk_bytes(model: torch.nn.Module, num_classes: int, cfg: Any) -> tuple[float, float]:
+    """Bytes of one weight file and of one checkpoint generation of a run of ``cfg``
+    (a TrainConfig): the model, its EMA copy where ``ema_m`` > 0, and the optimiser's moments
+    (SGD with momentum: one per parameter; AdamW: two). An algorithm's own state (memory
+    banks, queues) is not counted."""
+    values, params = weight_values(model, num_classes)
+    moments = 2 if cfg.optimizer == "adamw" else (1 if cfg.momentum > 0 else 0)
+    weights = float(values * BYTES_PER_VALUE)
+    checkpoint = weights * (2 if cfg.ema_m > 0 else 1) + moments * params * BYTES_PER_VALUE
+    return weights, checkpoint
 
 
 def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: str | None,
@@ -114,9 +166,11 @@ def plan_job(run: dict[str, Any], device: str, amp: str | None, compile_mode: st
     rate = lookup_rate(rows, device, backbone_family(name), run_amp, run_compile, name)
     seconds = step * cfg.iterations / rate.train + eval_flops / rate.eval
     label = run_label(run["algorithm"], run.get("imbalance"), run.get("sweep"))
+    weights, checkpoint = disk_bytes(model, task.num_classes, cfg)
     return JobPlan(run["task"], num_lb, label, run["seed"], name,
                    backbone_family(name), cfg.iterations, step, eval_flops, seconds / 3600,
-                   rate, notes)
+                   rate, notes, weight_bytes=weights, keep_weights=cfg.keep_weights,
+                   kept_files=len(cfg.kept), checkpoint_bytes=checkpoint)
 
 
 @dataclass
@@ -134,6 +188,11 @@ class Plan:
     @property
     def total_hours(self) -> float:
         return sum(j.hours for j in self.jobs)
+
+    @property
+    def kept_bytes(self) -> float:
+        """The weights the finished sweep keeps (``train.keep_weights``)."""
+        return sum(j.kept_bytes for j in self.jobs)
 
     @property
     def calibrated(self) -> bool:

@@ -8,6 +8,14 @@ from typing import Any
 
 #: the learning-rate schedules of ``train.scheduler`` (semibench.train.optim)
 SCHEDULERS = ("constant", "cosine")
+#: ``train.keep_weights``: which model weights a finished run keeps -> the checkpoint names
+#: (``semibench predict --checkpoint``) whose file stays in the run directory
+KEEP_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "best": ("best",), "last": ("last",), "both": ("best", "last"), "none": ()}
+#: keys added after runs existed: in a run's settings only where they differ from their
+#: default, so that adding one changes neither the settings nor the Snakemake params (and so
+#: never reruns) the finished runs of existing configs (as semibench.spec's optional keys)
+OPTIONAL_KEYS = ("keep_weights",)
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,37 @@ class TrainConfig:
     #: weights and activations of convolutional networks: "auto" (channels-last when the
     #: backbone declares it faster, e.g. WRN), "channels_last" or "contiguous"
     memory_format: str = "auto"
+    #: the model weights a finished run keeps in its directory: "best" (``model_best.pt``,
+    #: the evaluation with the lowest validation error), "last" (``model_last.pt``, the
+    #: final weights), "both" or "none". Default "best": it is what ``semibench predict``
+    #: uses unless told otherwise and what ``semibench evaluate`` checks, and it halves the
+    #: disk of "both" (a BERT-base run keeps 440 MB instead of 880 MB; usb.yaml about half a
+    #: terabyte instead of one). The numbers a run records (metrics.json, curve.csv) are the
+    #: same whatever it keeps. Weights not kept are never written; ``checkpoint.pt`` (what an
+    #: interrupted run resumes from) is kept while the run trains and removed when it
+    #: finishes, whatever this says
+    keep_weights: str = "best"
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise ValueError(f"train.scheduler={self.scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+        if self.keep_weights not in KEEP_WEIGHTS:
+            raise ValueError(f"train.keep_weights={self.keep_weights!r}; allowed: "
+                             f"{', '.join(KEEP_WEIGHTS)}")
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """The checkpoints ("best", "last") whose weights a finished run keeps."""
+        return KEEP_WEIGHTS[self.keep_weights]
+
+    def to_settings(self) -> dict[str, Any]:
+        """The settings as a run records them (its ``train`` section): every field, except the
+        :data:`OPTIONAL_KEYS` at their default."""
+        values = dataclasses.asdict(self)
+        for key in OPTIONAL_KEYS:
+            if values[key] == getattr(TrainConfig, key):
+                del values[key]
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -549,11 +549,12 @@ class Trainer:
         return self._metrics(wall)
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        """Final weights, curve, then metrics.json (its presence means "complete"); then the
+        """Final weights (where ``train.keep_weights`` keeps them), curve, then metrics.json (its presence means "complete"); then the
         checkpoints go, so that a finished run is never resumed. Returns the metrics as
         written (validated, NaN as null)."""
         model = self.ema.model if self.ema is not None else self.model
-        save_checkpoint(self.out_dir / "model_last.pt", model.state_dict())
+        if "last" in self.cfg.kept:  # train.keep_weights: weights not kept are never written
+            save_checkpoint(self.out_dir / "model_last.pt", model.state_dict())
         write_curve(self.out_dir / "curve.csv", self.curve)
         metrics.update(write_metrics(self.out_dir / "metrics.json", metrics))
         self.checkpoints.clear()
@@ -571,8 +572,9 @@ class Trainer:
         self.curve.append(row)
         if self.best is None or record["val_error"] < self.best["val_error"]:
             self.best = record
-            model = self.ema.model if self.ema is not None else self.model
-            save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
+            if "best" in self.cfg.kept:  # train.keep_weights
+                model = self.ema.model if self.ema is not None else self.model
+                save_checkpoint(self.out_dir / "model_best.pt", model.state_dict())
         self.checkpoints.save(self._state(iteration, elapsed))
 
     def _metrics(self, wall: float) -> dict[str, Any]:
@@ -602,6 +604,9 @@ class Trainer:
             "versions": package_versions(),
             "inputs": {k: v for k, v in self.inputs.items() if k != "settings"},
             "config": self.settings,
+            #: the weights kept (train.keep_weights): the settings name it only when it is
+            #: not the default, this always
+            "keep_weights": self.cfg.keep_weights,
             **({"class_groups": self.class_groups} if self.class_groups else {}),
         }
 
