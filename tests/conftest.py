@@ -43,13 +43,19 @@ def _restore_registries():
 
 @pytest.fixture(autouse=True)
 def _restore_semibench_logger():
-    """A test that runs the CLI in-process (``semibench.cli.main`` calls ``log.configure``,
-    which stops the ``semibench`` loggers' records from reaching the root) leaves the logger
-    as it found it, so that a later test's ``caplog`` still sees them."""
+    """Each test starts with the ``semibench`` loggers' records reaching the root (where
+    ``caplog`` listens), whatever ran before in the worker (``semibench.cli.main`` calls
+    ``log.configure``, which stops them there), and leaves the logger as it found it."""
     import logging
 
     logger = logging.getLogger("semibench")
     state = (list(logger.handlers), logger.level, logger.propagate)
+    logger.propagate = True  # whatever ran before in this worker: caplog hears the test
+    # a library that configures logging in-process (dictConfig's disable_existing_loggers)
+    # switches off every logger that exists by then, ours included
+    for name, each in logging.root.manager.loggerDict.items():
+        if name.startswith("semibench") and isinstance(each, logging.Logger):
+            each.disabled = False
     yield
     logger.handlers[:] = state[0]
     logger.setLevel(state[1])
