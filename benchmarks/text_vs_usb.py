@@ -496,6 +496,22 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3g} ± {statistics.stdev(values):.2g}"
 
 
+def paired_p(per: dict[str, dict[int, float]], seeds: list[int]) -> str:
+    """Two-sided paired t-test over the seeds (same split, batches and initial weights on both
+    sides; only the dropout draws differ)."""
+    from scipy import stats
+
+    pairs = [(per["semibench"][s], per["usb"][s]) for s in seeds
+             if s in per["semibench"] and s in per["usb"]
+             and not (math.isnan(per["semibench"][s]) or math.isnan(per["usb"][s]))]
+    if len(pairs) < 2 or all(a == b for a, b in pairs):
+        return "–"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = stats.ttest_rel(*zip(*pairs, strict=True)).pvalue
+    return "–" if math.isnan(p) else f"{p:.2f}"
+
+
 def selected(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The evaluation with the lowest validation error (the first of equals), as both
     SemiBench's trainer and USB's EvaluationHook select it."""
@@ -555,8 +571,8 @@ def markdown(curves: list[dict[str, Any]], runs: list[dict[str, Any]],
         "pseudo-label accuracy is over the pseudo-labels that passed the threshold (steps "
         "where none passed are left out); errors in %.",
         "",
-        "| iteration | metric | SemiBench | USB | paired diff (SemiBench − USB) |",
-        "|---:|:---|---:|---:|---:|",
+        "| iteration | metric | SemiBench | USB | paired diff (SemiBench − USB) | paired t p |",
+        "|---:|:---|---:|---:|---:|---:|",
     ]
     iterations = sorted({r["iteration"] for r in curves})
     for it in iterations:
@@ -566,7 +582,8 @@ def markdown(curves: list[dict[str, Any]], runs: list[dict[str, Any]],
             paired = [per["semibench"][s] - per["usb"][s] for s in seeds
                       if s in per["semibench"] and s in per["usb"]]
             lines.append(f"| {it} | {m} | {mean_std(list(per['semibench'].values()))} | "
-                         f"{mean_std(list(per['usb'].values()))} | {mean_std(paired)} |")
+                         f"{mean_std(list(per['usb'].values()))} | {mean_std(paired)} | "
+                         f"{paired_p(per, seeds)} |")
     lines += ["", "## Selected checkpoint (lowest validation error) and last, per seed", "",
               "| side | seed | selected iteration | val error | test error | last test error "
               "| CPU s |", "|:---|---:|---:|---:|---:|---:|---:|"]
@@ -601,8 +618,11 @@ def plot(path: Path, curves: list[dict[str, Any]]) -> None:
                 pts = [(r["iteration"], r[m]) for r in rows if r["seed"] == seed]
                 ax.plot(*zip(*pts, strict=True), color=colours[side], alpha=0.35, lw=1)
             its = sorted({r["iteration"] for r in rows})
-            means = [np.nanmean([r[m] for r in rows if r["iteration"] == i]) for i in its]
-            ax.plot(its, means, color=colours[side], lw=2.2, marker="o", label=side)
+            values = [[r[m] for r in rows if r["iteration"] == i and not math.isnan(r[m])]
+                      for i in its]
+            pts = [(i, float(np.mean(v))) for i, v in zip(its, values, strict=True) if v]
+            ax.plot(*zip(*pts, strict=True), color=colours[side], lw=2.2, marker="o",
+                    label=side)
         ax.set_title(m)
         ax.set_xlabel("iteration")
     axes.flat[0].legend()
@@ -625,8 +645,13 @@ def main() -> None:
     p.add_argument("--sides", nargs="+", default=list(SIDES), choices=SIDES)
     p.add_argument("--parity-only", action="store_true")
     p.add_argument("--no-parity", action="store_true")
+    p.add_argument("--rewrite", action="store_true",
+                   help="rewrite README.md and curves.png from --out's CSV and JSON files")
     args = p.parse_args()
     torch.set_num_threads(1)
+    if args.rewrite:
+        rewrite(args.out, args.config)
+        return
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         work.mkdir(parents=True, exist_ok=True)
@@ -653,6 +678,22 @@ def main() -> None:
                 print(f"{side} seed {seed}: {cpu[f'{side}-{seed}']:.0f} CPU s; last {rows[-1]}",
                       flush=True)
                 write_outputs(args.out, curves, cpu, par, settings_line(run))
+
+
+def rewrite(out: Path, config_path: Path) -> None:
+    """The tables and the plot again, from the files of a finished comparison."""
+    with open(out / "curves.csv", encoding="utf-8") as f:
+        curves = [{"side": r["side"], "seed": int(r["seed"]), "iteration": int(r["iteration"]),
+                   **{m: float(r[m]) if r[m] != "" else math.nan for m in METRICS}}
+                  for r in csv.DictReader(f)]
+    with open(out / "runs.csv", encoding="utf-8") as f:
+        cpu = {f"{r['side']}-{r['seed']}": float(r["cpu_s"]) for r in csv.DictReader(f)}
+    par = json.loads((out / "parity.json").read_text()) if (out / "parity.json").is_file() \
+        else None
+    iterations = max(r["iteration"] for r in curves)
+    every = min(r["iteration"] for r in curves)
+    run = resolved_run(config_path, curves[0]["seed"], iterations, every)
+    write_outputs(out, curves, cpu, par, settings_line(run))
 
 
 def settings_line(run: dict[str, Any]) -> dict[str, Any]:
