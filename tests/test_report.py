@@ -83,6 +83,7 @@ def _write_run(root: Path, task: str, num_labels: int, algorithm: str, seed: int
             "test_error": best + 1.0,
             "test_per_class_accuracy": [99 - best, 99 - best],
         },
+        "val_size": 40,
         "wall_time_s": 10.0 + seed,
         "device": "cpu",
         "versions": {"torch": "2.11.0"},
@@ -142,6 +143,7 @@ def test_collect_runs(results: dict) -> None:
     assert row["last_test_error"] == 11.0
     assert row["best_val_error"] == 9.5
     assert row["best_iteration"] == 200
+    assert row["val_size"] == 40
     assert row["wall_time_s"] == 12.0
     assert row["device"] == "cpu"
     assert row["precision"] == "fp32"
@@ -403,9 +405,9 @@ def test_html_is_self_contained(results: dict) -> None:
     # a table of contents that points at sections that exist
     for anchor in re.findall(r'<a href="#([^"]+)"', page):
         assert f'id="{anchor}"' in page, anchor
-    # one per-run row: mnist, 40 labels, fixmatch, seed 2, best 10, last 11, val 9.5 at it 200,
-    # 12 s = 0.20 min, cpu, fp32
-    assert ["mnist", "40", "fixmatch", "2", "10.00", "11.00", "9.50", "200", "0.20", "cpu",
+    # one per-run row: mnist, 40 labels, fixmatch, seed 2, best 10, last 11, val 9.5 at it 200
+    # on 40 validation samples, 12 s = 0.20 min, cpu, fp32
+    assert ["mnist", "40", "fixmatch", "2", "10.00", "11.00", "9.50", "200", "40", "0.20", "cpu",
             "fp32"] in table_rows(page, "runs")
 
 
@@ -428,6 +430,26 @@ def test_malformed_metrics_name_the_file(tmp_path: Path) -> None:
 
     with pytest.raises(MetricsFormatError, match="duplicate"):
         collect_runs([good, good])
+
+
+def test_validation_size_is_shown_beside_the_selected_checkpoint(tmp_path: Path) -> None:
+    """metrics.json's ``val_size`` reaches runs.csv and the run table; a file written before
+    it existed reads as unknown (NaN, "n/a"), not as an error."""
+    new, _ = _write_run(tmp_path, "mnist", 40, "fixmatch", 0, 10.0)
+    old, _ = _write_run(tmp_path, "mnist", 40, "fixmatch", 1, 12.0)
+    data = json.loads(old.read_text())
+    del data["val_size"]
+    old.write_text(json.dumps(data))
+    runs = collect_runs([new, old])
+    assert runs["val_size"].iloc[0] == 40 and math.isnan(runs["val_size"].iloc[1])
+    page = write_html(runs, {}, tmp_path / "report.html", title="t", config={}).read_text()
+    rows = table_rows(page, "runs")
+    assert [r[8] for r in rows if r[:4] == ["mnist", "40", "fixmatch", "0"]] == ["40"]
+    assert [r[8] for r in rows if r[:4] == ["mnist", "40", "fixmatch", "1"]] == ["n/a"]
+    # a runs.csv of an older report (no val_size column) still gives a run table
+    page = write_html(runs.drop(columns="val_size"), {}, tmp_path / "r2.html", title="t",
+                      config={}).read_text()
+    assert {r[8] for r in table_rows(page, "runs")} == {"n/a"}
 
 
 def test_token_edit_stand_in_is_reported(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ def test_outputs(prepared_mnist, split_path, tmp_path):
     assert on_disk["device"] == "cpu" and on_disk["wall_time_s"] > 0
     assert on_disk["versions"]["torch"].startswith("2.11")
     assert on_disk["config"]["algorithm_params"]["p_cutoff"] == 0.95
+    # the size of the validation set that chose "best", beside it
+    assert on_disk["val_size"] == len(json.loads(split_path.read_text())["validation"]) > 0
     rows = list(csv.DictReader((tmp_path / "curve.csv").open()))
     assert [int(r["iteration"]) for r in rows] == [3, 6]
     assert all(0 <= float(r["mask_ratio"]) <= 1 for r in rows)

@@ -35,6 +35,8 @@ RUN_COLUMNS: tuple[str, ...] = (
     "last_test_error",
     "best_val_error",
     "best_iteration",
+    # samples in the validation set that selected the best checkpoint (NaN: an older file)
+    "val_size",
     *EXTRA_METRIC_COLUMNS,
     "wall_time_s",
     "device",

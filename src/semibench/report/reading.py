@@ -86,6 +86,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "last_test_error": float(last["test_error"]),
         "best_val_error": float(best["val_error"]),
         "best_iteration": best["iteration"],
+        "val_size": data["val_size"] if data.get("val_size") is not None else math.nan,
         **{column: _metric(best if column.startswith("best_") else last,
                            column.split("_", 1)[1]) for column in EXTRA_METRIC_COLUMNS},
         "wall_time_s": float(data["wall_time_s"]),

@@ -307,12 +307,15 @@ def _runs_table(runs: pd.DataFrame, colors: Mapping[str, tuple],
         "last test error (%)": runs["last_test_error"].map(lambda v: f"{v:.2f}"),
         "best val error (%)": runs["best_val_error"].map(lambda v: f"{v:.2f}"),
         "best iteration": runs["best_iteration"].astype(str),
+        # how many samples chose that checkpoint (n/a: a run written before it was recorded)
+        "val size": runs.get("val_size", pd.Series(math.nan, index=runs.index)).map(
+            lambda v: "n/a" if pd.isna(v) else str(int(v))),
         "training time (min)": runs["wall_time_s"].map(lambda v: f"{v / 60:.2f}"),
         "device": runs["device"],
         "precision": runs.get("precision", ""),
     })
     numeric = ["labels", "seed", "best test error (%)", "last test error (%)",
-               "best val error (%)", "best iteration", "training time (min)"]
+               "best val error (%)", "best iteration", "val size", "training time (min)"]
     for metric in metrics:
         column = f"best_{METRICS[metric][0]}"
         if metric == "error" or column not in runs:

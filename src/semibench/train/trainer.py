@@ -367,6 +367,8 @@ class Trainer:
             "curve": self.curve,
             "best": self.best,
             "last": self.last,
+            #: how many samples chose ``best``: with a few per class, selection is noisy
+            "val_size": len(self.y_val),
             "elapsed_s": elapsed,
         }
 
@@ -591,6 +593,8 @@ class Trainer:
             "input_format": self.input_format,
             "best": self.best,
             "last": self.last,
+            #: how many samples chose ``best``: with a few per class, selection is noisy
+            "val_size": len(self.y_val),
             "wall_time_s": wall,
             "device": device,
             "threads": torch.get_num_threads(),
