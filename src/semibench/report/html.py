@@ -52,10 +52,12 @@ def render_html(
     title: str,
     config: Mapping[str, Any] | None = None,
     split: bool = False,
+    unreadable: Sequence[str] = (),
 ) -> str:
     """The page as a string (see :func:`write_html`); ``split``: the index page of
-    :func:`write_report`'s pages."""
-    return _render("report.html.j2", build_view(data, figures, title, config, split=split))
+    :func:`write_report`'s pages; ``unreadable``: runs left out, one line each."""
+    return _render("report.html.j2", build_view(data, figures, title, config, split=split,
+                                                unreadable=unreadable))
 
 
 def write_report(
@@ -65,28 +67,33 @@ def write_report(
     title: str,
     config: Mapping[str, Any] | None = None,
     split: bool = False,
+    unreadable: Sequence[str] = (),
 ) -> list[Path]:
     """Write the report: one self-contained page ``out_html``, or with ``split`` (a large
     sweep, :func:`semibench.report.layout.split_pages`) an index page there, a page per task
     in ``tasks/`` beside it and the figures copied into ``figures/`` beside it, linked from
-    the pages and loaded as they scroll into view. Returns the files written: the page(s),
-    then the copied figures."""
+    the pages and loaded as they scroll into view. ``unreadable``: runs left out (a partial
+    report), one line each, listed on the (index) page. Returns the files written: the
+    page(s), then the copied figures."""
     out_html = Path(out_html)
     if not split:
-        atomic_write_text(out_html, render_html(data, figures, title, config))
+        atomic_write_text(out_html, render_html(data, figures, title, config,
+                                                unreadable=unreadable))
         return [out_html]
     copies = []
     for figure in map(Path, figures):
         copy = out_html.parent / PAGE_FIGURES_DIR / figure.name
-        with atomic_path(copy) as tmp:
-            shutil.copyfile(figure, tmp)
+        if not (copy.exists() and copy.samefile(figure)):
+            with atomic_path(copy) as tmp:
+                shutil.copyfile(figure, tmp)
         copies.append(copy)
     pages = []
     for view in build_task_pages(data, copies, title):
         page = out_html.parent / TASK_PAGE.format(task=view.task)
         atomic_write_text(page, _render("task.html.j2", view))
         pages.append(page)
-    atomic_write_text(out_html, render_html(data, copies, title, config, split=True))
+    atomic_write_text(out_html, render_html(data, copies, title, config, split=True,
+                                            unreadable=unreadable))
     return [out_html, *pages, *copies]
 
 

@@ -79,6 +79,28 @@ def aggregate_task(
     return results
 
 
+def write_parts(results: Results, out_dir: str | Path,
+                grid: pd.DataFrame | None = None) -> list[Path]:
+    """Split what :func:`semibench.report.reading.collect` read into the tasks' parts, as
+    :func:`aggregate_task` writes them, under ``out_dir/<task>/``; ``grid``: the configured
+    runs (default: the runs read). Returns the tasks' folders, sorted by task."""
+    if grid is None:
+        grid = sort_frame(results.runs[list(GRID_COLUMNS)], extra=["seed"])
+    tasks = sorted({str(t) for t in grid["task"]} | {str(t) for t in results.runs["task"]})
+    frames = {"runs.csv": results.runs, "grid.csv": grid, "curves.csv": results.curves,
+              "per_class.csv": results.per_class}
+    by_task = {name: dict(list(frame.groupby("task", sort=False))) if len(frame) else {}
+               for name, frame in frames.items()}
+    dirs = []
+    for task in tasks:
+        folder = Path(out_dir) / task
+        for name, frame in frames.items():
+            part = by_task[name].get(task, frame.iloc[:0])
+            atomic_write_text(folder / name, csv_text(part.reset_index(drop=True)))
+        dirs.append(folder)
+    return dirs
+
+
 def concat_csv(parts: Sequence[str | Path], out: str | Path) -> Path:
     """Write the CSV files ``parts`` (same header) one after the other, the header once."""
     out = Path(out)
@@ -119,9 +141,10 @@ def merge_tasks(
     from semibench.report.tables import write_tables
 
     task_dirs = sorted((Path(d) for d in task_dirs), key=lambda d: d.name)
-    if not task_dirs:
-        raise ValueError("no task tables to merge")
-    runs, grid = read_parts(task_dirs)
+    if task_dirs:
+        runs, grid = read_parts(task_dirs)
+    else:  # nothing configured, nothing read: every table with its header only
+        runs, grid = collect([]).runs, grid_frame([], {})
     return write_tables(runs, out_dir, published=published, grid=grid, title=title,
                         metrics=metrics, tasks=tasks,
                         curves=[d / "curves.csv" for d in task_dirs],

@@ -210,6 +210,9 @@ class ReportView:
     #: figures, runs and missing runs are on their pages, listed in ``task_index``
     split: bool = False
     task_index: Table | None = None
+    #: runs left out because a file of theirs cannot be read (a partial report), one line
+    #: each naming the file and the run
+    unreadable: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -491,6 +494,7 @@ def build_view(
     title: str = "SemiBench results",
     config: Mapping[str, Any] | None = None,
     split: bool = False,
+    unreadable: Sequence[str] = (),
 ) -> ReportView:
     """The view model of the report: every section, formatted once. ``split``: the index
     page of a report with a page per task (:func:`build_task_pages`), its figures linked
@@ -558,6 +562,7 @@ def build_view(
         config=json.dumps(config, indent=2, sort_keys=True, default=str)
         if config is not None else None,
         toc=toc, split=split, task_index=_task_index(data, colors) if split else None,
+        unreadable=list(unreadable),
     )
 
 
