@@ -24,7 +24,7 @@ import pandas as pd
 from semibench.io import atomic_path, atomic_write_text
 from semibench.report.frames import GRID_COLUMNS, sort_frame
 from semibench.report.layout import TASK_TABLES
-from semibench.report.reading import Results, collect, run_name
+from semibench.report.reading import Results, RunUnreadable, collect, run_name
 from semibench.report.summaries import grid_frame
 
 #: text columns of runs.csv that are "" for none (pandas reads an empty cell as NaN)
@@ -68,8 +68,9 @@ def aggregate_task(
     other = results.runs.loc[results.runs["task"] != task]
     if len(other):
         row = other.iloc[0]
-        raise ValueError(f"run {run_name([row[k] for k in ('task', 'num_labels', 'algorithm', 'seed')])}"
-                         f": {row['metrics_path']} records task {row['task']!r}, not {task!r}")
+        key = [row[k] for k in ("task", "num_labels", "algorithm", "seed")]
+        raise RunUnreadable(f"run {run_name(key)}: {row['metrics_path']} records task "
+                            f"{row['task']!r}, not {task!r}")
     expected = (grid_frame(grid, {task: domain}) if grid is not None
                 else sort_frame(results.runs[list(GRID_COLUMNS)], extra=["seed"]))
     out_dir = Path(out_dir)
