@@ -162,8 +162,20 @@ def check_config(config: dict[str, Any], schema: dict[str, Any] | None = None, *
     for (where, name), values in found.items():
         sweep.section_at(checked, where)[name] = values
     check_train_settings(checked)  # every run, every point of a sweep
+    check_report_pages(checked)
     check_weights(checked, weights)
     return checked
+
+
+def check_report_pages(config: dict[str, Any]) -> None:
+    """A one-page report (``report.pages: one``) of a grid above its limits is refused here,
+    before any job (semibench.report.layout.split_pages)."""
+    from semibench.report.layout import split_pages
+
+    try:
+        split_pages(len(run_grid(config)), len(config["tasks"]), config.get("report"))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_scalars(config: dict[str, Any], schema: dict[str, Any],

@@ -97,9 +97,39 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return f"field {where!r}={shown}: {error.message}"
 
 
+#: the evaluation arrays with one entry per class: checked element by element here (a
+#: percentage or null, as the schema says), a hundred times faster than the schema's
+#: ``oneOf`` per element, which decides the message only when an element is wrong
+PER_CLASS_FIELDS: tuple[str, ...] = ("test_per_class_accuracy",)
+
+
+def _percent_or_null(value: Any) -> bool:
+    return value is None or (_is_number(None, value) and 0 <= value <= 100)
+
+
+def _without_per_class(data: Any) -> Any:
+    """``data`` with its per-class arrays emptied when every element is a percentage or
+    null (they then satisfy the schema's ``items``, the only keyword that reads their
+    elements), else ``data`` itself."""
+    if not isinstance(data, dict):
+        return data
+    light = dict(data)
+    for key in ("best", "last"):
+        record = data.get(key)
+        if not isinstance(record, dict):
+            continue
+        for name in PER_CLASS_FIELDS:
+            values = record.get(name)
+            if isinstance(values, list) and values:
+                if not all(_percent_or_null(v) for v in values):
+                    return data
+                light[key] = {**light[key], name: []}
+    return light
+
+
 def problem(data: Any) -> str | None:
     """Why ``data`` is not a valid metrics record (the first fault, one line), or None."""
-    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(_without_per_class(data)))
     return None if error is None else _describe(error)
 
 

@@ -41,8 +41,6 @@ TABLES_DIR = f"results/{BENCHMARK}/tables"
 FIGURES_DIR = f"results/{BENCHMARK}/figures"
 REPORT_HTML = f"reports/{BENCHMARK}/index.html"
 TASK_NAMES = sorted(config["tasks"])
-# USB result tables the report compares with (space-separated for the shell)
-PUBLISHED = " ".join(config["published_reference"])
 
 
 # a run label: an algorithm, or one point of its sweep (fixmatch,p_cutoff=0.9: semibench.sweep)

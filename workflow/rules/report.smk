@@ -1,52 +1,42 @@
 # The report: every table, figure and the page, from exactly the files the train jobs declare
 # (metrics.json, curve.csv, the Snakemake benchmark file) and nothing else. Logic lives in
 # semibench.report; report() captions are in workflow/report/*.rst.
-from semibench.report import layout as report_layout
-from semibench.report.sensitivity import swept_tasks
-
-# `semibench report --partial` finds runs through semibench.report.layout: it must name the
-# files this workflow writes
-if RUN_DIR != report_layout.RUN_DIR.format(
-    benchmark=BENCHMARK,
-    task="{task}",
-    num_labels="{num_labels}",
-    algorithm="{algorithm}",
-    seed="{seed}",
-) or str(rules.train.benchmark) != report_layout.TRAIN_BENCHMARK.format(
-    benchmark=BENCHMARK,
-    task="{task}",
-    num_labels="{num_labels}",
-    algorithm="{algorithm}",
-    seed="{seed}",
-):
-    sys.exit("SemiBench: semibench/report/layout.py does not match workflow/rules (run dirs)")
-
-DOMAINS = {t: PLAN["tasks"][t]["domain"] for t in TASK_NAMES}
-REPORT_GROUPS = report_layout.groups(DOMAINS.values())
-# statistics groups whose grid allows a Friedman test get a critical-difference diagram
-CD_GROUPS = report_layout.testable_groups(GRID, DOMAINS)
-# tasks with swept runs (semibench.sweep) get a sensitivity figure
-SWEPT_TASKS = swept_tasks({t: [a for task, _, a, _ in GRID if task == t] for t in TASK_NAMES})
 
 
-# the configured runs, for "n of N runs" and the missing cells; each task's registered task
-# and long-tailed setting, which USB's published rows match (semibench.variants.task_settings)
-TASK_SETTINGS = {
-    t: {"base": PLAN["tasks"][t]["base"], "long_tailed": PLAN["tasks"][t]["long_tailed"]}
-    for t in TASK_NAMES
-}
-EXPECTED_RUNS = shlex.quote(
-    json.dumps({"domains": DOMAINS, "runs": GRID, "tasks": TASK_SETTINGS}, sort_keys=True)
-)
+include: "report_common.smk"
+
+
+# The report's jobs are Snakemake scripts (workflow/scripts/) that hand their file lists to
+# semibench.report.jobs as Python lists: no command line, so no sweep is too large for them.
+rule aggregate_task:
+    input:
+        unpack(task_run_files),
+    output:
+        runs=f"{TASK_TABLES}/runs.csv",
+        grid=f"{TASK_TABLES}/grid.csv",
+        curves=f"{TASK_TABLES}/curves.csv",
+        per_class=f"{TASK_TABLES}/per_class.csv",
+    params:
+        # the task's configured runs: a change to them (and only to them) reads it again
+        runs=lambda wildcards: TASK_RUNS[wildcards.task],
+        domain=lambda wildcards: DOMAINS[wildcards.task],
+        out_dir=lambda wildcards, output: os.path.dirname(output.runs),
+    wildcard_constraints:
+        task=one_of(TASK_NAMES),
+    conda:
+        "../../envs/semibench.yaml"
+    log:
+        f"logs/aggregate/{BENCHMARK}/{{task}}.log",
+    script:
+        "../scripts/aggregate_task.py"
 
 
 rule aggregate:
     input:
-        metrics=all_metrics(),
-        curves=[run_file(t, n, a, s, "curve.csv") for t, n, a, s in GRID],
-        benchmarks=[
-            report_layout.train_benchmark(BENCHMARK, t, n, a, s) for t, n, a, s in GRID
-        ],
+        runs=task_part("runs.csv"),
+        grid=task_part("grid.csv"),
+        curves=task_part("curves.csv"),
+        per_class=task_part("per_class.csv"),
     output:
         runs=report(
             f"{TABLES_DIR}/runs.csv",
@@ -89,55 +79,55 @@ rule aggregate:
             caption="../report/published.rst",
             category="6. Published vs ours",
         ),
+    params:
+        task_dirs=lambda wildcards, input: [os.path.dirname(f) for f in input.runs],
+        out_dir=lambda wildcards, output: os.path.dirname(output.runs),
+        published=config["published_reference"],
+        title=f"SemiBench: {BENCHMARK}",
+        show=config["metrics"],
+        tasks=TASK_SETTINGS,
     conda:
         "../../envs/semibench.yaml"
-    params:
-        out_dir=lambda wildcards, output: os.path.dirname(output.runs),
-        published=PUBLISHED,
-        grid=EXPECTED_RUNS,
-        title=f"'SemiBench: {BENCHMARK}'",
-        show=" ".join(config["metrics"]),
     log:
         f"logs/aggregate/{BENCHMARK}.log",
-    shell:
-        "semibench aggregate --metrics {input.metrics} --curves {input.curves}"
-        " --benchmarks {input.benchmarks} --grid-json {params.grid}"
-        " --out-dir {params.out_dir} --published {params.published}"
-        " --title {params.title} --show-metrics {params.show} 2> {log}"
+    script:
+        "../scripts/aggregate.py"
+
+
+rule figures_task:
+    input:
+        runs=f"{TASK_TABLES}/runs.csv",
+        grid=f"{TASK_TABLES}/grid.csv",
+        curves=f"{TASK_TABLES}/curves.csv",
+        per_class=f"{TASK_TABLES}/per_class.csv",
+    output:
+        **task_figure_outputs(swept=False),
+    params:
+        tables=lambda wildcards, input: os.path.dirname(input.runs),
+        out_dir=lambda wildcards, output: os.path.dirname(output.bars),
+        algorithms=ALGORITHM_LABELS,
+    wildcard_constraints:
+        task=one_of(UNSWEPT_TASKS),
+    conda:
+        "../../envs/semibench.yaml"
+    log:
+        f"logs/figures/{BENCHMARK}/{{task}}.log",
+    script:
+        "../scripts/task_figures.py"
+
+
+use rule figures_task as figures_task_swept with:
+    output:
+        **task_figure_outputs(swept=True),
+    wildcard_constraints:
+        task=one_of(SWEPT_TASKS),
 
 
 rule figures:
     input:
         runs=rules.aggregate.output.runs,
         grid=rules.aggregate.output.grid,
-        curves=rules.aggregate.output.curves,
-        per_class=rules.aggregate.output.per_class,
     output:
-        bars=report(
-            expand(f"{FIGURES_DIR}/{{task}}.png", task=TASK_NAMES),
-            caption="../report/errors.rst",
-            category="3. Per task",
-        ),
-        curves=report(
-            expand(f"{FIGURES_DIR}/{{task}}_curves.png", task=TASK_NAMES),
-            caption="../report/curves.rst",
-            category="3. Per task",
-        ),
-        pseudolabels=report(
-            expand(f"{FIGURES_DIR}/{{task}}_pseudolabels.png", task=TASK_NAMES),
-            caption="../report/pseudolabels.rst",
-            category="4. Diagnostics",
-        ),
-        per_class=report(
-            expand(f"{FIGURES_DIR}/{{task}}_per_class.png", task=TASK_NAMES),
-            caption="../report/per_class.rst",
-            category="4. Diagnostics",
-        ),
-        sensitivity=report(
-            expand(f"{FIGURES_DIR}/{{task}}_sensitivity.png", task=SWEPT_TASKS),
-            caption="../report/sensitivity.rst",
-            category="3. Per task",
-        ),
         cd=report(
             expand(f"{FIGURES_DIR}/cd_{{group}}.png", group=CD_GROUPS),
             caption="../report/cd.rst",
@@ -148,36 +138,47 @@ rule figures:
             caption="../report/cost.rst",
             category="5. Runs and cost",
         ),
-    conda:
-        "../../envs/semibench.yaml"
     params:
         out_dir=lambda wildcards, output: os.path.dirname(output.cost),
-        cd_groups=" ".join(CD_GROUPS),
+        cd_groups=CD_GROUPS,
+    conda:
+        "../../envs/semibench.yaml"
     log:
         f"logs/figures/{BENCHMARK}.log",
-    shell:
-        "semibench figures --runs {input.runs} --grid {input.grid} --curves {input.curves}"
-        " --per-class {input.per_class} --cd-groups {params.cd_groups}"
-        " --out-dir {params.out_dir} 2> {log}"
+    script:
+        "../scripts/figures.py"
+
+
+# every figure, in the order of semibench.report.figures.write_figures
+FIGURES = [
+    *[f for t in TASK_NAMES for f in task_figures(
+        [t], [*report_layout.TASK_FIGURES, *([report_layout.SENSITIVITY_FIGURE]
+                                             if t in SWEPT_TASKS else [])])],
+    *rules.figures.output,
+]
 
 
 rule report:
     input:
         runs=rules.aggregate.output.runs,
         grid=rules.aggregate.output.grid,
-        figures=rules.figures.output,
+        figures=FIGURES,
     output:
         html=REPORT_HTML,
+        # a large sweep's: a page per task and the figures beside the index page
+        pages=[f"{REPORT_DIR}/{report_layout.TASK_PAGE.format(task=t)}" for t in TASK_NAMES]
+        if SPLIT_PAGES else [],
+        figures=[f"{REPORT_DIR}/{report_layout.PAGE_FIGURES_DIR}/{os.path.basename(f)}"
+                 for f in FIGURES] if SPLIT_PAGES else [],
     params:
-        config_json=lambda wildcards: shlex.quote(json.dumps(config, sort_keys=True)),
-        title=f"'SemiBench: {BENCHMARK}'",
-        published=PUBLISHED,
-        show=" ".join(config["metrics"]),
+        config_json=lambda wildcards: json.dumps(config, sort_keys=True),
+        title=f"SemiBench: {BENCHMARK}",
+        published=config["published_reference"],
+        show=config["metrics"],
+        split=SPLIT_PAGES,
     conda:
         "../../envs/semibench.yaml"
     log:
         f"logs/report/{BENCHMARK}.log",
-    shell:
-        "semibench report --runs {input.runs} --grid {input.grid} --figures {input.figures}"
-        " --out {output.html} --title {params.title} --config-json {params.config_json}"
-        " --published {params.published} --show-metrics {params.show} 2> {log}"
+    script:
+        "../scripts/report.py"

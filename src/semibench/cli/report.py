@@ -24,6 +24,10 @@ METRICS = ["error", "top5_error", "balanced_error", "macro_f1", "gmean_recall",
            "head_accuracy", "medium_accuracy", "tail_accuracy"]
 
 
+INPUTS_FILE = ("a JSON file with any of this command's lists, for lists too long for a "
+               "command line (Linux refuses an argument over 128 KiB): ")
+
+
 def add_aggregate(sub: Subparsers) -> None:
     p = sub.add_parser("aggregate", help="every table of the report, from the runs' files")
     p.add_argument("--metrics", nargs="*", default=[], help="the runs' metrics.json files")
@@ -31,7 +35,10 @@ def add_aggregate(sub: Subparsers) -> None:
                    help="their curve.csv files, in the same order")
     p.add_argument("--benchmarks", nargs="*", default=[],
                    help="the Snakemake benchmark files of their train jobs, in the same order")
+    p.add_argument("--inputs-file", metavar="JSON", help=INPUTS_FILE + '{"metrics": [...], '
+                   '"curves": [...], "benchmarks": [...]} (added after those given above)')
     p.add_argument("--grid-json", **GRID_JSON)
+    p.add_argument("--grid-file", metavar="JSON", help="--grid-json's text, from a file")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--published", **PUBLISHED)
     p.add_argument("--title", default="SemiBench results")
@@ -42,13 +49,18 @@ def add_aggregate(sub: Subparsers) -> None:
 
 
 def aggregate(args: argparse.Namespace) -> None:
-    from semibench.report.aggregate import collect
-    from semibench.report.tables import write_tables
+    """Every run read once, written as the tasks' parts (``<out-dir>/tasks/<task>/``, as the
+    workflow's aggregate_task jobs write them) and merged from those, as its aggregate job
+    does."""
+    from semibench.report.parts import merge_tasks, write_parts
+    from semibench.report.reading import collect
 
-    results = collect(args.metrics, args.curves, args.benchmarks)
-    write_tables(results.runs, Path(args.out_dir), published=args.published,
-                 grid=_expected(args), curves=results.curves, per_class=results.per_class,
-                 title=args.title, metrics=args.show_metrics, tasks=_task_settings(args))
+    lists = _inputs(args, ("metrics", "curves", "benchmarks"))
+    results = collect(lists["metrics"], lists["curves"], lists["benchmarks"])
+    out_dir = Path(args.out_dir)
+    parts = write_parts(results, out_dir / "tasks", _expected(args))
+    merge_tasks(parts, out_dir, published=args.published, title=args.title,
+                metrics=args.show_metrics, tasks=_task_settings(args))
 
 
 def add_figures(sub: Subparsers) -> None:
@@ -83,9 +95,16 @@ def add_report(sub: Subparsers) -> None:
     p.add_argument("--runs", help="runs.csv")
     p.add_argument("--grid", help="grid.csv (the configured runs)")
     p.add_argument("--figures", nargs="*", default=[], help="the PNGs to embed")
-    p.add_argument("--out", help="the page to write")
+    p.add_argument("--inputs-file", metavar="JSON",
+                   help=INPUTS_FILE + '{"figures": [...]} (added after --figures)')
+    p.add_argument("--out", help="the page to write (the index page, with --pages split)")
     p.add_argument("--title", default="SemiBench report")
     p.add_argument("--config-json", default=None, help="the benchmark config, shown in the report")
+    p.add_argument("--config-json-file", metavar="JSON", help="--config-json's text, from a file")
+    p.add_argument("--pages", choices=["auto", "one", "split"], default=None,
+                   help="one self-contained page, or an index page with a page per task in "
+                   "tasks/ and the figures in figures/ beside it (default: the config's "
+                   "report.pages, else auto: split above 2,000 runs or 30 tasks)")
     p.add_argument("--published", **PUBLISHED)
     p.add_argument("--show-metrics", nargs="+", default=["error"], metavar="METRIC",
                    choices=METRICS,
@@ -120,22 +139,61 @@ def report(args: argparse.Namespace) -> None:
         page = partial_report(config, Path(args.directory), args.out_dir)
         logger.info("%s: wrote %s", prog, page)
         return
-    from semibench.report.html import render_html
+    from semibench.report.html import write_report
+    from semibench.report.layout import split_pages
+    from semibench.report.parts import read_table
     from semibench.report.tables import build
 
     missing = [f"--{name}" for name in ("runs", "grid", "out") if not getattr(args, name)]
     if missing:
         raise SystemExit(f"semibench report: error: {', '.join(missing)} required "
                          "(or --partial --configfile CONFIG)")
-    from semibench.io import atomic_write_text
     from semibench.variants import task_settings
 
-    runs, grid = _read_tables(args)
-    config = json.loads(args.config_json) if args.config_json else None
+    runs, grid = read_table(args.runs), read_table(args.grid)
+    text = (Path(args.config_json_file).read_text(encoding="utf-8") if args.config_json_file
+            else args.config_json)
+    config = json.loads(text) if text else None
     tasks = task_settings(config) if config else None
-    page = render_html(build(runs, grid, args.published, metrics=args.show_metrics, tasks=tasks),
-                       [Path(f) for f in args.figures], args.title, config)
-    atomic_write_text(Path(args.out), page)
+    settings = dict((config or {}).get("report") or {})
+    if args.pages:
+        settings["pages"] = args.pages
+    try:
+        split = split_pages(len(grid), grid["task"].nunique(), settings)
+    except ValueError as err:
+        raise SystemExit(f"semibench report: error: {err}") from None
+    data = build(runs, grid, args.published, metrics=args.show_metrics, tasks=tasks)
+    write_report(data, [Path(f) for f in _inputs(args, ("figures",))["figures"]], args.out,
+                 args.title, config, split=split)
+
+
+def _inputs(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """The lists ``names`` as given on the command line, then those of ``--inputs-file``."""
+    lists = {name: list(getattr(args, name)) for name in names}
+    if args.inputs_file:
+        path = Path(args.inputs_file)
+        try:
+            given = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"semibench {args.command}: error: --inputs-file {path}: "
+                             f"{err}") from None
+        unknown = set(given) - set(names) if isinstance(given, dict) else {"(not an object)"}
+        bad = [k for k in names if not isinstance(given.get(k, []), list)] \
+            if isinstance(given, dict) else []
+        if unknown or bad:
+            raise SystemExit(f"semibench {args.command}: error: --inputs-file {path}: a JSON "
+                             f"object of lists of paths: {', '.join(names)} (got "
+                             f"{', '.join(sorted(unknown) + bad)})")
+        for name in names:
+            lists[name] += [str(p) for p in given.get(name, [])]
+    return lists
+
+
+def _grid_spec(args: argparse.Namespace) -> dict | None:
+    """``--grid-json`` or the text of ``--grid-file``, parsed."""
+    text = (Path(args.grid_file).read_text(encoding="utf-8") if args.grid_file
+            else args.grid_json)
+    return json.loads(text) if text else None
 
 
 def _expected(args: argparse.Namespace):
@@ -143,30 +201,21 @@ def _expected(args: argparse.Namespace):
     num_labels, algorithm, seed], ...]}), or None."""
     from semibench.report.aggregate import grid_frame
 
-    if not args.grid_json:
-        return None
-    spec = json.loads(args.grid_json)
-    return grid_frame(spec["runs"], spec["domains"])
+    spec = _grid_spec(args)
+    return grid_frame(spec["runs"], spec["domains"]) if spec else None
 
 
 def _task_settings(args: argparse.Namespace):
     """Each task's registered task and long-tailed setting (``--grid-json``'s "tasks", see
     semibench.variants.task_settings), or None."""
-    return json.loads(args.grid_json).get("tasks") if args.grid_json else None
+    spec = _grid_spec(args)
+    return spec.get("tasks") if spec else None
 
 
 def _read_tables(args: argparse.Namespace):
-    import pandas as pd
+    from semibench.report.parts import read_table
 
-    def read(path: str) -> pd.DataFrame:
-        return pd.read_csv(path, keep_default_na=True, dtype={"device": str, "precision": str,
-                                                            "text_strong_view": str})
-
-    runs = read(args.runs)
-    for column in ("text_strong_view", "precision"):
-        if column in runs:
-            runs[column] = runs[column].fillna("")
-    return runs, read(args.grid)
+    return read_table(args.runs), read_table(args.grid)
 
 
 COMMANDS = [add_aggregate, add_figures, add_report]

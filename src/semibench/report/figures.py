@@ -37,6 +37,7 @@ from semibench.report.layout import (
     COST_FIGURE,
     LOWER_BOUND,
     SENSITIVITY_FIGURE,
+    TASK_FIGURES,
     UPPER_BOUND,
 )
 from semibench.report.sensitivity import sensitivity, sensitivity_figure, swept_tasks
@@ -378,6 +379,80 @@ def _cost_figure(runs: pd.DataFrame, tasks: Sequence[str], colors: Mapping[str, 
 # --------------------------------------------------------------------------- all of them
 
 
+def task_figure_names(task: str, swept: bool) -> list[str]:
+    """The files :func:`write_task_figures` writes for ``task``, in order."""
+    names = [f"{stem.format(task=task)}.png" for stem in TASK_FIGURES]
+    return names + ([f"{SENSITIVITY_FIGURE.format(task=task)}.png"] if swept else [])
+
+
+def write_task_figures(
+    task: str,
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    per_class: pd.DataFrame,
+    out_dir: str | Path,
+    grid: pd.DataFrame | None = None,
+    algorithms: Sequence[str] = (),
+) -> list[Path]:
+    """Write one task's figures (module docstring), from its rows of the tables: the test
+    error bars, learning curves, pseudo-labels and per-class accuracy, and the sensitivity
+    figure where the task has swept runs. ``algorithms``: every algorithm label of the
+    benchmark, which fixes each one's colour (:func:`algorithm_colors`), so that a task's
+    figures drawn alone match the others (default: the task's own). Returns the paths in
+    :func:`task_figure_names` order."""
+    out_dir = Path(out_dir)
+    task_runs = runs.loc[runs["task"] == task]
+    task_grid = (grid.loc[grid["task"] == task] if grid is not None
+                 else task_runs[["task", "domain", "num_labels", "algorithm", "seed"]])
+    every = [*algorithms, *task_grid["algorithm"], *task_runs["algorithm"]]
+    colors = algorithm_colors(every)
+    swept = bool(swept_tasks({task: [*task_grid["algorithm"], *task_runs["algorithm"]]}))
+    budgets = sorted({int(b) for b in task_runs["num_labels"]}
+                     | {int(b) for b in task_grid["num_labels"]})
+    labels = order_algorithms([*task_runs["algorithm"], *task_grid["algorithm"]])
+    task_curves = curves.loc[curves["task"] == task]
+    names = task_figure_names(task, swept)
+    with matplotlib.rc_context(STYLE):
+        figs = [
+            _bar_figure(task, task_runs, task_grid, colors),
+            _curve_figure(task, task_curves, budgets, labels, colors),
+            _pseudolabel_figure(task, task_curves, budgets, labels, colors),
+            _per_class_figure(task, per_class.loc[per_class["task"] == task], budgets, labels),
+        ]
+        if swept:
+            unswept_colors = algorithm_colors([unswept(str(a)) for a in every])
+            figs.append(sensitivity_figure(task, sensitivity(task_runs), unswept_colors,
+                                           MIN_WIDTH * 0.75, HEIGHT, DPI))
+        return [_save(fig, out_dir / name) for name, fig in zip(names, figs, strict=True)]
+
+
+def write_group_figures(
+    runs: pd.DataFrame,
+    out_dir: str | Path,
+    grid: pd.DataFrame | None = None,
+    statistics: Sequence[FriedmanResult] = (),
+    cd_groups: Sequence[str] = (),
+) -> list[Path]:
+    """Write the figures of the whole benchmark: a critical-difference diagram for each of
+    ``cd_groups`` (from ``statistics``) and the cost figure, in that order."""
+    out_dir = Path(out_dir)
+    if grid is None:
+        grid = runs[["task", "domain", "num_labels", "algorithm", "seed"]]
+    colors = algorithm_colors([*grid["algorithm"], *runs["algorithm"]])
+    tasks = sorted({str(t) for t in pd.concat([grid["task"], runs["task"]])})
+    by_group = {r.group: r for r in statistics}
+    written: list[Path] = []
+    with matplotlib.rc_context(STYLE):
+        for group in cd_groups:
+            if group not in by_group:
+                raise ValueError(f"no statistics for group {group!r} "
+                                 f"(groups: {', '.join(by_group) or 'none'})")
+            written.append(_save(_cd_figure(by_group[group], colors),
+                                 out_dir / f"{CD_FIGURE.format(group=group)}.png"))
+        written.append(_save(_cost_figure(runs, tasks, colors), out_dir / f"{COST_FIGURE}.png"))
+    return written
+
+
 def write_figures(
     runs: pd.DataFrame,
     curves: pd.DataFrame,
@@ -392,51 +467,16 @@ def write_figures(
     even without data (a panel says what is missing), so that a workflow can declare them
     up front. Returns the paths: tasks sorted, per task in :data:`layout.TASK_FIGURES` order,
     then the CD diagrams, then the cost figure."""
-    out_dir = Path(out_dir)
     if grid is None:
         grid = runs[["task", "domain", "num_labels", "algorithm", "seed"]]
-    colors = algorithm_colors([*grid["algorithm"], *runs["algorithm"]])
-    domains = {str(t): str(d) for t, d in pd.concat([grid[["task", "domain"]],
-                                                     runs[["task", "domain"]]]).values}
-    tasks = sorted(domains)
-    by_group = {r.group: r for r in statistics}
-    swept = swept_tasks({t: [*grid.loc[grid["task"] == t, "algorithm"],
-                             *runs.loc[runs["task"] == t, "algorithm"]] for t in tasks})
-    sensitivity_table = sensitivity(runs)
-    unswept_colors = algorithm_colors([unswept(str(a)) for a in grid["algorithm"]]
-                                      + list(sensitivity_table["algorithm"]))
+    algorithms = [*grid["algorithm"], *runs["algorithm"]]
+    tasks = sorted({str(t) for t in pd.concat([grid["task"], runs["task"]])})
     written: list[Path] = []
-    with matplotlib.rc_context(STYLE):
-        for task in tasks:
-            task_runs = runs.loc[runs["task"] == task]
-            task_grid = grid.loc[grid["task"] == task]
-            budgets = sorted({int(b) for b in task_runs["num_labels"]}
-                             | {int(b) for b in task_grid["num_labels"]})
-            algorithms = order_algorithms([*task_runs["algorithm"], *task_grid["algorithm"]])
-            task_curves = curves.loc[curves["task"] == task]
-            figs = [
-                (f"{task}.png", _bar_figure(task, task_runs, task_grid, colors)),
-                (f"{task}_curves.png",
-                 _curve_figure(task, task_curves, budgets, algorithms, colors)),
-                (f"{task}_pseudolabels.png",
-                 _pseudolabel_figure(task, task_curves, budgets, algorithms, colors)),
-                (f"{task}_per_class.png",
-                 _per_class_figure(task, per_class.loc[per_class["task"] == task], budgets,
-                                   algorithms)),
-            ]
-            if task in swept:
-                figs.append((f"{SENSITIVITY_FIGURE.format(task=task)}.png",
-                             sensitivity_figure(task, sensitivity_table, unswept_colors,
-                                                MIN_WIDTH * 0.75, HEIGHT, DPI)))
-            written += [_save(fig, out_dir / name) for name, fig in figs]
-        for group in cd_groups:
-            if group not in by_group:
-                raise ValueError(f"no statistics for group {group!r} "
-                                 f"(groups: {', '.join(by_group) or 'none'})")
-            written.append(_save(_cd_figure(by_group[group], colors),
-                                 out_dir / f"{CD_FIGURE.format(group=group)}.png"))
-        written.append(_save(_cost_figure(runs, tasks, colors), out_dir / f"{COST_FIGURE}.png"))
-    return written
+    for task in tasks:
+        written += write_task_figures(task, runs, curves, per_class, out_dir, grid=grid,
+                                      algorithms=algorithms)
+    return written + write_group_figures(runs, out_dir, grid, statistics, cd_groups)
 
 
-__all__ = ["algorithm_colors", "color_hex", "pareto_front", "write_figures"]
+__all__ = ["algorithm_colors", "color_hex", "pareto_front", "task_figure_names",
+           "write_figures", "write_group_figures", "write_task_figures"]

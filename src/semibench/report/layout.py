@@ -9,13 +9,25 @@ templates are the ones the ``train`` rule writes).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 #: one training run's directory and the Snakemake benchmark file of its ``train`` job
 RUN_DIR = "results/{benchmark}/runs/{task}/{num_labels}/{algorithm}/seed{seed}"
 TRAIN_BENCHMARK = "logs/benchmarks/train/{benchmark}/{task}/{num_labels}/{algorithm}/seed{seed}.tsv"
 TABLES_DIR = "results/{benchmark}/tables"
+#: one task's part of the tables (semibench.report.parts), read again only when its runs change
+TASK_TABLES_DIR = "results/{benchmark}/tables/tasks/{task}"
+TASK_TABLES: tuple[str, ...] = ("runs.csv", "grid.csv", "curves.csv", "per_class.csv")
 FIGURES_DIR = "results/{benchmark}/figures"
 REPORT_HTML = "reports/{benchmark}/index.html"
+#: a report of many runs (:func:`split_pages`): an index page and a page per task beside it,
+#: the figures as files in a folder beside them (relative to the index page's folder)
+TASK_PAGE = "tasks/{task}.html"
+PAGE_FIGURES_DIR = "figures"
+#: the config's ``report.pages`` and its limits for one page
+PAGES: tuple[str, ...] = ("auto", "one", "split")
+ONE_PAGE_MAX_RUNS = 2000
+ONE_PAGE_MAX_TASKS = 30
 #: ``semibench report --partial`` writes here (index.html, tables/, figures/), never over the
 #: complete report that Snakemake owns
 PARTIAL_DIR = "reports/{benchmark}/partial"
@@ -109,3 +121,25 @@ def testable_groups(grid: Sequence[tuple[str, int, str, int]],
                 and len(compared_algorithms(common)) >= MIN_ALGORITHMS):
             testable.append(group)
     return testable
+
+
+def split_pages(runs: int, tasks: int, settings: Mapping[str, Any] | None = None) -> bool:
+    """Whether the report of ``runs`` configured runs over ``tasks`` tasks is an index page
+    plus a page per task (else one self-contained page), from the config's ``report``
+    section: ``pages`` auto (split above ``one_page_max_runs`` runs or
+    ``one_page_max_tasks`` tasks), one or split. Raises ValueError, one line, for ``one``
+    with a grid above those limits."""
+    settings = settings or {}
+    pages = settings.get("pages", "auto")
+    if pages not in PAGES:
+        raise ValueError(f"report.pages={pages!r}: allowed: {', '.join(PAGES)}")
+    max_runs = int(settings.get("one_page_max_runs", ONE_PAGE_MAX_RUNS))
+    max_tasks = int(settings.get("one_page_max_tasks", ONE_PAGE_MAX_TASKS))
+    too_big = runs > max_runs or tasks > max_tasks
+    if pages == "one" and too_big:
+        raise ValueError(
+            f"report.pages=one: the grid has {runs:,} runs over {tasks} tasks, more than one "
+            f"page holds (report.one_page_max_runs={max_runs:,}, one_page_max_tasks="
+            f"{max_tasks}); set report.pages to auto or split (an index page and a page per "
+            f"task), or raise those limits")
+    return pages == "split" or (pages == "auto" and too_big)

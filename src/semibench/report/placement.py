@@ -43,11 +43,14 @@ CAPTIONS: dict[str, str] = {
 class FigureView:
     id: str
     name: str
-    data: str
+    #: a data URI (one self-contained page) or the file's path relative to the page
+    src: str
     width: int
     height: int
     caption: str
     alt: str = ""
+    #: "eager" for an embedded figure; "lazy" for a file, fetched as it nears the screen
+    loading: str = "eager"
 
 
 @dataclass
@@ -69,12 +72,19 @@ def _png_size(data: bytes, path: Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
-def figure_view(path: Path, kind: str) -> FigureView:
+def figure_view(path: Path, kind: str, href: str | None = None) -> FigureView:
+    """A figure embedded as a data URI, or, with ``href`` (its path relative to the page),
+    linked and loaded lazily (only its PNG header is read here, for its size)."""
+    if href is not None:
+        with path.open("rb") as handle:
+            width, height = _png_size(handle.read(24), path)
+        return FigureView(id=slug(path.stem), name=path.stem, alt=path.stem, src=href,
+                          width=width, height=height, caption=CAPTIONS[kind], loading="lazy")
     data = path.read_bytes()
     width, height = _png_size(data, path)
     return FigureView(id=slug(path.stem), name=path.stem, alt=path.stem,
-                      data=base64.b64encode(data).decode("ascii"), width=width, height=height,
-                      caption=CAPTIONS[kind])
+                      src="data:image/png;base64," + base64.b64encode(data).decode("ascii"),
+                      width=width, height=height, caption=CAPTIONS[kind])
 
 
 def classify_figures(paths: Sequence[Path], tasks: Sequence[str],

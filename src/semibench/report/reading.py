@@ -6,8 +6,10 @@ nothing is globbed and no path is derived from another file's contents."""
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,22 +45,25 @@ def precision(device: str, config: Any, recorded: str | None = None) -> str:
 
 
 def _per_class(key: tuple, data: Mapping[str, Any], best: Mapping[str, Any],
-               last: Mapping[str, Any]) -> list[dict[str, Any]]:
+               last: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """The run's rows of ``per_class.csv``, as columns (:data:`PER_CLASS_COLUMNS`)."""
     best_acc = best.get("test_per_class_accuracy")
     if not isinstance(best_acc, list):
-        return []
+        return {}
+    n = len(best_acc)
     last_acc = last.get("test_per_class_accuracy")
-    if not isinstance(last_acc, list) or len(last_acc) != len(best_acc):
-        last_acc = [math.nan] * len(best_acc)
+    if not isinstance(last_acc, list) or len(last_acc) != n:
+        last_acc = [math.nan] * n
     names = data.get("classes")
-    if not isinstance(names, list) or len(names) != len(best_acc):
-        names = [str(i) for i in range(len(best_acc))]
-    return [
-        dict(zip(KEY_COLUMNS, key, strict=True), class_index=i, class_name=str(name),
-             best_accuracy=float(b) if b is not None else math.nan,
-             last_accuracy=float(la) if la is not None else math.nan)
-        for i, (name, b, la) in enumerate(zip(names, best_acc, last_acc, strict=True))
-    ]
+    if not isinstance(names, list) or len(names) != n:
+        names = [str(i) for i in range(n)]
+    return {
+        **{k: [v] * n for k, v in zip(KEY_COLUMNS, key, strict=True)},
+        "class_index": list(range(n)),
+        "class_name": [str(name) for name in names],
+        "best_accuracy": [float(b) if b is not None else math.nan for b in best_acc],
+        "last_accuracy": [float(v) if v is not None else math.nan for v in last_acc],
+    }
 
 
 def _metric(record: Mapping[str, Any], field: str) -> float:
@@ -68,7 +73,7 @@ def _metric(record: Mapping[str, Any], field: str) -> float:
     return float(value) if value is not None else math.nan
 
 
-def _read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _read_run(path: Path) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """One row of :func:`collect_runs` and its per-class rows. The file is checked against
     the metrics.json schema first (:mod:`semibench.metrics_file`); a fault names the file and
     the field."""
@@ -113,44 +118,110 @@ def read_benchmark(path: str | Path) -> dict[str, float]:
     last attempt). Unmeasured values ("NA", "-") are NaN."""
     path = Path(path)
     try:
-        frame = pd.read_csv(path, sep="\t", na_values=["NA", "-", ""])
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        with path.open(newline="", encoding="utf-8") as handle:
+            lines = [row for row in csv.reader(handle, delimiter="\t") if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: cannot read Snakemake benchmark file: {err}") from err
-    if frame.empty or "s" not in frame.columns:
+    if len(lines) < 2 or "s" not in lines[0]:
         raise ValueError(f"{path}: not a Snakemake benchmark file (no 's' column)")
-    row = frame.iloc[-1]
+    header, last = lines[0], lines[-1]
 
     def number(column: str) -> float:
-        value = pd.to_numeric(row.get(column, math.nan), errors="coerce")
-        return float(value) if pd.notna(value) else math.nan
+        if column not in header or header.index(column) >= len(last):
+            return math.nan
+        text = last[header.index(column)].strip()
+        return math.nan if text in _NA else _float(text)
 
     return {"job_wall_s": number("s"), "job_cpu_s": number("cpu_time"),
             "job_max_rss_mb": number("max_rss")}
 
 
-def read_curve(path: str | Path) -> pd.DataFrame:
-    """The evaluated rows of one ``curve.csv``, numeric, sorted by iteration."""
-    path = Path(path)
+#: what pandas reads as a missing value in the files the report reads
+_NA = frozenset({"", "NA", "-", "N/A", "n/a", "NaN", "nan", "null", "NULL", "None", "<NA>",
+                 "#N/A", "-NaN", "-nan"})
+_INTEGER = re.compile(r"[-+]?\d+")
+
+
+def _float(text: str) -> float:
+    """A cell as a number, NaN where it is none (as ``pd.to_numeric(errors="coerce")``)."""
     try:
-        frame = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+@dataclass
+class _Curve:
+    """One ``curve.csv``: its columns (:data:`CURVE_COLUMNS`, as floats) over the evaluated
+    rows, by iteration, and which columns hold integers only (pandas reads those as integers,
+    so a table keeps writing ``300``, not ``300.0``)."""
+
+    columns: dict[str, list[float]]
+    integer: dict[str, bool]
+
+    def __len__(self) -> int:
+        return len(self.columns["iteration"])
+
+
+def _read_curve(path: Path) -> _Curve:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            lines = [row for row in csv.reader(handle) if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ValueError(f"{path}: cannot read curve file: {err}") from err
-    missing = {"iteration", "val_error"} - set(frame.columns)
+    if not lines:
+        raise ValueError(f"{path}: cannot read curve file: No columns to parse from file")
+    header = [h.strip() for h in lines[0]]
+    missing = {"iteration", "val_error"} - set(header)
     if missing:
         raise ValueError(f"{path}: curve file lacks column(s) {', '.join(sorted(missing))}")
-    out = pd.DataFrame({c: pd.to_numeric(frame[c], errors="coerce") if c in frame.columns
-                        else np.nan for c in CURVE_COLUMNS})
-    out = out.dropna(subset=["iteration", "val_error"])
-    return out.sort_values("iteration", kind="mergesort").reset_index(drop=True)
+    body = lines[1:]
+    for number, row in enumerate(body, start=2):
+        if len(row) > len(header):
+            raise ValueError(f"{path}: cannot read curve file: line {number} has {len(row)} "
+                             f"fields, the header {len(header)}")
+    position = {name: i for i, name in enumerate(header)}
+    columns: dict[str, list[float]] = {}
+    integer: dict[str, bool] = {}
+    for name in CURVE_COLUMNS:
+        i = position.get(name)
+        if i is None:
+            columns[name], integer[name] = [math.nan] * len(body), False
+            continue
+        cells = [row[i].strip() if i < len(row) else "" for row in body]
+        columns[name] = [math.nan if c in _NA else _float(c) for c in cells]
+        integer[name] = all(_INTEGER.fullmatch(c) for c in cells)
+    keep = [j for j, (it, val) in enumerate(zip(columns["iteration"], columns["val_error"],
+                                                 strict=True))
+            if not (math.isnan(it) or math.isnan(val))]
+    keep.sort(key=lambda j: columns["iteration"][j])  # stable, as a mergesort
+    return _Curve({name: [values[j] for j in keep] for name, values in columns.items()},
+                  integer)
+
+
+def _curve_frame(columns: Mapping[str, list[float]], integer: Mapping[str, bool]
+                 ) -> pd.DataFrame:
+    return pd.DataFrame({name: np.asarray(values, dtype=float).astype(np.int64)
+                         if integer.get(name) and values else np.asarray(values, dtype=float)
+                         for name, values in columns.items()})
+
+
+def read_curve(path: str | Path) -> pd.DataFrame:
+    """The evaluated rows of one ``curve.csv``, numeric, sorted by iteration."""
+    curve = _read_curve(Path(path))
+    return _curve_frame(curve.columns, curve.integer)
 
 
 @dataclass(frozen=True)
 class Results:
-    """Everything read from the runs' files: one row per run, per evaluation, per class."""
+    """Everything read from the runs' files: one row per run, per evaluation, per class;
+    ``problems``: the runs left out (with ``on_error``), one line each naming the file and
+    the run."""
 
     runs: pd.DataFrame
     curves: pd.DataFrame
     per_class: pd.DataFrame
+    problems: tuple[str, ...] = ()
 
 
 def _check_pairs(kind: str, paths: Sequence[Path], metrics: Sequence[Path]) -> None:
@@ -159,61 +230,96 @@ def _check_pairs(kind: str, paths: Sequence[Path], metrics: Sequence[Path]) -> N
                          f"give one per run, in the order of the metrics files")
 
 
+def run_name(key: Sequence[Any]) -> str:
+    """A run as its directory names it: ``task/num_labels/algorithm/seed<seed>``."""
+    task, num_labels, algorithm, seed = key
+    return f"{task}/{num_labels}/{algorithm}/seed{seed}"
+
+
+class RunUnreadable(MetricsFormatError):
+    """A run's file cannot be read; the message names the file and the run."""
+
+
 def collect(
     metrics_paths: Sequence[str | Path],
     curve_paths: Sequence[str | Path] = (),
     benchmark_paths: Sequence[str | Path] = (),
+    keys: Sequence[Sequence[Any]] = (),
+    on_error: Callable[[str], None] | None = None,
 ) -> Results:
     """Read the named files of a set of runs.
 
     ``curve_paths`` and ``benchmark_paths`` (either may be empty) are given in the order of
     ``metrics_paths``, one per run; a curve must sit next to its metrics file. A run whose
     benchmark file is missing (a partial report, a run made outside Snakemake) gets NaN job
-    costs. Raises :class:`MetricsFormatError` naming the file for unreadable or incomplete
-    metrics and for two files claiming the same (task, num_labels, algorithm, seed).
+    costs. ``keys``: the configured (task, num_labels, algorithm, seed) of each run, if known,
+    named with any fault of its files. Raises :class:`MetricsFormatError` naming the file (and
+    the run) for unreadable or incomplete metrics, a curve or benchmark file that cannot be
+    read, and two files claiming the same (task, num_labels, algorithm, seed); with
+    ``on_error``, a run whose files cannot be read is left out and the message passed to it
+    instead (also in ``Results.problems``).
     """
     metrics = [Path(p) for p in metrics_paths]
     curves = [Path(p) for p in curve_paths]
     benchmarks = [Path(p) for p in benchmark_paths]
     _check_pairs("curve", curves, metrics)
     _check_pairs("benchmark", benchmarks, metrics)
+    if keys and len(keys) != len(metrics):
+        raise ValueError(f"{len(keys)} run keys for {len(metrics)} metrics files")
     rows: list[dict[str, Any]] = []
-    per_class: list[dict[str, Any]] = []
-    curve_frames: list[pd.DataFrame] = []
+    classes: dict[str, list[Any]] = {c: [] for c in PER_CLASS_COLUMNS}
+    curve_columns: dict[str, list[Any]] = {c: [] for c in (*KEY_COLUMNS, *CURVE_COLUMNS)}
+    integer = dict.fromkeys(CURVE_COLUMNS, True)
     seen: dict[tuple, str] = {}
+    problems: list[str] = []
     for i, path in enumerate(metrics):
-        row, classes = _read_run(path)
-        key = tuple(row[k] for k in KEY_COLUMNS)
-        if key in seen:
-            raise MetricsFormatError(f"{path}: duplicate run {key} (also in {seen[key]})")
-        seen[key] = str(path)
-        if benchmarks and benchmarks[i].exists():
-            row.update(read_benchmark(benchmarks[i]))
-        if curves:
-            if curves[i].parent != path.parent:
+        try:
+            if curves and curves[i].parent != path.parent:
                 raise ValueError(f"{curves[i]}: curve file is not next to its metrics file "
                                  f"{path}")
-            if curves[i].exists():
-                curve = read_curve(curves[i])
-                for k, v in zip(KEY_COLUMNS, key, strict=True):
-                    curve.insert(KEY_COLUMNS.index(k), k, v)
-                curve_frames.append(curve)
+            row, per_class = _read_run(path)
+            key = tuple(row[k] for k in KEY_COLUMNS)
+            if key in seen:
+                raise MetricsFormatError(f"{path}: duplicate run {key} (also in {seen[key]})")
+            if benchmarks and benchmarks[i].exists():
+                row.update(read_benchmark(benchmarks[i]))
+            curve = _read_curve(curves[i]) if curves and curves[i].exists() else None
+        except (MetricsFormatError, ValueError) as err:
+            message = f"run {run_name(keys[i])}: {err}" if keys else str(err)
+            if on_error is None:
+                raise RunUnreadable(message) from None
+            on_error(message)
+            problems.append(message)
+            continue
+        seen[key] = str(path)
         rows.append(row)
-        per_class += classes
+        for column, values in per_class.items():
+            classes[column] += values
+        if curve is not None:
+            for k, v in zip(KEY_COLUMNS, key, strict=True):
+                curve_columns[k] += [v] * len(curve)
+            for column in CURVE_COLUMNS:
+                curve_columns[column] += curve.columns[column]
+                integer[column] = integer[column] and curve.integer[column]
     runs = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     if runs.empty:
         runs = runs.astype(
             {"num_labels": "int64", "seed": "int64", "best_iteration": "int64"}
             | {c: "float64" for c in RUN_COLUMNS if c.endswith(("_error", "_s", "_mb"))}
         )
-    curve_frame = (pd.concat(curve_frames, ignore_index=True) if curve_frames
-                   else pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS]))
+    if curve_columns["iteration"]:
+        curve_frame = pd.concat([pd.DataFrame({k: curve_columns[k] for k in KEY_COLUMNS}),
+                                 _curve_frame({c: curve_columns[c] for c in CURVE_COLUMNS},
+                                              integer)], axis=1)
+        curve_frame = sort_frame(curve_frame, extra=["seed", "iteration"])
+    else:
+        curve_frame = pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS])
     return Results(
         runs=sort_frame(runs, extra=["seed"]),
-        curves=sort_frame(curve_frame, extra=["seed", "iteration"]) if curve_frames
-        else curve_frame,
-        per_class=sort_frame(pd.DataFrame(per_class, columns=list(PER_CLASS_COLUMNS)),
-                              extra=["seed", "class_index"]),
+        curves=curve_frame,
+        per_class=sort_frame(pd.DataFrame(classes, columns=list(PER_CLASS_COLUMNS)),
+                             extra=["seed", "class_index"]),
+        problems=tuple(problems),
     )
 
 

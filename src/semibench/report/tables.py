@@ -95,8 +95,8 @@ def write_tables(
     out_dir: str | Path,
     published: Sequence[str] = (),
     grid: pd.DataFrame | None = None,
-    curves: pd.DataFrame | None = None,
-    per_class: pd.DataFrame | None = None,
+    curves: pd.DataFrame | Sequence[Path] | None = None,
+    per_class: pd.DataFrame | Sequence[Path] | None = None,
     title: str = "SemiBench results",
     metrics: Sequence[str] = ("error",),
     tasks: Mapping[str, Mapping[str, Any]] | None = None,
@@ -106,18 +106,25 @@ def write_tables(
     ``metrics``: the config's ``metrics:`` (each but the error adds per-task tables to
     ``summary.md``; ``runs.csv`` and ``summary.csv`` always hold all of them).
     ``grid``: the configured runs (default: the runs there are); ``curves``/``per_class``:
-    :func:`aggregate.collect`'s frames (header only when not given); ``published``: the USB
+    :func:`aggregate.collect`'s frames, or the files of their parts, in task order, to be
+    written one after the other (:func:`semibench.report.parts.concat_csv`; header only when
+    not given); ``published``: the USB
     result tables to set our numbers against, ``tasks`` which of their rows each task's runs
     match (see :func:`build`). The paper tables cover the domains of ``grid``.
     """
+    from semibench.report.parts import concat_csv
+
     out_dir = Path(out_dir)
     data = build(runs, grid, published, metrics, tasks)
+    parts = {name: frame for name, frame in (("curves.csv", curves),
+                                             ("per_class.csv", per_class))
+             if frame is not None and not isinstance(frame, pd.DataFrame)}
     files: dict[str, str] = {
         "runs.csv": _csv(runs),
         "grid.csv": _csv(data.grid),
-        "curves.csv": _csv(curves if curves is not None
+        "curves.csv": _csv(curves if isinstance(curves, pd.DataFrame)
                            else pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS])),
-        "per_class.csv": _csv(per_class if per_class is not None
+        "per_class.csv": _csv(per_class if isinstance(per_class, pd.DataFrame)
                               else pd.DataFrame(columns=list(PER_CLASS_COLUMNS))),
         "summary.csv": _csv(summarize(runs)),
         "summary.md": render_markdown(data, title),
@@ -136,7 +143,10 @@ def write_tables(
     paths = {}
     for name, text in files.items():
         paths[name] = out_dir / name
-        atomic_write_text(paths[name], text)
+        if name in parts:
+            concat_csv(parts[name], paths[name])
+        else:
+            atomic_write_text(paths[name], text)
     return paths
 
 

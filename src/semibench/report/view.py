@@ -34,9 +34,16 @@ from semibench.report.formatting import (
     plural,
 )
 from semibench.report.frames import METRIC_TITLES
-from semibench.report.layout import DOMAIN_TITLES, LOWER_BOUND, UPPER_BOUND
+from semibench.report.layout import (
+    DOMAIN_TITLES,
+    LOWER_BOUND,
+    PAGE_FIGURES_DIR,
+    TASK_PAGE,
+    UPPER_BOUND,
+)
 from semibench.report.model import ReportData
-from semibench.report.placement import FigureView, TaskFigures, classify_figures, figure_view, slug
+from semibench.report.placement import FigureView, TaskFigures, classify_figures, slug
+from semibench.report.placement import figure_view as embedded_or_linked
 from semibench.report.summaries import describe_runs, summarize
 
 STATISTICS_INTRO = (
@@ -45,6 +52,11 @@ STATISTICS_INTRO = (
     "and critical-difference diagram (Demšar 2006; scipy and scikit-posthocs). Compared: "
     f"every algorithm but {UPPER_BOUND}, which sees every label."
 )
+#: a table with more rows is filtered and paginated in the browser (the page's script)
+PAGE_ROWS = 100
+#: a task's figures above its diagnostics, in this order (semibench.report.placement kinds)
+MAIN_FIGURES: tuple[str, ...] = ("errors", "curves", "sensitivity")
+DIAGNOSTIC_FIGURES: tuple[str, ...] = ("pseudolabels", "per_class")
 COST_NOTE = (
     "Device-hours: the trainer's own clock (summed over resumes) times one device per run. "
     "Job hours and peak memory: Snakemake's benchmark of each train job (the whole job, last "
@@ -64,6 +76,7 @@ class Cell:
     mark: str = ""
     swatch: str = ""
     title: str = ""
+    href: str = ""  # a link (a task's page)
 
 
 @dataclass
@@ -85,6 +98,7 @@ class Table:
     sortable: bool = True
     caption: str = ""
     css: str = ""
+    paged: bool = False  # more than PAGE_ROWS rows: filtered and paginated in the browser
 
 
 @dataclass
@@ -192,6 +206,32 @@ class ReportView:
     config: str | None
     toc: list[TocEntry]
     missing_cell: str = MISSING_CELL
+    #: an index page with a page per task (semibench.report.layout.split_pages): the tasks'
+    #: figures, runs and missing runs are on their pages, listed in ``task_index``
+    split: bool = False
+    task_index: Table | None = None
+    #: runs left out because a file of theirs cannot be read (a partial report), one line
+    #: each naming the file and the run
+    unreadable: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskPageView:
+    """One task's page of a split report: its figures, every run, the runs still missing."""
+
+    title: str
+    benchmark_title: str
+    task: str
+    domain: str
+    done: int
+    expected: int
+    figures: list[FigureView]
+    diagnostics: list[FigureView]
+    runs_table: Table
+    missing_count: int
+    missing_table: Table | None
+    toc: list[TocEntry]
+    index_href: str = "../index.html"
 
 
 def _num(value: Any) -> Any:
@@ -225,7 +265,7 @@ def _simple_table(frame: pd.DataFrame, colors: Mapping[str, tuple], numeric: Seq
             else:
                 cells.append(Cell(str(value), css="text"))
         rows.append(Row(cells))
-    return Table(header, rows, caption=caption)
+    return Table(header, rows, caption=caption, paged=len(rows) > PAGE_ROWS)
 
 
 def _paper_view(table: paper.PaperTable, colors: Mapping[str, tuple]) -> Table:
@@ -249,7 +289,7 @@ def _paper_view(table: paper.PaperTable, colors: Mapping[str, tuple]) -> Table:
                           else paper.NOT_RUN, sort=_num(table.mean_rank[alg])
                           if alg != UPPER_BOUND else ""))
         rows.append(Row(cells, css=table.role(alg).replace(" ", "-")))
-    return Table(header, rows, css="paper")
+    return Table(header, rows, css="paper", paged=len(rows) > PAGE_ROWS)
 
 
 # --------------------------------------------------------------------------- sections
@@ -328,7 +368,8 @@ def _runs_table(runs: pd.DataFrame, colors: Mapping[str, tuple],
 
 
 def _statistics_views(data: ReportData, colors: Mapping[str, tuple],
-                      placed: Mapping[tuple[str, str], Any]) -> list[StatisticsView]:
+                      placed: Mapping[tuple[str, str], Any],
+                      figure_view: Any = embedded_or_linked) -> list[StatisticsView]:
     views = []
     for r in data.statistics:
         ranks = posthoc = None
@@ -416,17 +457,58 @@ def _metric_tables(data: ReportData, summary: pd.DataFrame) -> tuple[list[Metric
     return errors, others
 
 
+def _missing_table(missing: pd.DataFrame, colors: Mapping[str, tuple]) -> Table | None:
+    if not len(missing):
+        return None
+    frame = pd.DataFrame({"task": missing["task"], "labels": missing["num_labels"].astype(str),
+                          "algorithm": missing["algorithm"],
+                          "seed": missing["seed"].astype(str)})
+    return _simple_table(frame, colors, numeric=["labels", "seed"])
+
+
+def _task_index(data: ReportData, colors: Mapping[str, tuple]) -> Table:
+    """A split report's list of tasks: domain, finished and configured runs, its page."""
+    tasks = sorted(data.domains)
+    done = data.runs.groupby("task").size() if len(data.runs) else pd.Series(dtype=int)
+    expected = data.grid.groupby("task").size() if len(data.grid) else pd.Series(dtype=int)
+    header = [Header("task"), Header("domain"), Header("runs finished", numeric=True),
+              Header("runs configured", numeric=True), Header("missing", numeric=True)]
+    rows = []
+    for task in tasks:
+        n_done, n_expected = int(done.get(task, 0)), int(expected.get(task, 0))
+        n_expected = max(n_expected, n_done)
+        rows.append(Row([Cell(task, css="text", href=TASK_PAGE.format(task=task)),
+                         Cell(data.domains[task], css="text"),
+                         Cell(f"{n_done:,}", sort=n_done), Cell(f"{n_expected:,}",
+                                                                sort=n_expected),
+                         Cell(f"{n_expected - n_done:,}", sort=n_expected - n_done,
+                              css="missing" if n_done < n_expected else "")]))
+    return Table(header, rows, paged=len(rows) > PAGE_ROWS)
+
+
+def figure_href(path: Path, page_depth: int = 0) -> str:
+    """A split report's figure, from a page ``page_depth`` folders below the index page."""
+    return "../" * page_depth + f"{PAGE_FIGURES_DIR}/{path.name}"
+
+
 def build_view(
     data: ReportData,
     figures: Sequence[str | Path] = (),
     title: str = "SemiBench results",
     config: Mapping[str, Any] | None = None,
+    split: bool = False,
+    unreadable: Sequence[str] = (),
 ) -> ReportView:
-    """The view model of the report: every section, formatted once."""
+    """The view model of the report: every section, formatted once. ``split``: the index
+    page of a report with a page per task (:func:`build_task_pages`), its figures linked
+    from ``figures/`` beside it instead of embedded."""
     colors = algorithm_colors([*data.grid["algorithm"], *data.runs["algorithm"]])
     tasks = sorted(data.domains)
     groups = [r.group for r in data.statistics]
     placed = classify_figures([Path(f) for f in figures], tasks, groups)
+
+    def figure_view(path: Path, kind: str) -> FigureView:
+        return embedded_or_linked(path, kind, figure_href(path) if split else None)
     done, expected = data.counts
     paper_views = [PaperView(id=f"paper-{slug(t.group)}",
                              title=DOMAIN_TITLES.get(t.group, t.group),
@@ -434,14 +516,13 @@ def build_view(
                              markdown=paper.to_markdown(t), last=_paper_view(last, colors))
                    for t, last in zip(data.paper, data.paper_last, strict=True)]
     task_views, diag_views = [], []
-    for task in tasks:
-        main = [figure_view(placed[(k, task)], k) for k in ("errors", "curves", "sensitivity")
-                if (k, task) in placed]
-        diag = [figure_view(placed[(k, task)], k) for k in ("pseudolabels", "per_class")
+    for task in [] if split else tasks:
+        main = [figure_view(placed[(k, task)], k) for k in MAIN_FIGURES if (k, task) in placed]
+        diag = [figure_view(placed[(k, task)], k) for k in DIAGNOSTIC_FIGURES
                 if (k, task) in placed]
         task_views.append(TaskFigures(slug(task), task, data.domains[task], main))
         diag_views.append(TaskFigures(slug(task), task, data.domains[task], diag))
-    statistics = _statistics_views(data, colors, placed)
+    statistics = _statistics_views(data, colors, placed, figure_view)
     cost_views = _cost_views(data, colors)
     published = _published_view(data, colors)
     missing = data.missing
@@ -452,22 +533,19 @@ def build_view(
         TocEntry("statistics", "Statistics",
                  [TocEntry(s.id, s.title) for s in statistics]
                  + [TocEntry("paired", f"Paired comparison with {LOWER_BOUND}")]),
-        TocEntry("tasks", "Per task", [TocEntry(f"task-{t.id}", t.name) for t in task_views]),
-        TocEntry("diagnostics", "Diagnostics",
-                 [TocEntry(f"diag-{t.id}", t.name) for t in diag_views]),
+        *([TocEntry("tasks", f"Per task ({len(tasks)} pages)")] if split else [
+            TocEntry("tasks", "Per task", [TocEntry(f"task-{t.id}", t.name)
+                                           for t in task_views]),
+            TocEntry("diagnostics", "Diagnostics",
+                     [TocEntry(f"diag-{t.id}", t.name) for t in diag_views])]),
         TocEntry("cost", "Cost"),
         *([TocEntry("published", "Published vs ours")] if published else []),
-        TocEntry("runs", f"All runs ({len(data.runs)})"),
-        TocEntry("missing", f"Missing runs ({len(missing)})"),
+        *([] if split else [TocEntry("runs", f"All runs ({len(data.runs)})"),
+                            TocEntry("missing", f"Missing runs ({len(missing)})")]),
         *([TocEntry("other", "Other figures")] if placed[("other", "")] else []),
         *([TocEntry("config", "Configuration")] if config is not None else []),
     ]
-    missing_table = None
-    if len(missing):
-        frame = pd.DataFrame({"task": missing["task"], "labels": missing["num_labels"].astype(str),
-                              "algorithm": missing["algorithm"],
-                              "seed": missing["seed"].astype(str)})
-        missing_table = _simple_table(frame, colors, numeric=["labels", "seed"])
+    missing_table = None if split else _missing_table(missing, colors)
     cost_figure = placed.get(("cost", ""))
     return ReportView(
         title=title, runs_sentence=describe_runs(data.runs, data.grid),
@@ -480,10 +558,51 @@ def build_view(
         tasks=task_views, diagnostics=diag_views,
         cost_tables=cost_views, cost_note=COST_NOTE,
         cost_figure=figure_view(cost_figure, "cost") if cost_figure else None,
-        published=published, runs_table=_runs_table(data.runs, colors, data.metrics),
+        published=published,
+        runs_table=_runs_table(data.runs.iloc[:0] if split else data.runs, colors, data.metrics),
         missing_count=len(missing), missing_table=missing_table,
         other_figures=[figure_view(p, "other") for p in placed[("other", "")]],
         config=json.dumps(config, indent=2, sort_keys=True, default=str)
         if config is not None else None,
-        toc=toc,
+        toc=toc, split=split, task_index=_task_index(data, colors) if split else None,
+        unreadable=list(unreadable),
     )
+
+
+
+def build_task_pages(
+    data: ReportData,
+    figures: Sequence[str | Path] = (),
+    title: str = "SemiBench results",
+) -> list[TaskPageView]:
+    """The pages of a split report, one per task (sorted), beside its index page
+    (:func:`build_view` with ``split``): figures linked from ``../figures/``."""
+    colors = algorithm_colors([*data.grid["algorithm"], *data.runs["algorithm"]])
+    tasks = sorted(data.domains)
+    placed = classify_figures([Path(f) for f in figures], tasks,
+                              [r.group for r in data.statistics])
+    runs_by_task = dict(list(data.runs.groupby("task", sort=False))) if len(data.runs) else {}
+    missing_by_task = (dict(list(data.missing.groupby("task", sort=False)))
+                       if len(data.missing) else {})
+    expected = data.grid.groupby("task").size() if len(data.grid) else pd.Series(dtype=int)
+    pages = []
+    for task in tasks:
+        runs = runs_by_task.get(task, data.runs.iloc[:0])
+        missing = missing_by_task.get(task, data.missing.iloc[:0])
+
+        def views(kinds: Sequence[str], task: str = task) -> list[FigureView]:
+            return [embedded_or_linked(placed[(k, task)], k, figure_href(placed[(k, task)], 1))
+                    for k in kinds if (k, task) in placed]
+
+        pages.append(TaskPageView(
+            title=f"{title}: {task}", benchmark_title=title, task=task,
+            domain=data.domains[task], done=len(runs),
+            expected=max(int(expected.get(task, 0)), len(runs)),
+            figures=views(MAIN_FIGURES), diagnostics=views(DIAGNOSTIC_FIGURES),
+            runs_table=_runs_table(runs, colors, data.metrics), missing_count=len(missing),
+            missing_table=_missing_table(missing, colors),
+            toc=[TocEntry("figures", "Figures"), TocEntry("diagnostics", "Diagnostics"),
+                 TocEntry("runs", f"All runs ({len(runs)})"),
+                 TocEntry("missing", f"Missing runs ({len(missing)})")],
+        ))
+    return pages
