@@ -85,3 +85,10 @@ def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
         missing=missing_runs(runs, grid),
         metrics=tuple(metrics), summary=summary,
     )
+
+
+def statistics(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[FriedmanResult]:
+    """:func:`build`'s statistics alone (the critical-difference diagrams need no more)."""
+    if grid is None:
+        grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
+    return friedman_groups(cells(runs, grid), _domains(grid, runs))
