@@ -166,18 +166,23 @@ def test_partial_report_leaves_out_an_unreadable_run_and_names_it(
                 write_run(tmp_path, "fake", task, n, algorithm, seed)
     corrupt = tmp_path / layout.run_dir("fake", "mnist", 20, "fixmatch", 1) / "metrics.json"
     corrupt.write_text(corrupt.read_text(encoding="utf-8")[:-40], encoding="utf-8")
+    lost = tmp_path / layout.run_dir("fake", "keywords", 50, "supervised", 0) / "curve.csv"
+    lost.unlink()
     path = tmp_path / "fake.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     assert main(["report", "--partial", "--configfile", str(path), "--directory",
                  str(tmp_path)]) == 0
     warned = [line for line in capsys.readouterr().err.splitlines() if "wrote" not in line]
-    assert len(warned) == 1
-    assert warned[0].startswith(f"run mnist/20/fixmatch/seed1: {corrupt}: cannot read metrics")
+    assert len(warned) == 2
+    assert warned[0] == f"run keywords/50/supervised/seed0: {lost}: curve file missing (its " \
+        "metrics file metrics.json is there)"
+    assert warned[1].startswith(f"run mnist/20/fixmatch/seed1: {corrupt}: cannot read metrics")
     page = (tmp_path / layout.PARTIAL_DIR.format(benchmark="fake") / "index.html").read_text(
         encoding="utf-8")
-    assert "Partial report: 7 of 8 runs finished." in page
-    assert "1 finished run could not be read and is left out" in page
-    assert "run mnist/20/fixmatch/seed1: " in page
+    assert "Partial report: 6 of 8 runs finished." in page
+    assert "2 finished runs could not be read and are left out" in page
+    assert "run mnist/20/fixmatch/seed1: " in page and "run keywords/50/supervised/seed0: " \
+        in page
 
 
 def test_split_pages_above_the_limits_and_one_page_refused() -> None:

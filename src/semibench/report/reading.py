@@ -265,9 +265,9 @@ def collect(
     """Read the named files of a set of runs.
 
     ``curve_paths`` and ``benchmark_paths`` (either may be empty) are given in the order of
-    ``metrics_paths``, one per run; a curve must sit next to its metrics file. A run whose
-    benchmark file is missing (a partial report, a run made outside Snakemake) gets NaN job
-    costs. ``keys``: the configured (task, num_labels, algorithm, seed) of each run, if known,
+    ``metrics_paths``, one per run; a curve must sit next to its metrics file and be there
+    (the trainer writes it first). A run whose benchmark file is missing (a partial report,
+    a run made outside Snakemake) gets NaN job costs. ``keys``: the configured (task, num_labels, algorithm, seed) of each run, if known,
     named with any fault of its files. Raises :class:`MetricsFormatError` naming the file (and
     the run) for unreadable or incomplete metrics, a curve or benchmark file that cannot be
     read, and two files claiming the same (task, num_labels, algorithm, seed); with
@@ -298,7 +298,10 @@ def collect(
                 raise MetricsFormatError(f"{path}: duplicate run {key} (also in {seen[key]})")
             if benchmarks and benchmarks[i].exists():
                 row.update(read_benchmark(benchmarks[i]))
-            curve = _read_curve(curves[i]) if curves and curves[i].exists() else None
+            if curves and not curves[i].is_file():  # written before metrics.json: lost
+                raise ValueError(f"{curves[i]}: curve file missing (its metrics file "
+                                 f"{path.name} is there)")
+            curve = _read_curve(curves[i]) if curves else None
         except (MetricsFormatError, ValueError) as err:
             message = f"run {run_name(keys[i])}: {err}" if keys else str(err)
             if on_error is None:
