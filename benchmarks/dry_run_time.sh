@@ -20,3 +20,5 @@ start=$(date +%s.%N)
 python -c "import snakemake.cli" >/dev/null
 echo "importing snakemake alone: $(echo "$(date +%s.%N) - $start" | bc) s"
 rm -rf "$work"
+# the same dry runs against Snakemake's floor: a bare Snakefile with the same jobs and files
+python benchmarks/dry_run_floor.py config/usb.yaml

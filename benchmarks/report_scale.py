@@ -11,8 +11,11 @@ The sweeps are config/usb.yaml (its 15 tasks, every algorithm and label budget) 
 accuracies for the task's classes, ``curve.csv`` with 100 evaluations, Snakemake's benchmark
 file), by ``tests/report_runs.py``, which the report's tests use too.
 
-Timings: wall-clock seconds; memory: the peak resident set of the largest process (a job, or
-the Snakemake process), from ``wait4``. Each job is a fresh process, as Snakemake starts it:
+Timings: wall-clock seconds, and the CPU seconds of the process and every process it waited
+for (on a quiet machine, the whole report's wall time is about its CPU time over the 2 cores);
+memory: the peak resident set of the largest process (a job, or the Snakemake process), from
+``wait4``; "Snakemake alone": a call with nothing to do (reading the workflow, the plan and
+20,000 jobs' files); load: the machine's 1-minute load average before and after. Each job is a fresh process, as Snakemake starts it:
 Python, the imports and the work. Snakemake runs with ``--cores 2`` and ``--allowed-rules``
 the report's rules (the runs exist without their training data, as on a cluster's result
 folder copied elsewhere).
@@ -81,8 +84,9 @@ def write_runs(workdir: Path, plan: dict[str, Any]) -> int:
 # --------------------------------------------------------------------------- measuring
 
 
-def timed(argv: list[str], cwd: Path, log: Path) -> tuple[float, float]:
-    """Run ``argv`` (nice 10) in ``cwd``; (seconds, peak MB of its largest process)."""
+def timed(argv: list[str], cwd: Path, log: Path) -> tuple[float, float, float]:
+    """Run ``argv`` (nice 10) in ``cwd``; (seconds, peak MB of its largest process, CPU
+    seconds of it and every process it waited for)."""
     argv = ["nice", "-n", "10", *argv]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
@@ -93,7 +97,7 @@ def timed(argv: list[str], cwd: Path, log: Path) -> tuple[float, float]:
         seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status):
         raise SystemExit(f"{' '.join(argv)} failed (see {log})")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def _spawn_in(argv: list[str], env: dict[str, str], cwd: Path, out: int) -> int:
@@ -109,7 +113,8 @@ def _spawn_in(argv: list[str], env: dict[str, str], cwd: Path, out: int) -> int:
     return pid
 
 
-def step(name: str, spec: dict[str, Any], workdir: Path, log: Path) -> tuple[float, float]:
+def step(name: str, spec: dict[str, Any], workdir: Path,
+         log: Path) -> tuple[float, float, float]:
     """One report job (a semibench.report.jobs function) in a fresh process, as Snakemake
     runs it."""
     spec_file = Path(tempfile.mkstemp(suffix=".json")[1])
@@ -127,7 +132,8 @@ def run_step(name: str, spec_file: Path) -> None:
     getattr(jobs, name)(**json.loads(spec_file.read_text(encoding="utf-8")))
 
 
-def snakemake(workdir: Path, config: Path, log: Path, *extra: str) -> tuple[float, float]:
+def snakemake(workdir: Path, config: Path, log: Path,
+              *extra: str) -> tuple[float, float, float]:
     return timed([str(Path(sys.executable).parent / "snakemake"), "--snakefile",
                   str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile",
                   str(config), "--cores", "2", "--allowed-rules", *REPORT_RULES, "--quiet",
@@ -153,10 +159,10 @@ def measure(seeds: int, root: Path, floor: bool) -> dict[str, Any]:
     tables = workdir / layout.TABLES_DIR.format(benchmark=benchmark)
     figures = workdir / layout.FIGURES_DIR.format(benchmark=benchmark)
     result: dict[str, Any] = {"seeds": seeds, "runs": runs, "tasks": len(tasks),
-                              "write_s": written}
+                              "write_s": written, "load_before": os.getloadavg()[0]}
 
     # each job on its own, as the workflow runs them (one after the other here)
-    per_task: list[tuple[float, float]] = []
+    per_task: list[tuple[float, float, float]] = []
     for task in tasks:
         mine = [r for r in grid if r[0] == task]
         per_task.append(step("aggregate_task", {
@@ -211,6 +217,7 @@ def measure(seeds: int, root: Path, floor: bool) -> dict[str, Any]:
     metrics.write_text(json.dumps(data), encoding="utf-8")
     result["one_run"] = snakemake(workdir, config, log)
     result["one_run_task"] = task
+    result["load_after"] = os.getloadavg()[0]
     if floor:
         from dry_run_floor import measure as dry
 
@@ -232,27 +239,29 @@ def _gb(mb: float) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| runs (tasks) | aggregate: per task, slowest (sum) | merge | figures: per task, "
-        "slowest (sum) | CD and cost figures | report page(s) | whole report via Snakemake "
-        "(2 cores) | peak memory, largest process | one run changed, re-reported | "
-        "dry run: workflow / floor |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| runs (tasks) | aggregate per task: slowest (all) | merge | figures per task: "
+        "slowest (all) | CD and cost figures | report | whole report, Snakemake, 2 cores: "
+        "wall (CPU) | peak memory | one run changed: wall (CPU) | Snakemake alone | dry run: "
+        "workflow / floor | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         agg, fig = r["aggregate_task"], r["figures_task"]
-        peak = max(m for _, m in [*agg, *fig, r["aggregate"], r["figures"], r["report"],
-                                  r["snakemake"], r["one_run"]])
-        pages = (f"{r['report'][0]:.0f} s, index + {r['tasks']} task pages "
-                 f"(largest {r['largest_page_mb']:.1f} MB)" if r["split"]
-                 else f"{r['report'][0]:.0f} s, one page of {r['page_mb']:.1f} MB")
-        dry = (f"{r['dry']['workflow_s']:.0f} s / {r['dry']['floor_s']:.0f} s = "
+        peak = max(m for _, m, _ in [*agg, *fig, r["aggregate"], r["figures"], r["report"],
+                                     r["snakemake"], r["one_run"]])
+        pages = (f"{_s(r['report'][0])}: index + {r['tasks']} task pages, largest "
+                 f"{r['largest_page_mb']:.1f} MB" if r["split"]
+                 else f"{_s(r['report'][0])}: one page, {r['page_mb']:.1f} MB")
+        dry = (f"{_s(r['dry']['workflow_s'])} / {_s(r['dry']['floor_s'])} = "
                f"{r['dry']['ratio']:.2f}x" if "dry" in r else "-")
         lines.append(
-            f"| {r['runs']:,} ({r['tasks']}) | {_s(max(s for s, _ in agg))} "
-            f"({_s(sum(s for s, _ in agg))}) | {_s(r['aggregate'][0])} | "
-            f"{_s(max(s for s, _ in fig))} ({_s(sum(s for s, _ in fig))}) | "
-            f"{_s(r['figures'][0])} | {pages} | {_s(r['snakemake'][0])} | {_gb(peak)} | "
-            f"{_s(r['one_run'][0])} | {dry} |")
+            f"| {r['runs']:,} ({r['tasks']}) | {_s(max(s for s, *_ in agg))} "
+            f"({_s(sum(s for s, *_ in agg))}) | {_s(r['aggregate'][0])} | "
+            f"{_s(max(s for s, *_ in fig))} ({_s(sum(s for s, *_ in fig))}) | "
+            f"{_s(r['figures'][0])} | {pages} | {_s(r['snakemake'][0])} "
+            f"({_s(r['snakemake'][2])}) | {_gb(peak)} | {_s(r['one_run'][0])} "
+            f"({_s(r['one_run'][2])}) | {_s(r['nothing_to_do'][0])} | {dry} | "
+            f"{r['load_before']:.1f}-{r['load_after']:.1f} |")
     return "\n".join(lines)
 
 

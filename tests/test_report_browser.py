@@ -104,3 +104,76 @@ def test_the_page_renders_in_chromium(chromium: str, page: dict, tmp_path: Path)
     for shot in (top, full):
         assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
     print(f"\nscreenshots: {top} {full}")
+
+
+def test_a_split_report_pages_its_tables_and_loads_its_figures_lazily(
+        chromium: str, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """A large sweep's report (here forced with --pages split): the task page's 120 runs in
+    pages of 100 with a filter, its figures fetched only as they come into view, every link
+    and figure of the index page where the page looks for it, and no console error."""
+    from test_report_scale import FINISHED, _split_report
+
+    root = tmp_path_factory.mktemp("split")
+    for key in FINISHED:
+        write_run(root, "fake", *key)
+    _split_report(root, root)
+    page = root / "page"
+    with Browser(chromium, tmp_path / "profile", height=900) as browser:
+        browser.open(page / "tasks" / "mnist.html")
+        state = json.loads(browser.evaluate("""JSON.stringify({
+            info: document.querySelector("#runs .pager .note").textContent,
+            shown: Array.from(document.querySelectorAll("#runs tbody tr"))
+                .filter(r => !r.hidden).length,
+            lazy: Array.from(document.images).map(i => i.loading),
+            loaded: Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)})"""))
+        assert state["info"] == "rows 1\u2013100 of 120, page 1 of 2" and state["shown"] == 100
+        assert set(state["lazy"]) == {"lazy"}
+        # below the fold: not fetched yet (Chromium loads lazy images near the viewport)
+        assert state["loaded"][0] and not state["loaded"][-1]
+        browser.evaluate('document.querySelector("#runs .pager button:nth-of-type(2)").click()')
+        assert browser.evaluate('document.querySelector("#runs .pager .note").textContent') \
+            == "rows 101\u2013120 of 120, page 2 of 2"
+        # the filter: every word typed, in any cell of the row
+        browser.evaluate("""(() => { const box = document.querySelector("#runs .pager input");
+            box.value = "flexmatch 100"; box.dispatchEvent(new Event("input")); })()""")
+        rows = json.loads(browser.evaluate("""JSON.stringify(Array.from(
+            document.querySelectorAll("#runs tbody tr")).filter(r => !r.hidden)
+            .map(r => [r.cells[1].textContent, r.cells[2].textContent]))"""))
+        assert rows == [["100", "flexmatch"]] * 6
+        # sorting keeps the pages: the rows shown are the first 100 in the new order
+        browser.evaluate("""(() => { const box = document.querySelector("#runs .pager input");
+            box.value = ""; box.dispatchEvent(new Event("input"));
+            document.querySelectorAll("#runs thead th")[4].click(); })()""")
+        errors = json.loads(browser.evaluate("""JSON.stringify(Array.from(
+            document.querySelectorAll("#runs tbody tr")).filter(r => !r.hidden)
+            .map(r => parseFloat(r.cells[4].textContent)))"""))
+        assert len(errors) == 100 and errors == sorted(errors)
+        # scrolled into view, the last figure loads from ../figures/
+        browser.evaluate("""new Promise(done => { const img = document.images[
+            document.images.length - 1]; img.scrollIntoView(); if (img.complete) done();
+            img.onload = done; setTimeout(done, 5000); })""")
+        assert browser.evaluate("""(() => { const i = document.images[
+            document.images.length - 1]; return i.complete && i.naturalWidth > 0; })()""")
+        assert browser.problems() == []
+        browser.screenshot(tmp_path / "task_page.png")
+
+        browser.open(page / "index.html")
+        state = json.loads(browser.evaluate("""JSON.stringify({
+            tasks: Array.from(document.querySelectorAll("#tasks tbody a"))
+                .map(a => a.getAttribute("href")),
+            brokenLinks: Array.from(document.querySelectorAll("nav.toc a"))
+                .filter(a => !document.getElementById(a.getAttribute("href").slice(1)))
+                .map(a => a.getAttribute("href")),
+            embedded: Array.from(document.images).filter(i => i.src.startsWith("data:")).length})
+            """))
+        assert state["tasks"] == ["tasks/keywords.html", "tasks/mnist.html",
+                                  "tasks/newsgroups.html"]
+        assert state["brokenLinks"] == [] and state["embedded"] == 0
+        browser.evaluate("""Promise.all(Array.from(document.images).map(img => new Promise(
+            done => { img.scrollIntoView(); if (img.complete) done(); img.onload = done;
+            setTimeout(done, 5000); })))""")
+        assert browser.evaluate("Array.from(document.images).every(i => i.naturalWidth > 0)")
+        assert browser.problems() == []
+        shot = browser.screenshot(tmp_path / "index_page.png")
+    assert shot.stat().st_size > 20_000
+    print(f"\nscreenshots: {tmp_path / 'task_page.png'} {shot}")

@@ -18,13 +18,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.colors as mcolors
 import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
-import scikit_posthocs as sp
 import seaborn as sns
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -41,8 +41,10 @@ from semibench.report.layout import (
     UPPER_BOUND,
 )
 from semibench.report.sensitivity import sensitivity, sensitivity_figure, swept_tasks
-from semibench.report.stats import FriedmanResult
 from semibench.sweep import unswept
+
+if TYPE_CHECKING:  # the statistics (scipy, scikit-posthocs) load only for the CD diagrams
+    from semibench.report.stats import FriedmanResult
 
 DPI = 100
 HEIGHT = 4.0
@@ -285,6 +287,8 @@ def _cd_figure(result: FriedmanResult, colors: Mapping[str, tuple]) -> Figure:
         ax.set_axis_off()
         fig.suptitle(_label(f"{result.title}: critical-difference diagram"))
         return fig
+    import scikit_posthocs as sp
+
     ranks = result.mean_ranks
     sp.critical_difference_diagram(
         ranks, result.posthoc, ax=ax, alpha=result.alpha,

@@ -76,12 +76,12 @@ def task_figures(task: str, tables: str, out_dir: str, algorithms: Sequence[str]
 
 def group_figures(runs: str, grid: str, out_dir: str, cd_groups: Sequence[str]) -> None:
     from semibench.report.figures import write_group_figures
-    from semibench.report.model import build
+    from semibench.report.model import statistics
     from semibench.report.parts import read_table
 
     runs_frame, grid_frame = read_table(runs), read_table(grid)
-    data = build(runs_frame, grid_frame)
-    write_group_figures(runs_frame, out_dir, grid_frame, data.statistics, cd_groups)
+    write_group_figures(runs_frame, out_dir, grid_frame, statistics(runs_frame, grid_frame),
+                        cd_groups)
 
 
 def report(runs: str, grid: str, figures: Sequence[str], out_html: str, title: str,

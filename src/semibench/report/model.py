@@ -15,7 +15,13 @@ from semibench.report import published as usb
 from semibench.report.aggregate import compare_to_baseline
 from semibench.report.frames import GRID_COLUMNS
 from semibench.report.stats import FriedmanResult, friedman_groups
-from semibench.report.summaries import cells, grid_from_runs, missing_runs, run_count
+from semibench.report.summaries import (
+    cells,
+    grid_from_runs,
+    missing_runs,
+    run_count,
+    summarize,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,8 @@ class ReportData:
     missing: pd.DataFrame
     #: the config's ``metrics:``; every metric but the error gets its own per-task tables
     metrics: tuple[str, ...] = ("error",)
+    #: :func:`semibench.report.summaries.summarize` of the runs (``summary.csv``)
+    summary: pd.DataFrame | None = None
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -62,7 +70,8 @@ def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
     (:func:`semibench.variants.task_settings`), which USB's published rows match."""
     if grid is None:
         grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
-    all_cells = cells(runs, grid)
+    summary = summarize(runs)
+    all_cells = cells(runs, grid, summary)
     domains = _domains(grid, runs)
     return ReportData(
         runs=runs, grid=grid, cells=all_cells, domains=domains,
@@ -74,5 +83,12 @@ def build(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
         published=usb.compare_to_published(all_cells, published, tasks),
         published_tables=tuple(published),
         missing=missing_runs(runs, grid),
-        metrics=tuple(metrics),
+        metrics=tuple(metrics), summary=summary,
     )
+
+
+def statistics(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> list[FriedmanResult]:
+    """:func:`build`'s statistics alone (the critical-difference diagrams need no more)."""
+    if grid is None:
+        grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
+    return friedman_groups(cells(runs, grid), _domains(grid, runs))

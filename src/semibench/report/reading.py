@@ -150,6 +150,18 @@ def _float(text: str) -> float:
         return math.nan
 
 
+def _numbers(cells: Sequence[str]) -> list[float]:
+    """Cells as numbers, NaN where there is none; the common cases at C speed."""
+    try:
+        return list(map(float, cells))
+    except ValueError:
+        pass
+    try:
+        return [float(c) if c else math.nan for c in cells]
+    except ValueError:
+        return [math.nan if c.strip() in _NA else _float(c) for c in cells]
+
+
 @dataclass
 class _Curve:
     """One ``curve.csv``: its columns (:data:`CURVE_COLUMNS`, as floats) over the evaluated
@@ -181,6 +193,10 @@ def _read_curve(path: Path) -> _Curve:
             raise ValueError(f"{path}: cannot read curve file: line {number} has {len(row)} "
                              f"fields, the header {len(header)}")
     position = {name: i for i, name in enumerate(header)}
+    width = len(header)
+    # the cells column by column (a short row: empty cells, as pandas reads it)
+    text = list(zip(*(row if len(row) == width else row + [""] * (width - len(row))
+                      for row in body), strict=True)) or [()] * width
     columns: dict[str, list[float]] = {}
     integer: dict[str, bool] = {}
     for name in CURVE_COLUMNS:
@@ -188,9 +204,9 @@ def _read_curve(path: Path) -> _Curve:
         if i is None:
             columns[name], integer[name] = [math.nan] * len(body), False
             continue
-        cells = [row[i].strip() if i < len(row) else "" for row in body]
-        columns[name] = [math.nan if c in _NA else _float(c) for c in cells]
-        integer[name] = all(_INTEGER.fullmatch(c) for c in cells)
+        cells = text[i]
+        columns[name] = _numbers(cells)
+        integer[name] = all(_INTEGER.fullmatch(c.strip()) for c in cells)
     keep = [j for j, (it, val) in enumerate(zip(columns["iteration"], columns["val_error"],
                                                  strict=True))
             if not (math.isnan(it) or math.isnan(val))]
@@ -250,9 +266,9 @@ def collect(
     """Read the named files of a set of runs.
 
     ``curve_paths`` and ``benchmark_paths`` (either may be empty) are given in the order of
-    ``metrics_paths``, one per run; a curve must sit next to its metrics file. A run whose
-    benchmark file is missing (a partial report, a run made outside Snakemake) gets NaN job
-    costs. ``keys``: the configured (task, num_labels, algorithm, seed) of each run, if known,
+    ``metrics_paths``, one per run; a curve must sit next to its metrics file and be there
+    (the trainer writes it first). A run whose benchmark file is missing (a partial report,
+    a run made outside Snakemake) gets NaN job costs. ``keys``: the configured (task, num_labels, algorithm, seed) of each run, if known,
     named with any fault of its files. Raises :class:`MetricsFormatError` naming the file (and
     the run) for unreadable or incomplete metrics, a curve or benchmark file that cannot be
     read, and two files claiming the same (task, num_labels, algorithm, seed); with
@@ -283,7 +299,10 @@ def collect(
                 raise MetricsFormatError(f"{path}: duplicate run {key} (also in {seen[key]})")
             if benchmarks and benchmarks[i].exists():
                 row.update(read_benchmark(benchmarks[i]))
-            curve = _read_curve(curves[i]) if curves and curves[i].exists() else None
+            if curves and not curves[i].is_file():  # written before metrics.json: lost
+                raise ValueError(f"{curves[i]}: curve file missing (its metrics file "
+                                 f"{path.name} is there)")
+            curve = _read_curve(curves[i]) if curves else None
         except (MetricsFormatError, ValueError) as err:
             message = f"run {run_name(keys[i])}: {err}" if keys else str(err)
             if on_error is None:

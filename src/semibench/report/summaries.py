@@ -77,17 +77,19 @@ _STRICT_STATS: dict[str, Any] = {"mean": lambda s: s.mean(skipna=False),
                                  "std": lambda s: s.std(ddof=1, skipna=False)}
 
 
-def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None) -> pd.DataFrame:
+def cells(runs: pd.DataFrame, grid: pd.DataFrame | None = None,
+          summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """:func:`summarize` for every expected (task, num_labels, algorithm) cell of ``grid``
     (default: the cells that have runs), with ``expected_seeds`` and ``status``: "complete",
-    "partial" (fewer seeds than expected) or "missing" (none). A cell is never dropped."""
+    "partial" (fewer seeds than expected) or "missing" (none). A cell is never dropped.
+    ``summary``: :func:`summarize` of ``runs``, where the caller has it already."""
     if grid is None:
         grid = grid_from_runs(runs) if len(runs) else pd.DataFrame(columns=list(GRID_COLUMNS))
     keys = ["task", "num_labels", "algorithm"]
     expected = (grid.groupby(keys, sort=False)
                 .agg(domain=("domain", "first"), expected_seeds=("seed", "nunique"))
                 .reset_index())
-    summary = summarize(runs)
+    summary = summarize(runs) if summary is None else summary
     if summary.empty:
         summary = pd.DataFrame(columns=list(SUMMARY_COLUMNS))
     merged = expected.merge(summary.drop(columns="domain"), on=keys, how="outer")

@@ -70,7 +70,8 @@ _MARKDOWN.filters["md_table"] = md_table
 def render_markdown(data: ReportData, title: str = "SemiBench results") -> str:
     """The text of ``summary.md`` (``templates/summary.md.j2``): everything in the HTML page
     except the figures, the list of runs and the configuration."""
-    text = _MARKDOWN.get_template("summary.md.j2").render(view=build_view(data, title=title))
+    view = build_view(data, title=title, runs_table=False)
+    text = _MARKDOWN.get_template("summary.md.j2").render(view=view)
     return text.removesuffix("\n")  # sections end in a blank line; the file in one newline
 
 
@@ -126,7 +127,7 @@ def write_tables(
                            else pd.DataFrame(columns=[*KEY_COLUMNS, *CURVE_COLUMNS])),
         "per_class.csv": _csv(per_class if isinstance(per_class, pd.DataFrame)
                               else pd.DataFrame(columns=list(PER_CLASS_COLUMNS))),
-        "summary.csv": _csv(summarize(runs)),
+        "summary.csv": _csv(data.summary if data.summary is not None else summarize(runs)),
         "summary.md": render_markdown(data, title),
         "usb_published.csv": _csv(data.published),
         "comparisons.csv": _csv(data.comparisons),

@@ -213,6 +213,8 @@ class ReportView:
     #: runs left out because a file of theirs cannot be read (a partial report), one line
     #: each naming the file and the run
     unreadable: list[str] = field(default_factory=list)
+    #: whether any run has finished (the Markdown's cost tables)
+    has_runs: bool = False
 
 
 @dataclass
@@ -498,10 +500,12 @@ def build_view(
     config: Mapping[str, Any] | None = None,
     split: bool = False,
     unreadable: Sequence[str] = (),
+    runs_table: bool = True,
 ) -> ReportView:
     """The view model of the report: every section, formatted once. ``split``: the index
     page of a report with a page per task (:func:`build_task_pages`), its figures linked
-    from ``figures/`` beside it instead of embedded."""
+    from ``figures/`` beside it instead of embedded. ``runs_table``: False leaves the table
+    of every run empty (``summary.md`` does not show it)."""
     colors = algorithm_colors([*data.grid["algorithm"], *data.runs["algorithm"]])
     tasks = sorted(data.domains)
     groups = [r.group for r in data.statistics]
@@ -526,7 +530,8 @@ def build_view(
     cost_views = _cost_views(data, colors)
     published = _published_view(data, colors)
     missing = data.missing
-    error_tables, metric_tables = _metric_tables(data, summarize(data.runs))
+    error_tables, metric_tables = _metric_tables(
+        data, data.summary if data.summary is not None else summarize(data.runs))
     toc = [
         TocEntry("overview", "Overview"),
         TocEntry("results", "Results per domain", [TocEntry(p.id, p.title) for p in paper_views]),
@@ -559,13 +564,14 @@ def build_view(
         cost_tables=cost_views, cost_note=COST_NOTE,
         cost_figure=figure_view(cost_figure, "cost") if cost_figure else None,
         published=published,
-        runs_table=_runs_table(data.runs.iloc[:0] if split else data.runs, colors, data.metrics),
+        runs_table=_runs_table(data.runs.iloc[:0] if split or not runs_table else data.runs,
+                               colors, data.metrics),
         missing_count=len(missing), missing_table=missing_table,
         other_figures=[figure_view(p, "other") for p in placed[("other", "")]],
         config=json.dumps(config, indent=2, sort_keys=True, default=str)
         if config is not None else None,
         toc=toc, split=split, task_index=_task_index(data, colors) if split else None,
-        unreadable=list(unreadable),
+        unreadable=list(unreadable), has_runs=len(data.runs) > 0,
     )
 
 
